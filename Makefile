@@ -1,0 +1,51 @@
+# kubeinvoke — the make targets are the interface (see README).
+SHELL := /bin/bash
+CARGO ?= cargo
+export KUBEINVOKE_CACHE ?= $(HOME)/.cache/kubeinvoke
+
+.PHONY: all build crds lint unit e2e conformance test demo cluster-up cluster-down prereqs clean
+
+all: build
+
+## prereqs: install the Debian packages and build/cache kube-apiserver + kubectl v1.20.2 (once)
+prereqs:
+	@hack/prereqs.sh
+
+## build: the operator and the emulator (debug)
+build:
+	$(CARGO) build --workspace --bins
+
+## crds: regenerate crds/ from the Rust types
+crds:
+	$(CARGO) run -q --bin kubeinvoke -- crds > crds/kubeinvoke.io.yaml
+
+## lint: rustfmt check + clippy with warnings denied
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## unit: unit tests of every workspace member (no cluster needed)
+unit:
+	$(CARGO) test --workspace --lib --bins
+
+## e2e: end-to-end tests against a fresh local kube-apiserver v1.20.2 (+ the emulator)
+e2e: prereqs build
+	@hack/e2e.sh
+
+## conformance: the emulator driven by the official Azure SDK for Python
+conformance: build
+	@bash emulator/conformance/run.sh
+
+## test: everything CI runs: unit, end-to-end and conformance tests
+test: prereqs unit e2e conformance
+
+## demo: local control plane + emulator + operator + examples
+demo: prereqs build
+	@hack/demo.sh
+
+## cluster-up / cluster-down: the local control plane for people (env in /tmp/kubeinvoke-cluster/cluster.env)
+cluster-up: prereqs
+	@hack/cluster.sh up >/dev/null && echo "run: source /tmp/kubeinvoke-cluster/cluster.env   (then: \$$KUBEINVOKE_KUBECTL get ns)"
+
+cluster-down:
+	@hack/cluster.sh down

@@ -1,0 +1,15 @@
+//! The CRD types of kubeinvoke (`kubeinvoke.io/v1alpha1`): plain data, no I/O.
+
+pub mod common;
+pub mod crds;
+pub mod kubeconfig_export;
+pub mod remote_command;
+
+pub use common::{CredentialRef, Phase};
+pub use kubeconfig_export::{KubeconfigExport, KubeconfigExportSpec, KubeconfigExportStatus};
+pub use remote_command::{RemoteCommand, RemoteCommandSpec, RemoteCommandStatus};
+
+/// API group of every kubeinvoke resource.
+pub const GROUP: &str = "kubeinvoke.io";
+/// API version of every kubeinvoke resource.
+pub const VERSION: &str = "v1alpha1";
