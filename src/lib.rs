@@ -3,3 +3,6 @@
 #![deny(rust_2018_idioms)]
 
 pub mod api;
+pub mod controllers;
+pub mod telemetry;
+pub mod text;

@@ -1,0 +1,75 @@
+//! Flags of `kubeinvoke controller`, each with an environment-variable fallback (what the Helm
+//! chart sets).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::controllers::references::GlobalCredentialNamespaces;
+use crate::telemetry::LogArgs;
+
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KubernetesArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KUBEINVOKE_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Namespaces whose resources may use the operator's own Azure identity when they name no
+    /// credential Secret: comma-separated, or `*` for all.
+    #[arg(long, env = "KUBEINVOKE_GLOBAL_CREDENTIAL_NAMESPACES", default_value = "*")]
+    pub global_credential_namespaces: String,
+    /// Largest encoded AKS run-command context (zipped `spec.files`, base64) in bytes; past it a run
+    /// fails with `ContextTooLarge`.
+    #[arg(long, env = "KUBEINVOKE_MAX_CONTEXT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_context_bytes: usize,
+    /// Name reported as the source of Events.
+    #[arg(long, env = "KUBEINVOKE_CONTROLLER_NAME", default_value = "kubeinvoke")]
+    pub controller_name: String,
+    /// Instance reported with Events (e.g. the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+impl KubernetesArgs {
+    pub fn global_namespaces(&self) -> GlobalCredentialNamespaces {
+        GlobalCredentialNamespaces::parse(&self.global_credential_namespaces)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AzureArgs {
+    /// Azure cloud: AzurePublicCloud, AzureChinaCloud or AzureUSGovernment. Ignored when
+    /// --arm-endpoint and --authority-host name a custom cloud.
+    #[arg(long, env = "KUBEINVOKE_CLOUD", default_value = "AzurePublicCloud")]
+    pub cloud: String,
+    /// ARM endpoint of a custom cloud (e.g. the emulator), with --authority-host.
+    #[arg(long, env = "KUBEINVOKE_ARM_ENDPOINT", requires = "authority_host")]
+    pub arm_endpoint: Option<String>,
+    /// Entra ID authority host of a custom cloud, with --arm-endpoint.
+    #[arg(long, env = "KUBEINVOKE_AUTHORITY_HOST", requires = "arm_endpoint")]
+    pub authority_host: Option<String>,
+    /// PEM file of an extra CA to trust for ARM and Entra ID (TLS verification is never turned off).
+    #[arg(long, env = "KUBEINVOKE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client-side ARM write budget per (subscription, principal): bucket size.
+    #[arg(long, env = "KUBEINVOKE_ARM_WRITE_BURST", default_value_t = 190)]
+    pub arm_write_burst: u32,
+    /// Client-side ARM write budget per (subscription, principal): refill per second.
+    #[arg(long, env = "KUBEINVOKE_ARM_WRITE_RATE", default_value_t = 9.5)]
+    pub arm_write_rate: f64,
+    /// Client-side ARM read budget per (subscription, principal): bucket size.
+    #[arg(long, env = "KUBEINVOKE_ARM_READ_BURST", default_value_t = 240)]
+    pub arm_read_burst: u32,
+    /// Client-side ARM read budget per (subscription, principal): refill per second.
+    #[arg(long, env = "KUBEINVOKE_ARM_READ_RATE", default_value_t = 24.0)]
+    pub arm_read_rate: f64,
+}

@@ -1,0 +1,101 @@
+//! Machine-readable reasons (PascalCase) shown in `status.reason`, conditions and Events, and the
+//! one type every controller step fails with.
+
+use std::fmt;
+
+/// Every reason a kubeinvoke status can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    // In progress.
+    Pending,
+    Dispatching,
+    Running,
+    Throttled,
+    Retrying,
+    Refreshing,
+    // Finished well.
+    Completed,
+    ExitCodeUnavailable,
+    Exported,
+    // Finished badly.
+    NonZeroExit,
+    CommandDidNotStart,
+    DeadlineExceeded,
+    DispatchInterrupted,
+    SessionInterrupted,
+    InvalidSpec,
+    TargetNotFound,
+    Forbidden,
+    CredentialNotFound,
+    FileNotFound,
+    ContextTooLarge,
+    RunCommandDisabled,
+    SecretConflict,
+    InvalidKubeconfig,
+    ArmOperationFailed,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Pending => "Pending",
+            Reason::Dispatching => "Dispatching",
+            Reason::Running => "Running",
+            Reason::Throttled => "Throttled",
+            Reason::Retrying => "Retrying",
+            Reason::Refreshing => "Refreshing",
+            Reason::Completed => "Completed",
+            Reason::ExitCodeUnavailable => "ExitCodeUnavailable",
+            Reason::Exported => "Exported",
+            Reason::NonZeroExit => "NonZeroExit",
+            Reason::CommandDidNotStart => "CommandDidNotStart",
+            Reason::DeadlineExceeded => "DeadlineExceeded",
+            Reason::DispatchInterrupted => "DispatchInterrupted",
+            Reason::SessionInterrupted => "SessionInterrupted",
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::TargetNotFound => "TargetNotFound",
+            Reason::Forbidden => "Forbidden",
+            Reason::CredentialNotFound => "CredentialNotFound",
+            Reason::FileNotFound => "FileNotFound",
+            Reason::ContextTooLarge => "ContextTooLarge",
+            Reason::RunCommandDisabled => "RunCommandDisabled",
+            Reason::SecretConflict => "SecretConflict",
+            Reason::InvalidKubeconfig => "InvalidKubeconfig",
+            Reason::ArmOperationFailed => "ArmOperationFailed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a step could not go on: a reason, a message for people (no secrets), and whether trying
+/// again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+    /// Transient (throttling, 5xx, network, the Kubernetes API): retried within the deadline.
+    pub transient: bool,
+}
+
+impl Failure {
+    /// A failure that ends the run or export for this generation.
+    pub fn terminal(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into(), transient: false }
+    }
+    /// A failure worth retrying.
+    pub fn transient(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into(), transient: true }
+    }
+}
+
+impl From<kube::Error> for Failure {
+    fn from(e: kube::Error) -> Self {
+        Failure::transient(Reason::Retrying, format!("Kubernetes API: {e}"))
+    }
+}
