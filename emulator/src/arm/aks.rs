@@ -1,0 +1,370 @@
+//! Microsoft.ContainerService/managedClusters: GET, runCommand + commandResults, list*Credential.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::kubeconfig::{self, Doc, User};
+use super::path::RgScope;
+use super::runner::{self, CommandRecord, Outcome};
+use super::{Ctx, arm_error};
+use crate::state::{Audience, rfc3339};
+use crate::world::ManagedCluster;
+
+fn cluster_path(scope: &RgScope, c: &ManagedCluster) -> String {
+    // AKS reports ids with a lower-case `resourcegroups` segment.
+    format!(
+        "/subscriptions/{}/resourcegroups/{}/providers/Microsoft.ContainerService/managedClusters/{}",
+        scope.sub, scope.rg, c.name
+    )
+}
+
+fn location(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> String {
+    c.location.clone().unwrap_or_else(|| {
+        ctx.world
+            .resource_group(&scope.sub, &scope.rg)
+            .map(|g| g.location.clone())
+            .unwrap_or_else(|| "westeurope".into())
+    })
+}
+
+fn default_fqdn(c: &ManagedCluster, loc: &str) -> String {
+    let hash: String = crate::world::derived_object_id(&format!("{}{}", c.name, loc))
+        .chars()
+        .filter(|ch| ch.is_ascii_hexdigit())
+        .take(8)
+        .collect();
+    let private = if c.private_cluster {
+        ".privatelink"
+    } else {
+        ""
+    };
+    format!("{}-dns-{hash}{private}.hcp.{loc}.azmk8s.io", c.name)
+}
+
+fn tenant_of(ctx: &Ctx, scope: &RgScope) -> String {
+    ctx.world
+        .subscription(&scope.sub)
+        .map(|s| ctx.world.subscription_tenant(s))
+        .unwrap_or_default()
+}
+
+pub fn get(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
+    let loc = location(ctx, scope, c);
+    let fqdn = default_fqdn(c, &loc);
+    let version = c
+        .kubernetes_version
+        .clone()
+        .unwrap_or_else(|| "1.33.2".into());
+    let mut props = json!({
+        "provisioningState": "Succeeded",
+        "powerState": {"code": "Running"},
+        "kubernetesVersion": version,
+        "currentKubernetesVersion": version,
+        "dnsPrefix": format!("{}-dns", c.name),
+        "fqdn": fqdn,
+        "azurePortalFQDN": fqdn.replace(".hcp.", "-portal.hcp."),
+        "nodeResourceGroup": format!("MC_{}_{}_{}", scope.rg, c.name, loc),
+        "enableRBAC": true,
+        "disableLocalAccounts": c.disable_local_accounts,
+        "apiServerAccessProfile": {
+            "enablePrivateCluster": c.private_cluster,
+            "disableRunCommand": c.disable_run_command,
+        },
+        "agentPoolProfiles": [{"name": "nodepool1", "count": 1, "vmSize": "Standard_D2s_v5", "mode": "System", "osType": "Linux", "provisioningState": "Succeeded"}],
+        "networkProfile": {"networkPlugin": "azure", "loadBalancerSku": "standard"},
+    });
+    if c.private_cluster {
+        props["privateFQDN"] = json!(fqdn);
+    }
+    if c.aad_managed {
+        props["aadProfile"] = json!({
+            "managed": true,
+            "enableAzureRBAC": true,
+            "tenantID": tenant_of(ctx, scope),
+            "adminGroupObjectIDs": null,
+        });
+    }
+    let body = json!({
+        "id": cluster_path(scope, c),
+        "location": loc,
+        "name": c.name,
+        "type": "Microsoft.ContainerService/ManagedClusters",
+        "sku": {"name": "Base", "tier": "Free"},
+        "identity": {"type": "SystemAssigned"},
+        "properties": props,
+    });
+    axum::Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunCommandRequest {
+    #[serde(default)]
+    command: String,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    cluster_token: Option<String>,
+}
+
+fn check_cluster_token(ctx: &Ctx, token: Option<&str>) -> Result<(), Response> {
+    let bad = |msg: &str| arm_error(StatusCode::BAD_REQUEST, "InvalidClusterToken", msg);
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(arm_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "clusterToken is required for AAD-managed clusters: get a token for '6dae42f8-4368-4678-94ff-3960e28e3630/.default' and pass it as clusterToken.",
+        ));
+    };
+    let info = ctx
+        .state
+        .tokens
+        .lock()
+        .expect("tokens lock")
+        .get(token)
+        .cloned();
+    let Some(info) = info else {
+        return Err(bad("clusterToken is not a valid access token."));
+    };
+    if info.expires_at <= SystemTime::now() {
+        return Err(bad("clusterToken has expired."));
+    }
+    if info.audience != Audience::AksServer {
+        return Err(bad(
+            "clusterToken has the wrong audience; it must be issued for the AKS AAD server application 6dae42f8-4368-4678-94ff-3960e28e3630.",
+        ));
+    }
+    Ok(())
+}
+
+pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
+    if c.disable_run_command {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "RunCommandDisabled",
+            format!(
+                "Run command is disabled for managed cluster '{}' (properties.apiServerAccessProfile.disableRunCommand is true).",
+                c.name
+            ),
+        );
+    }
+    let req: RunCommandRequest = match serde_json::from_slice(&ctx.body) {
+        Ok(r) => r,
+        Err(e) => {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContent",
+                format!("The request content was invalid and could not be deserialized: '{e}'."),
+            );
+        }
+    };
+    if req.command.trim().is_empty() {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "The value of parameter command is invalid: it must not be empty.",
+        );
+    }
+    if c.aad_managed
+        && let Err(r) = check_cluster_token(ctx, req.cluster_token.as_deref())
+    {
+        return r;
+    }
+    let id = crate::state::random_hex();
+    let dir = runner::work_dir(&id);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return arm_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            e.to_string(),
+        );
+    }
+    if let Err(msg) = runner::extract_context(req.context.as_deref().unwrap_or(""), &dir) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!("The value of parameter context is invalid: {msg}"),
+        );
+    }
+    let key = cluster_path(scope, c).to_ascii_lowercase();
+    let attempt = {
+        let mut attempts = ctx.state.run_attempts.lock().expect("attempts lock");
+        let n = attempts.entry(key.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    let failure = c
+        .run_command_failure
+        .as_ref()
+        .filter(|f| f.fail_first.is_none_or(|n| attempt <= n));
+    let duration = Duration::from_secs_f64(c.command_duration.unwrap_or(0.0).max(0.0));
+    let now = SystemTime::now();
+    let record = CommandRecord {
+        cluster_key: key,
+        started_at: now,
+        visible_at: Instant::now() + duration,
+        min_finished_at: now + duration,
+        outcome: failure.map(|f| Outcome::Failed {
+            reason: f.reason.clone(),
+            message: f.message.clone(),
+        }),
+    };
+    ctx.state
+        .commands
+        .lock()
+        .expect("commands lock")
+        .insert(id.clone(), record);
+    *ctx.state
+        .stats()
+        .dispatches
+        .entry(req.command.clone())
+        .or_default() += 1;
+    if failure.is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        runner::spawn(
+            ctx.state.clone(),
+            id.clone(),
+            req.command,
+            dir,
+            c.command_env.clone(),
+        );
+    }
+    accepted(
+        ctx,
+        &format!("{}/commandResults/{id}", cluster_path(scope, c)),
+    )
+}
+
+fn accepted(ctx: &Ctx, path: &str) -> Response {
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&ctx.url(path)) {
+        h.insert("location", v);
+    }
+    h.insert("retry-after", HeaderValue::from(ctx.retry_after()));
+    resp
+}
+
+pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) -> Response {
+    let key = cluster_path(scope, c).to_ascii_lowercase();
+    let record = ctx
+        .state
+        .commands
+        .lock()
+        .expect("commands lock")
+        .get(&id.to_ascii_lowercase())
+        .filter(|r| r.cluster_key == key)
+        .cloned();
+    let Some(rec) = record else {
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "Command result '{id}' was not found for managed cluster '{}'.",
+                c.name
+            ),
+        );
+    };
+    let outcome = match rec.outcome {
+        Some(o) if Instant::now() >= rec.visible_at => o,
+        _ => {
+            return accepted(
+                ctx,
+                &format!("{}/commandResults/{id}", cluster_path(scope, c)),
+            );
+        }
+    };
+    let started = rfc3339(rec.started_at);
+    let props = match outcome {
+        Outcome::Finished {
+            exit_code,
+            logs,
+            finished_at,
+        } => {
+            // With a configured duration the command "finishes" no earlier than that.
+            let finished = finished_at.max(rec.min_finished_at);
+            json!({"provisioningState": "Succeeded", "exitCode": exit_code, "startedAt": started,
+                   "finishedAt": rfc3339(finished), "logs": logs})
+        }
+        Outcome::Failed { reason, message } => {
+            let mut p =
+                json!({"provisioningState": "Failed", "reason": reason, "startedAt": started});
+            if let Some(m) = message {
+                p["logs"] = json!(m);
+            }
+            p
+        }
+    };
+    axum::Json(json!({"id": id, "properties": props})).into_response()
+}
+
+pub fn list_credential(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, admin: bool) -> Response {
+    if admin && c.disable_local_accounts {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Getting static credential is not allowed because this cluster is set to disable local accounts.",
+        );
+    }
+    let format = ctx.query.get("format").map(|f| f.to_ascii_lowercase());
+    if let Some(f) = &format
+        && f != "azure"
+        && f != "exec"
+    {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!("The value of parameter format is invalid: '{f}' (allowed: azure, exec)."),
+        );
+    }
+    let public = ctx
+        .query
+        .get("server-fqdn")
+        .is_some_and(|v| v.eq_ignore_ascii_case("public"));
+    let loc = location(ctx, scope, c);
+    let default_server = format!("https://{}:443", default_fqdn(c, &loc));
+    let (server, ca_data) = kubeconfig::endpoint(
+        &c.kubeconfig,
+        public,
+        default_server,
+        &ctx.state.settings.ca_pem,
+    );
+    let tenant = tenant_of(ctx, scope);
+    let (role, context, user) = if admin {
+        (
+            "clusterAdmin",
+            format!("{}-admin", c.name),
+            kubeconfig::admin_user(&c.kubeconfig, &c.name),
+        )
+    } else if c.aad_managed {
+        let user = if format.as_deref() == Some("azure") {
+            User::AuthProvider { tenant }
+        } else {
+            User::Exec { tenant }
+        };
+        ("clusterUser", c.name.clone(), user)
+    } else {
+        let token = c
+            .kubeconfig
+            .user_token
+            .clone()
+            .unwrap_or_else(|| format!("emulator-user-token-{}", c.name));
+        ("clusterUser", c.name.clone(), User::Token(token))
+    };
+    let doc = Doc {
+        cluster: &c.name,
+        context,
+        user_name: format!("{role}_{}_{}", scope.rg, c.name),
+        server,
+        ca_data,
+        user,
+    };
+    let value = kubeconfig::encode(&doc, c.kubeconfig_fault);
+    axum::Json(json!({"kubeconfigs": [{"name": role, "value": value}]})).into_response()
+}

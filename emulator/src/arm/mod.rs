@@ -1,0 +1,458 @@
+//! ARM front door: authentication, faults, api-version, throttling, authorization, then the
+//! resource providers (AKS, ACI, HybridContainerService).
+
+pub mod aci;
+pub mod aks;
+mod auth;
+pub mod hybrid;
+pub mod kubeconfig;
+pub mod path;
+pub mod runner;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::faults::{self, Injected, Kind, Scope, Take};
+use crate::server::{ConnCtl, tag};
+use crate::state::Shared;
+use crate::world::World;
+use auth::{authenticate, check_access};
+use path::{ClusterAction, Route};
+
+/// Everything a resource-provider handler needs about one authenticated request.
+pub struct Ctx {
+    pub state: Shared,
+    pub world: Arc<World>,
+    pub api_version: String,
+    pub query: HashMap<String, String>,
+    pub body: Bytes,
+    pub op: &'static str,
+}
+
+impl Ctx {
+    /// An absolute URL on this emulator for `path` with the request's api-version.
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "{}{}?api-version={}",
+            self.state.settings.base_url, path, self.api_version
+        )
+    }
+
+    pub fn retry_after(&self) -> u64 {
+        self.state.retry_after_for(self.op)
+    }
+}
+
+/// An ARM error body `{"error":{"code","message","target","details":[]}}`.
+pub fn arm_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body =
+        json!({"error": {"code": code, "message": message.into(), "target": null, "details": []}});
+    (status, axum::Json(body)).into_response()
+}
+
+pub fn subscription_not_found(sub: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "SubscriptionNotFound",
+        format!("The subscription '{sub}' could not be found."),
+    )
+}
+
+pub fn resource_group_not_found(rg: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceGroupNotFound",
+        format!("Resource group '{rg}' could not be found."),
+    )
+}
+
+pub fn resource_not_found(kind: &str, name: &str, rg: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        format!(
+            "The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
+    )
+}
+
+/// Checks the resource group exists (the subscription was checked up front).
+pub fn require_rg(ctx: &Ctx, scope: &path::RgScope) -> Result<(), Response> {
+    match ctx.world.resource_group(&scope.sub, &scope.rg) {
+        Some(_) => Ok(()),
+        None => Err(resource_group_not_found(&scope.rg)),
+    }
+}
+
+fn parse_query(uri: &axum::http::Uri) -> HashMap<String, String> {
+    uri.query()
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    let dec = |s: &str| {
+                        percent_encoding::percent_decode_str(&s.replace('+', " "))
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    };
+                    (dec(k), dec(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_retry_after(resp: &mut Response, secs: u64) {
+    resp.headers_mut()
+        .insert("retry-after", HeaderValue::from(secs));
+}
+
+/// Fallback handler: every request that is not Entra, MSI, ACI websocket or control.
+pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_string();
+    let raw_path = parts.uri.path().to_string();
+    if raw_path.contains("//") {
+        let r = arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestUri",
+            format!(
+                "The request URI path '{raw_path}' is invalid: it contains an empty segment ('//')."
+            ),
+        );
+        return tag(r, "arm.invalid", None);
+    }
+    let route = path::parse(&raw_path);
+    let op = route.op(&method);
+    let token = match authenticate(&state, &parts.headers) {
+        Ok(t) => t,
+        Err(r) => return tag(r, op, None),
+    };
+    let client = token.client_id.clone();
+    let throttle_scope = match route.subscription() {
+        Some(s) => Scope::Subscription(s.to_ascii_lowercase()),
+        None => Scope::Tenant(token.tenant_id.to_ascii_lowercase()),
+    };
+    let kind = if method == "GET" || method == "HEAD" {
+        Kind::Read
+    } else {
+        Kind::Write
+    };
+    // Retry-After after a 429 applies to the bucket that was empty: scope + principal + kind.
+    let scope_key = format!("{throttle_scope:?}/{}", kind.as_str());
+    let now = Instant::now();
+    // Early requests: before a Retry-After this emulator gave the same principal elapsed.
+    {
+        let mut stats = state.stats();
+        let throttled_early = stats
+            .throttle_not_before
+            .get(&(scope_key.clone(), client.clone()))
+            .is_some_and(|t| now < *t);
+        let poll_early = method == "GET"
+            && stats
+                .poll_not_before
+                .get(&(client.clone(), raw_path.to_ascii_lowercase()))
+                .is_some_and(|t| now < *t);
+        if throttled_early || poll_early {
+            stats.early(op);
+        }
+    }
+    let ctl = parts.extensions.get::<ConnCtl>().cloned();
+    if let Some(r) = inject(&state, op, ctl, &method, &raw_path, &client, &scope_key).await {
+        return tag(r, op, Some(&client));
+    }
+    let query = parse_query(&parts.uri);
+    let Some(api_version) = query.get("api-version").cloned().filter(|v| !v.is_empty()) else {
+        let r = arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+        return tag(r, op, Some(&client));
+    };
+    let budgets = state.budgets();
+    let remaining_header = format!(
+        "x-ms-ratelimit-remaining-{}-{}",
+        throttle_scope.header_prefix(),
+        kind.as_str()
+    );
+    let remaining = if budgets.enabled {
+        let take = state.buckets.lock().expect("buckets lock").take(
+            &budgets,
+            (throttle_scope.clone(), client.to_ascii_lowercase(), kind),
+            now,
+        );
+        match take {
+            Take::Allowed(n) => n,
+            Take::Throttled(secs) => {
+                let mut r = arm_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "SubscriptionRequestsThrottled",
+                    format!(
+                        "Number of '{}' requests for subscription '{}' actor '{client}' exceeded. Please try again after '{secs}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
+                        if kind == Kind::Read { "read" } else { "write" },
+                        route.subscription().unwrap_or("")
+                    ),
+                );
+                set_retry_after(&mut r, secs);
+                r.headers_mut().insert(
+                    axum::http::HeaderName::try_from(remaining_header).expect("header name"),
+                    HeaderValue::from(0u64),
+                );
+                let mut stats = state.stats();
+                stats.throttled429 += 1;
+                stats
+                    .throttle_not_before
+                    .insert((scope_key, client.clone()), now + Duration::from_secs(secs));
+                return tag(r, op, Some(&client));
+            }
+        }
+    } else if kind == Kind::Read {
+        budgets.read_burst as u64
+    } else {
+        budgets.write_burst as u64
+    };
+    let world = state.world();
+    let mut resp = match check_access(&world, &token, &route, &state) {
+        Err(r) => r,
+        Ok(()) => {
+            let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let ctx = Ctx {
+                state: state.clone(),
+                world,
+                api_version,
+                query,
+                body,
+                op,
+            };
+            dispatch(&ctx, &route, &method).await
+        }
+    };
+    resp.headers_mut().insert(
+        axum::http::HeaderName::try_from(remaining_header).expect("header name"),
+        HeaderValue::from(remaining),
+    );
+    remember_poll_urls(&state, &resp, &client, &raw_path);
+    tag(resp, op, Some(&client))
+}
+
+/// Remembers the not-before time of every poll URL handed out with a `Retry-After`.
+/// An Azure-AsyncOperation 200 that is still in progress (it carries Retry-After) counts too.
+fn remember_poll_urls(state: &Shared, resp: &Response, client: &str, request_path: &str) {
+    let h = resp.headers();
+    let in_progress_status = resp.status() == StatusCode::OK && h.contains_key("retry-after");
+    if resp.status() != StatusCode::ACCEPTED && !in_progress_status {
+        return;
+    }
+    let Some(secs) = h
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut stats = state.stats();
+    if in_progress_status {
+        stats.poll_not_before.insert(
+            (client.to_string(), request_path.to_ascii_lowercase()),
+            until,
+        );
+        return;
+    }
+    for name in ["location", "azure-asyncoperation"] {
+        if let Some(url) = h.get(name).and_then(|v| v.to_str().ok()) {
+            let path = url
+                .strip_prefix(&state.settings.base_url)
+                .unwrap_or(url)
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            stats
+                .poll_not_before
+                .insert((client.to_string(), path), until);
+        }
+    }
+}
+
+/// Latency and injected faults for an authenticated ARM request.
+async fn inject(
+    state: &Shared,
+    op: &str,
+    ctl: Option<ConnCtl>,
+    method: &str,
+    path: &str,
+    client: &str,
+    scope_key: &str,
+) -> Option<Response> {
+    let spec = faults::effective(&state.faults(), op);
+    if let Some(ms) = spec.latency_ms.filter(|ms| *ms > 0) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let draw = state.rng.lock().expect("rng lock").next_f64();
+    let kind = faults::pick(&spec, draw)?;
+    let retry = spec.retry_after.unwrap_or(state.settings.retry_after);
+    if kind == Injected::Drop
+        && let Some(ctl) = ctl
+    {
+        crate::server::log_dropped(state, method, path, op, Some(client));
+        return Some(ctl.drop_connection().await);
+    }
+    let mut stats = state.stats();
+    stats.injected_faults += 1;
+    let mut resp = match kind {
+        Injected::Throttle => {
+            stats.throttled429 += 1;
+            stats.throttle_not_before.insert(
+                (scope_key.to_string(), client.to_string()),
+                Instant::now() + Duration::from_secs(retry),
+            );
+            arm_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "The request is being throttled. Please retry after {retry} seconds. (injected by kubeinvoke-emulator)"
+                ),
+            )
+        }
+        Injected::Error503 => arm_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. (injected by kubeinvoke-emulator)",
+        ),
+        _ => arm_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "Encountered internal server error. (injected by kubeinvoke-emulator)",
+        ),
+    };
+    if matches!(kind, Injected::Throttle | Injected::Error503) {
+        set_retry_after(&mut resp, retry);
+    }
+    Some(resp)
+}
+
+async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
+    let not_served = || {
+        arm_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "The requested path and method ({method}) are not served by kubeinvoke-emulator."
+            ),
+        )
+    };
+    match (route, ctx.op) {
+        (
+            Route::Cluster {
+                scope,
+                name,
+                action,
+            },
+            _,
+        ) => {
+            if let Err(r) = require_rg(ctx, scope) {
+                return r;
+            }
+            let Some(cluster) = ctx.world.managed_cluster(&scope.sub, &scope.rg, name) else {
+                return resource_not_found(
+                    "Microsoft.ContainerService/managedClusters",
+                    name,
+                    &scope.rg,
+                );
+            };
+            match (action, ctx.op) {
+                (ClusterAction::Get, "aks.get") => aks::get(ctx, scope, cluster),
+                (ClusterAction::RunCommand, "aks.runCommand") => {
+                    aks::run_command(ctx, scope, cluster)
+                }
+                (ClusterAction::CommandResult(id), "aks.commandResult") => {
+                    aks::command_result(ctx, scope, cluster, id)
+                }
+                (ClusterAction::ListUser, "aks.listUserCredential") => {
+                    aks::list_credential(ctx, scope, cluster, false)
+                }
+                (ClusterAction::ListAdmin, "aks.listAdminCredential") => {
+                    aks::list_credential(ctx, scope, cluster, true)
+                }
+                _ => not_served(),
+            }
+        }
+        (
+            Route::Container {
+                scope,
+                group,
+                container,
+                ..
+            },
+            "aci.exec" | "aci.logs",
+        ) => aci::handle(ctx, scope, group, container).await,
+        (Route::Container { scope, group, .. } | Route::ContainerGroup { scope, group }, _) => {
+            if let Err(r) = require_rg(ctx, scope) {
+                return r;
+            }
+            if ctx
+                .world
+                .container_group(&scope.sub, &scope.rg, group)
+                .is_none()
+            {
+                return resource_not_found(
+                    "Microsoft.ContainerInstance/containerGroups",
+                    group,
+                    &scope.rg,
+                );
+            }
+            not_served()
+        }
+        (
+            Route::HybridList {
+                scope,
+                cluster,
+                admin,
+            },
+            "hybrid.listKubeconfig",
+        ) => hybrid::list_kubeconfig(ctx, scope, cluster, *admin),
+        (
+            Route::HybridPoll { id, result, .. },
+            "hybrid.operationStatus" | "hybrid.operationResult",
+        ) => hybrid::poll(ctx, id, *result),
+        (Route::Other { sub, rg, resource }, _) => {
+            if let (Some(sub), Some(rg)) = (sub, rg) {
+                if ctx.world.resource_group(sub, rg).is_none() {
+                    return resource_group_not_found(rg);
+                }
+                if let Some((ns, ty, name)) = resource {
+                    return resource_not_found(&format!("{ns}/{ty}"), name, rg);
+                }
+            }
+            not_served()
+        }
+        _ => not_served(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let uri: axum::http::Uri = "/x?api-version=2024-01-01&server-fqdn=public&a=b%20c"
+            .parse()
+            .unwrap();
+        let q = parse_query(&uri);
+        assert_eq!(q["api-version"], "2024-01-01");
+        assert_eq!(q["a"], "b c");
+    }
+}

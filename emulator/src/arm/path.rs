@@ -1,0 +1,268 @@
+//! Parses ARM request paths into the routes the emulator serves (case-insensitive, like ARM).
+
+use percent_encoding::percent_decode_str;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgScope {
+    pub sub: String,
+    pub rg: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterAction {
+    Get,
+    RunCommand,
+    CommandResult(String),
+    ListUser,
+    ListAdmin,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Cluster {
+        scope: RgScope,
+        name: String,
+        action: ClusterAction,
+    },
+    Container {
+        scope: RgScope,
+        group: String,
+        container: String,
+        /// `exec`, `logs` or anything else.
+        action: String,
+    },
+    /// A container group path that is not a container action (for 404s).
+    ContainerGroup { scope: RgScope, group: String },
+    HybridList {
+        scope: RgScope,
+        cluster: String,
+        admin: bool,
+    },
+    HybridPoll {
+        location: String,
+        id: String,
+        /// `operationResults` (Location) rather than `operationStatuses` (Azure-AsyncOperation).
+        result: bool,
+    },
+    /// Anything else; carries what scope it names so the right 404 can be chosen.
+    Other {
+        sub: Option<String>,
+        rg: Option<String>,
+        /// `(namespace, type, name)` of a top-level resource under the resource group.
+        resource: Option<(String, String, String)>,
+    },
+}
+
+fn is(s: &str, want: &str) -> bool {
+    s.eq_ignore_ascii_case(want)
+}
+
+pub fn segments(path: &str) -> Vec<String> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect()
+}
+
+pub fn parse(path: &str) -> Route {
+    let s = segments(path);
+    let seg = |i: usize| s.get(i).map(String::as_str).unwrap_or("");
+    let n = s.len();
+    // Tenant-level operation status: providers/Microsoft.HybridContainerService/locations/{loc}/operation*/{id}
+    let hybrid_poll = |off: usize| -> Option<Route> {
+        if n == off + 6
+            && is(seg(off), "providers")
+            && is(seg(off + 1), "Microsoft.HybridContainerService")
+            && is(seg(off + 2), "locations")
+            && (is(seg(off + 4), "operationStatuses") || is(seg(off + 4), "operationResults"))
+        {
+            Some(Route::HybridPoll {
+                location: seg(off + 3).to_string(),
+                id: seg(off + 5).to_string(),
+                result: is(seg(off + 4), "operationResults"),
+            })
+        } else {
+            None
+        }
+    };
+    if let Some(r) = hybrid_poll(0) {
+        return r;
+    }
+    if !is(seg(0), "subscriptions") || n < 2 {
+        return Route::Other {
+            sub: None,
+            rg: None,
+            resource: None,
+        };
+    }
+    let sub = seg(1).to_string();
+    if let Some(r) = hybrid_poll(2) {
+        return r;
+    }
+    if !is(seg(2), "resourceGroups") || n < 4 {
+        return Route::Other {
+            sub: Some(sub),
+            rg: None,
+            resource: None,
+        };
+    }
+    let scope = RgScope {
+        sub: sub.clone(),
+        rg: seg(3).to_string(),
+    };
+    let other = |resource| Route::Other {
+        sub: Some(sub.clone()),
+        rg: Some(seg(3).to_string()),
+        resource,
+    };
+    if n < 8 || !is(seg(4), "providers") {
+        return other(None);
+    }
+    let (ns, ty, name) = (seg(5), seg(6), seg(7).to_string());
+    let rest: Vec<&str> = s[8..].iter().map(String::as_str).collect();
+    if is(ns, "Microsoft.ContainerService") && is(ty, "managedClusters") {
+        let action = match rest.as_slice() {
+            [] => ClusterAction::Get,
+            [a] if is(a, "runCommand") => ClusterAction::RunCommand,
+            [a] if is(a, "listClusterUserCredential") => ClusterAction::ListUser,
+            [a] if is(a, "listClusterAdminCredential") => ClusterAction::ListAdmin,
+            [a, id] if is(a, "commandResults") => ClusterAction::CommandResult(id.to_string()),
+            _ => ClusterAction::Other,
+        };
+        return Route::Cluster {
+            scope,
+            name,
+            action,
+        };
+    }
+    if is(ns, "Microsoft.ContainerInstance") && is(ty, "containerGroups") {
+        return match rest.as_slice() {
+            [c, container, action] if is(c, "containers") => Route::Container {
+                scope,
+                group: name,
+                container: container.to_string(),
+                action: action.to_string(),
+            },
+            _ => Route::ContainerGroup { scope, group: name },
+        };
+    }
+    if is(ns, "Microsoft.Kubernetes")
+        && is(ty, "connectedClusters")
+        && let [p, hns, pci, def, action] = rest.as_slice()
+        && is(p, "providers")
+        && is(hns, "Microsoft.HybridContainerService")
+        && is(pci, "provisionedClusterInstances")
+        && is(def, "default")
+        && (is(action, "listUserKubeconfig") || is(action, "listAdminKubeconfig"))
+    {
+        return Route::HybridList {
+            scope,
+            cluster: name,
+            admin: is(action, "listAdminKubeconfig"),
+        };
+    }
+    other(Some((ns.to_string(), ty.to_string(), name)))
+}
+
+impl Route {
+    /// The operation name used by faults, counters and the request log.
+    pub fn op(&self, method: &str) -> &'static str {
+        let get = method == "GET";
+        let post = method == "POST";
+        match self {
+            Route::Cluster { action, .. } => match action {
+                ClusterAction::Get if get => "aks.get",
+                ClusterAction::RunCommand if post => "aks.runCommand",
+                ClusterAction::CommandResult(_) if get => "aks.commandResult",
+                ClusterAction::ListUser if post => "aks.listUserCredential",
+                ClusterAction::ListAdmin if post => "aks.listAdminCredential",
+                _ => "arm.other",
+            },
+            Route::Container { action, .. } if post && is(action, "exec") => "aci.exec",
+            Route::Container { action, .. } if get && is(action, "logs") => "aci.logs",
+            Route::HybridList { .. } if post => "hybrid.listKubeconfig",
+            Route::HybridPoll { result: false, .. } if get => "hybrid.operationStatus",
+            Route::HybridPoll { result: true, .. } if get => "hybrid.operationResult",
+            _ => "arm.other",
+        }
+    }
+
+    pub fn subscription(&self) -> Option<&str> {
+        match self {
+            Route::Cluster { scope, .. }
+            | Route::Container { scope, .. }
+            | Route::ContainerGroup { scope, .. }
+            | Route::HybridList { scope, .. } => Some(&scope.sub),
+            Route::HybridPoll { .. } => None,
+            Route::Other { sub, .. } => sub.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RG: &str = "/subscriptions/s1/resourcegroups/rg1/providers";
+
+    #[test]
+    fn aks_routes() {
+        let r = parse(&format!(
+            "{RG}/microsoft.containerservice/MANAGEDCLUSTERS/aks1/runcommand"
+        ));
+        assert_eq!(r.op("POST"), "aks.runCommand");
+        let r = parse(&format!(
+            "{RG}/Microsoft.ContainerService/managedClusters/aks1/commandResults/abc"
+        ));
+        assert!(
+            matches!(r, Route::Cluster { action: ClusterAction::CommandResult(ref id), .. } if id == "abc")
+        );
+        assert_eq!(
+            parse(&format!(
+                "{RG}/Microsoft.ContainerService/managedClusters/aks1"
+            ))
+            .op("GET"),
+            "aks.get"
+        );
+        assert_eq!(
+            parse(&format!(
+                "{RG}/Microsoft.ContainerService/managedClusters/aks1"
+            ))
+            .op("POST"),
+            "arm.other"
+        );
+    }
+
+    #[test]
+    fn aci_and_hybrid_routes() {
+        let r = parse(&format!(
+            "{RG}/Microsoft.ContainerInstance/containerGroups/cg/containers/app/exec"
+        ));
+        assert_eq!(r.op("POST"), "aci.exec");
+        let r = parse(&format!(
+            "{RG}/Microsoft.Kubernetes/connectedClusters/arc1/providers/Microsoft.HybridContainerService/provisionedClusterInstances/default/listAdminKubeconfig"
+        ));
+        assert!(matches!(r, Route::HybridList { admin: true, .. }));
+        let r = parse(
+            "/providers/Microsoft.HybridContainerService/locations/westeurope/operationStatuses/a%2Ab",
+        );
+        assert_eq!(
+            r,
+            Route::HybridPoll {
+                location: "westeurope".into(),
+                id: "a*b".into(),
+                result: false
+            }
+        );
+    }
+
+    #[test]
+    fn other_paths_keep_scope() {
+        let r = parse(
+            "/subscriptions/s1/resourceGroups/rg9/providers/Microsoft.Compute/virtualMachines/vm",
+        );
+        assert!(matches!(r, Route::Other { rg: Some(ref g), resource: Some(_), .. } if g == "rg9"));
+        assert_eq!(parse("/foo").subscription(), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! The emulator's private CA and its serving certificate (IP:127.0.0.1, DNS:localhost), kept in the state dir.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub struct Material {
+    pub ca_pem: String,
+    pub ca_path: PathBuf,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+const CA_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca-key.pem";
+const CERT_FILE: &str = "server.pem";
+const KEY_FILE: &str = "server-key.pem";
+
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name
+        .push(DnType::CommonName, "kubeinvoke-emulator CA");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "kubeinvoke");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
+    Ok(p)
+}
+
+fn serving_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut p = CertificateParams::new(vec!["localhost".to_string()])?;
+    p.subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    p.distinguished_name
+        .push(DnType::CommonName, "kubeinvoke-emulator");
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(825);
+    Ok(p)
+}
+
+fn read(dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(name)).ok()
+}
+
+/// Loads the CA and serving certificate from `dir`, creating whatever is missing.
+pub fn load_or_create(dir: &Path) -> Result<Material, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let err = |e: rcgen::Error| e.to_string();
+    let (ca_pem, ca_key) = match (read(dir, CA_FILE), read(dir, CA_KEY_FILE)) {
+        (Some(cert), Some(key)) => (cert, KeyPair::from_pem(&key).map_err(err)?),
+        _ => {
+            let key = KeyPair::generate().map_err(err)?;
+            let cert = ca_params().map_err(err)?.self_signed(&key).map_err(err)?;
+            write(dir, CA_FILE, &cert.pem())?;
+            write(dir, CA_KEY_FILE, &key.serialize_pem())?;
+            // A new CA invalidates any old serving certificate.
+            let _ = std::fs::remove_file(dir.join(CERT_FILE));
+            (cert.pem(), key)
+        }
+    };
+    let (cert_pem, key_pem) = match (read(dir, CERT_FILE), read(dir, KEY_FILE)) {
+        (Some(c), Some(k)) => (c, k),
+        _ => {
+            let issuer = Issuer::new(ca_params().map_err(err)?, ca_key);
+            let key = KeyPair::generate().map_err(err)?;
+            let cert = serving_params()
+                .map_err(err)?
+                .signed_by(&key, &issuer)
+                .map_err(err)?;
+            write(dir, CERT_FILE, &cert.pem())?;
+            write(dir, KEY_FILE, &key.serialize_pem())?;
+            (cert.pem(), key.serialize_pem())
+        }
+    };
+    let ca_path = std::path::absolute(dir.join(CA_FILE)).map_err(|e| e.to_string())?;
+    Ok(Material {
+        ca_pem,
+        ca_path,
+        cert_pem,
+        key_pem,
+    })
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    std::fs::write(dir.join(name), text).map_err(|e| format!("write {name}: {e}"))
+}
+
+/// A rustls server config (HTTP/1.1 only, so websockets upgrade the classic way).
+pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(m.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("serving cert: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(m.key_pem.as_bytes())
+        .map_err(|e| format!("serving key: {e}"))?;
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}

@@ -1,0 +1,436 @@
+//! The emulated Azure world: tenants, principals, subscriptions and the resources in them.
+//!
+//! Loaded from YAML (or JSON) at start-up and replaceable at run time through the control API.
+//! Lookups are case-insensitive on names, like ARM.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::{Budgets, FaultSpec};
+
+pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000001";
+pub const DEFAULT_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
+pub const DEFAULT_SECRET: &str = "emulator-secret";
+pub const DEFAULT_SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000000";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct World {
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
+    #[serde(default)]
+    pub principals: Vec<Principal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_identity: Option<ManagedIdentity>,
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+    /// Fault injection per operation name (or `*`); applied when the world is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<BTreeMap<String, FaultSpec>>,
+    /// ARM token-bucket sizes; applied when the world is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Budgets>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tenant {
+    pub id: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Accepts `client_assertion` (workload identity federation).
+    #[serde(default)]
+    pub federated: bool,
+    /// Expected `sub` of the assertion; unchecked when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Expected `aud` of the assertion; unchecked when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// When set, only these ARM actions are authorized (suffix `*` is a wildcard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_actions: Option<Vec<String>>,
+    /// When set, only these subscriptions are accessible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriptions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_seconds: Option<u64>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("federated", &self.federated)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Principal {
+    pub fn object_id(&self) -> String {
+        self.object_id
+            .clone()
+            .unwrap_or_else(|| derived_object_id(&self.client_id))
+    }
+}
+
+/// A stable, fake object id for principals that don't declare one.
+pub fn derived_object_id(client_id: &str) -> String {
+    let mut chars: Vec<char> = client_id.chars().rev().collect();
+    chars.retain(|c| c.is_ascii_hexdigit());
+    chars.resize(32, '0');
+    let s: String = chars.into_iter().collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &s[0..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..32]
+    )
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManagedIdentity {
+    pub client_id: String,
+    pub tenant_id: String,
+    /// Value the caller must send in `x-identity-header` (the `IDENTITY_HEADER` env var).
+    pub header: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Subscription {
+    pub id: String,
+    /// Tenant that owns the subscription; default: the first tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub resource_groups: Vec<ResourceGroup>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceGroup {
+    pub name: String,
+    #[serde(default = "default_location")]
+    pub location: String,
+    #[serde(default)]
+    pub managed_clusters: Vec<ManagedCluster>,
+    #[serde(default)]
+    pub container_groups: Vec<ContainerGroup>,
+    #[serde(default)]
+    pub connected_clusters: Vec<ConnectedCluster>,
+}
+
+fn default_location() -> String {
+    "westeurope".to_string()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManagedCluster {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub aad_managed: bool,
+    #[serde(default)]
+    pub disable_run_command: bool,
+    #[serde(default)]
+    pub disable_local_accounts: bool,
+    #[serde(default)]
+    pub private_cluster: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    #[serde(default)]
+    pub kubeconfig: KubeconfigSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_fault: Option<KubeconfigFault>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_command_failure: Option<RunCommandFailure>,
+    /// Minimum time (seconds, may be fractional) before a command's result becomes visible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_duration: Option<f64>,
+    /// Extra environment for run commands (e.g. `KUBECONFIG` pointing at a local apiserver).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub command_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubeconfigSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_server: Option<String>,
+    /// base64 of the PEM CA bundle; default: the emulator's own CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// base64 PEM, like `client-certificate-data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_client_certificate: Option<String>,
+    /// base64 PEM, like `client-key-data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_client_key: Option<String>,
+    /// Hybrid only: the user kubeconfig carries a kubelogin exec user (AAD).
+    #[serde(default)]
+    pub user_exec: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KubeconfigFault {
+    InvalidBase64,
+    InvalidYaml,
+    Empty,
+    NoClusters,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunCommandFailure {
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Fail only the first N attempts on this cluster; every attempt when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_first: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerGroup {
+    pub name: String,
+    #[serde(default)]
+    pub containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    pub name: String,
+    #[serde(default)]
+    pub logs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectedCluster {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// In-progress polls before the operation finishes (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lro_polls: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lro_error: Option<LroError>,
+    #[serde(default)]
+    pub kubeconfig: KubeconfigSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_fault: Option<KubeconfigFault>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LroError {
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+impl World {
+    pub fn parse(text: &str) -> Result<World, String> {
+        let world: World = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        world.validate()?;
+        Ok(world)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for p in &self.principals {
+            if p.client_secret.is_none() && !p.federated {
+                return Err(format!(
+                    "principal {} has neither clientSecret nor federated: true",
+                    p.client_id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn tenant_exists(&self, id: &str) -> bool {
+        self.tenants.iter().any(|t| eq(&t.id, id))
+    }
+
+    pub fn principal(&self, tenant: &str, client_id: &str) -> Option<&Principal> {
+        self.principals
+            .iter()
+            .find(|p| eq(&p.tenant_id, tenant) && eq(&p.client_id, client_id))
+    }
+
+    /// The principal entry for a client id in any tenant (for authorization of MSI callers).
+    pub fn principal_any_tenant(&self, client_id: &str) -> Option<&Principal> {
+        self.principals.iter().find(|p| eq(&p.client_id, client_id))
+    }
+
+    pub fn subscription(&self, id: &str) -> Option<&Subscription> {
+        self.subscriptions.iter().find(|s| eq(&s.id, id))
+    }
+
+    pub fn subscription_tenant(&self, sub: &Subscription) -> String {
+        sub.tenant_id
+            .clone()
+            .or_else(|| self.tenants.first().map(|t| t.id.clone()))
+            .unwrap_or_else(|| DEFAULT_TENANT.to_string())
+    }
+
+    pub fn resource_group(&self, sub: &str, rg: &str) -> Option<&ResourceGroup> {
+        self.subscription(sub)?
+            .resource_groups
+            .iter()
+            .find(|g| eq(&g.name, rg))
+    }
+
+    pub fn managed_cluster(&self, sub: &str, rg: &str, name: &str) -> Option<&ManagedCluster> {
+        self.resource_group(sub, rg)?
+            .managed_clusters
+            .iter()
+            .find(|c| eq(&c.name, name))
+    }
+
+    pub fn container_group(&self, sub: &str, rg: &str, name: &str) -> Option<&ContainerGroup> {
+        self.resource_group(sub, rg)?
+            .container_groups
+            .iter()
+            .find(|c| eq(&c.name, name))
+    }
+
+    pub fn connected_cluster(&self, sub: &str, rg: &str, name: &str) -> Option<&ConnectedCluster> {
+        self.resource_group(sub, rg)?
+            .connected_clusters
+            .iter()
+            .find(|c| eq(&c.name, name))
+    }
+
+    /// The built-in world used when no `--world` file is given.
+    pub fn default_world() -> World {
+        let cluster = |name: &str| ManagedCluster {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        World {
+            tenants: vec![Tenant {
+                id: DEFAULT_TENANT.to_string(),
+            }],
+            principals: vec![Principal {
+                tenant_id: DEFAULT_TENANT.to_string(),
+                client_id: DEFAULT_CLIENT.to_string(),
+                client_secret: Some(DEFAULT_SECRET.to_string()),
+                ..Default::default()
+            }],
+            managed_identity: Some(ManagedIdentity {
+                client_id: "22222222-2222-2222-2222-222222222222".to_string(),
+                tenant_id: DEFAULT_TENANT.to_string(),
+                header: "emulator-identity-header".to_string(),
+                object_id: None,
+            }),
+            subscriptions: vec![Subscription {
+                id: DEFAULT_SUBSCRIPTION.to_string(),
+                tenant_id: None,
+                resource_groups: vec![ResourceGroup {
+                    name: "rg1".to_string(),
+                    location: default_location(),
+                    managed_clusters: vec![
+                        cluster("aks1"),
+                        ManagedCluster {
+                            aad_managed: true,
+                            ..cluster("aks-aad")
+                        },
+                        ManagedCluster {
+                            disable_run_command: true,
+                            ..cluster("aks-norun")
+                        },
+                    ],
+                    container_groups: vec![ContainerGroup {
+                        name: "cg1".to_string(),
+                        containers: vec![Container {
+                            name: "app".to_string(),
+                            logs: vec![
+                                "starting app".to_string(),
+                                "listening on :8080".to_string(),
+                                "ready".to_string(),
+                            ],
+                        }],
+                    }],
+                    connected_clusters: vec![ConnectedCluster {
+                        name: "arc1".to_string(),
+                        ..Default::default()
+                    }],
+                }],
+            }],
+            faults: None,
+            budgets: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_ignore_case() {
+        let w = World::default_world();
+        assert!(
+            w.managed_cluster(DEFAULT_SUBSCRIPTION, "RG1", "AKS1")
+                .is_some()
+        );
+        assert!(
+            w.container_group(DEFAULT_SUBSCRIPTION, "rg1", "CG1")
+                .is_some()
+        );
+        assert!(
+            w.managed_cluster(DEFAULT_SUBSCRIPTION, "rg2", "aks1")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn example_world_parses() {
+        let text = include_str!("../world.example.yaml");
+        let w = World::parse(text).expect("world.example.yaml must parse");
+        assert!(!w.subscriptions.is_empty());
+    }
+
+    #[test]
+    fn derived_object_id_is_uuid_shaped() {
+        let oid = derived_object_id(DEFAULT_CLIENT);
+        assert_eq!(oid.len(), 36);
+    }
+}
