@@ -1,3 +1,4 @@
 //! kubeinvoke: a Kubernetes operator that reaches private Azure compute through Azure Resource Manager.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+pub mod azure;
