@@ -26,3 +26,10 @@ pub use credentials::{
 pub use error::ArmError;
 pub use resource_id::{AksClusterId, ConnectedClusterId, ContainerGroupId};
 pub use secret::Secret;
+
+/// One kubeconfig from a list-credential call; `value_base64` is exactly what ARM sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeconfigCredential {
+    pub name: String,
+    pub value_base64: Secret,
+}
