@@ -90,3 +90,105 @@ pub fn ctx(deadline_in: Duration) -> CallContext {
         deadline: Instant::now() + deadline_in,
     }
 }
+
+/// A scripted reply; `{base}` in header values is replaced by the server's own base URL.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+pub fn reply(status: u16, headers: &[(&'static str, &str)], body: &str) -> Reply {
+    Reply {
+        status,
+        headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        body: body.to_string(),
+    }
+}
+
+/// What a [`PathScript`] server saw: when, method, path with query.
+pub type Seen = (std::time::Instant, String, String);
+
+/// Answers per path (without query) from a queue of replies; the last reply repeats.
+#[derive(Default)]
+pub struct PathScript {
+    pub replies: Mutex<std::collections::HashMap<String, Vec<Reply>>>,
+    pub seen: Mutex<Vec<Seen>>,
+}
+
+impl PathScript {
+    pub fn seen_paths(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m, p)| format!("{m} {p}"))
+            .collect()
+    }
+}
+
+async fn path_scripted(
+    axum::extract::State(s): axum::extract::State<Arc<PathScript>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path().to_string();
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    s.seen.lock().unwrap().push((
+        std::time::Instant::now(),
+        req.method().to_string(),
+        path_and_query,
+    ));
+    let next = {
+        let mut replies = s.replies.lock().unwrap();
+        match replies.get_mut(&path) {
+            Some(queue) if queue.len() > 1 => Some(queue.remove(0)),
+            Some(queue) => queue.first().cloned(),
+            None => None,
+        }
+    };
+    let Some(r) = next else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            r#"{"error":{"code":"NotFound","message":"no script"}}"#,
+        )
+            .into_response();
+    };
+    let mut resp = (axum::http::StatusCode::from_u16(r.status).unwrap(), r.body).into_response();
+    // ARM answers JSON; a test that wants another content type sets the header.
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    for (k, v) in r.headers {
+        resp.headers_mut().insert(
+            k,
+            v.replace("{base}", &format!("http://{host}"))
+                .parse()
+                .unwrap(),
+        );
+    }
+    resp
+}
+
+pub async fn serve_paths(script: Vec<(&str, Vec<Reply>)>) -> (String, Arc<PathScript>) {
+    let state = Arc::new(PathScript::default());
+    state
+        .replies
+        .lock()
+        .unwrap()
+        .extend(script.into_iter().map(|(p, r)| (p.to_string(), r)));
+    let router = axum::Router::new()
+        .fallback(axum::routing::any(path_scripted))
+        .with_state(state.clone());
+    (serve(router).await, state)
+}
