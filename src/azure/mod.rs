@@ -4,6 +4,7 @@
 //! `aks`, `aci` and `hybrid` are the three resource-provider APIs the controllers call.
 
 pub mod aci;
+pub mod aci_output;
 pub mod aks;
 pub mod client;
 pub mod cloud;
