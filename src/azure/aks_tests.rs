@@ -88,7 +88,7 @@ async fn fake(results: Vec<(u16, Value)>) -> (AksClient, Arc<Fake>) {
     let router = Router::new()
         .route(base_path, get(cluster))
         .route(&format!("{base_path}/runCommand"), post(run_command))
-        .route(&format!("/subscriptions/{{sub}}/resourceGroups/{{rg}}/providers/Microsoft.ContainerService/managedClusters/{{name}}/commandResults/{{id}}"), get(command_result))
+        .route("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}/commandResults/{id}", get(command_result))
         .route(&format!("{base_path}/listClusterUserCredential"), post(credentials))
         .route(&format!("{base_path}/listClusterAdminCredential"), post(credentials))
         .with_state(f.clone());

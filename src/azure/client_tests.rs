@@ -11,9 +11,11 @@ use super::*;
 use crate::azure::testutil::{self, ctx, serve};
 
 /// A fake that answers from a script of (status, headers, body) and records what it saw.
+type ScriptedReply = (u16, Vec<(&'static str, String)>, String);
+
 #[derive(Default)]
 struct Script {
-    replies: Mutex<Vec<(u16, Vec<(&'static str, String)>, String)>>,
+    replies: Mutex<Vec<ScriptedReply>>,
     seen: Mutex<Vec<(std::time::Instant, String, AxHeaders)>>,
     calls: AtomicUsize,
 }
@@ -38,7 +40,9 @@ async fn scripted(State(s): State<Arc<Script>>, req: Request) -> Response {
     resp
 }
 
-async fn fake(replies: Vec<(u16, Vec<(&'static str, String)>, &str)>) -> (String, Arc<Script>) {
+type Scripted<'a> = (u16, Vec<(&'static str, String)>, &'a str);
+
+async fn fake(replies: Vec<Scripted<'_>>) -> (String, Arc<Script>) {
     let script = Arc::new(Script {
         replies: Mutex::new(
             replies

@@ -150,7 +150,6 @@ impl CredentialFactory {
                             .ok()
                             .map(UserAssignedId::ClientId),
                         client_options: self.client_options(),
-                        ..Default::default()
                     };
                     Ok(ManagedIdentityCredential::new(Some(options)).map_err(fail)?)
                 }

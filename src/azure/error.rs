@@ -304,7 +304,13 @@ mod tests {
 
     #[test]
     fn parse_error_bodies() {
-        let cases: [(&[u8], Option<&str>, &str, Option<&str>); 6] = [
+        type Case = (
+            &'static [u8],
+            Option<&'static str>,
+            &'static str,
+            Option<&'static str>,
+        );
+        let cases: [Case; 6] = [
             (
                 br#"{"error":{"code":"ResourceNotFound","message":"gone","target":"name"}}"#,
                 Some("ResourceNotFound"),

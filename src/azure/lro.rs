@@ -238,6 +238,8 @@ mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
+    type Case<T> = (Vec<(&'static str, &'static str)>, Result<Option<T>, ()>);
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -268,7 +270,7 @@ mod tests {
             Url::parse("https://management.azure.com/subscriptions/s/x?api-version=1").unwrap();
         let op = "https://management.azure.com/op/1?api-version=1";
         let loc = "https://management.azure.com/loc/1";
-        let cases: Vec<(Vec<(&'static str, &str)>, Result<Option<PollLink>, ()>)> = vec![
+        let cases: Vec<Case<PollLink>> = vec![
             (vec![], Ok(None)),
             (
                 vec![("location", loc)],
@@ -308,7 +310,7 @@ mod tests {
     fn retry_after_table() {
         // Sun, 06 Nov 1994 08:49:37 GMT
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
-        let cases: Vec<(Vec<(&'static str, &str)>, Result<Option<Duration>, ()>)> = vec![
+        let cases: Vec<Case<Duration>> = vec![
             (vec![], Ok(None)),
             (vec![("retry-after", "7")], Ok(Some(Duration::from_secs(7)))),
             (vec![("retry-after", " 0 ")], Ok(Some(Duration::ZERO))),

@@ -302,17 +302,13 @@ mod tests {
                 false,
             ),
             (
-                format!(
-                    "/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
-                ),
+                "/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c".to_string(),
                 false,
                 false,
                 false,
             ),
             (
-                format!(
-                    "/subscriptions/0000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c"
-                ),
+                "/subscriptions/0000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c".to_string(),
                 false,
                 false,
                 false,
