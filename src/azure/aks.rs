@@ -262,7 +262,9 @@ impl AksClient {
             .arm
             .send(
                 ctx,
-                ArmRequest::path(OP, Method::POST, path, &self.api_version).json(body),
+                ArmRequest::path(OP, Method::POST, path, &self.api_version)
+                    .json(body)
+                    .not_idempotent(),
             )
             .await?;
         let invalid = |m: String| ArmError::invalid_response(OP, m);

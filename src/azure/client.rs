@@ -152,6 +152,9 @@ pub struct ArmRequest {
     pub api_version: Option<String>,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<serde_json::Value>,
+    /// Safe to send twice. When false, only answers that prove the request was not processed
+    /// (429, connection not established) are retried.
+    pub idempotent: bool,
 }
 
 impl ArmRequest {
@@ -163,7 +166,13 @@ impl ArmRequest {
             api_version: None,
             query: Vec::new(),
             body: None,
+            idempotent: true,
         }
+    }
+
+    pub fn not_idempotent(mut self) -> Self {
+        self.idempotent = false;
+        self
     }
 
     pub fn path(
@@ -365,17 +374,23 @@ impl ArmClient {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
-            if !err.is_retryable() || attempt >= self.inner.retry.max_attempts {
-                return Err(err);
-            }
             let delay = err
                 .retry_after()
                 .unwrap_or_else(|| self.inner.retry.backoff(attempt - 1, random_unit()));
             if err.is_throttled() {
+                // Every caller of this bucket waits, not only this one.
                 self.inner.observer.throttled(op);
                 self.inner
                     .throttle
                     .pause_until(&key, Instant::now() + delay);
+            }
+            let retryable = if req.idempotent {
+                err.is_retryable()
+            } else {
+                err.is_throttled() || matches!(err, ArmError::Connect { .. })
+            };
+            if !retryable || attempt >= self.inner.retry.max_attempts {
+                return Err(err);
             }
             if Instant::now() + delay > ctx.deadline {
                 return Err(ArmError::Timeout {
@@ -383,7 +398,18 @@ impl ArmClient {
                     last_error: Some(err.to_string()),
                 });
             }
-            tracing::warn!(operation = op, attempt, delay_ms = delay.as_millis() as u64, error = %err, "retrying ARM request");
+            tracing::warn!(
+                operation = op,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                kind = err.metric_label(),
+                status = err.status().unwrap_or_default(),
+                request_id = err
+                    .api()
+                    .and_then(|a| a.request_id.as_deref())
+                    .unwrap_or_default(),
+                "retrying ARM request"
+            );
             self.inner.observer.retry(op, delay);
             tokio::time::sleep(delay).await;
         }
@@ -447,9 +473,18 @@ impl ArmClient {
                         last_error: Some("request timed out".into()),
                     });
                 }
-                return Err(ArmError::Transport {
-                    operation: op,
-                    message: e.without_url().to_string(),
+                let connect = e.is_connect();
+                let message = e.without_url().to_string();
+                return Err(if connect {
+                    ArmError::Connect {
+                        operation: op,
+                        message,
+                    }
+                } else {
+                    ArmError::Transport {
+                        operation: op,
+                        message,
+                    }
                 });
             }
         };

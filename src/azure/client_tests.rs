@@ -241,7 +241,8 @@ async fn connection_refused_is_retried_then_transport_error() {
         .send(&ctx(Duration::from_secs(10)), get("/x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ArmError::Transport { .. }), "{err:?}");
+    assert!(matches!(err, ArmError::Connect { .. }), "{err:?}");
+    assert!(!err.may_have_been_processed());
 }
 
 #[tokio::test]
@@ -277,4 +278,153 @@ fn backoff_grows_and_is_capped() {
     assert_eq!(p.backoff(10, 1.0), Duration::from_secs(8));
     let r = random_unit();
     assert!((0.0..1.0).contains(&r));
+}
+
+#[tokio::test]
+async fn non_idempotent_requests_are_not_retried_on_5xx_but_are_on_429() {
+    let (base, script) = fake(vec![(500, vec![], "boom")]).await;
+    let post = ArmRequest::path("Test_Post", Method::POST, "/x", "1").not_idempotent();
+    let err = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(5)), post.clone())
+        .await
+        .unwrap_err();
+    assert!(err.may_have_been_processed());
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+    let (base, script) = fake(vec![
+        (429, vec![("retry-after-ms", "10".into())], "{}"),
+        (202, vec![], ""),
+    ])
+    .await;
+    let resp = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(5)), post)
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 202);
+    assert_eq!(script.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_429_holds_back_other_callers_of_the_same_bucket() {
+    let (base, script) = fake(vec![
+        (429, vec![("retry-after", "1".into())], "{}"),
+        (200, vec![], "{}"),
+    ])
+    .await;
+    let client = ArmClient::from_parts(
+        reqwest::Client::new(),
+        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        Throttle::new(ThrottleConfig::default()),
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        Arc::new(NoopObserver),
+    );
+    let c = ctx(Duration::from_secs(10));
+    let err = client.send(&c, get("/first")).await.unwrap_err();
+    assert!(err.is_throttled());
+    // Another caller, another path, same (subscription, principal, reads) bucket.
+    client.send(&c, get("/second")).await.unwrap();
+    let seen = script.seen.lock().unwrap();
+    let gap = seen[1].0 - seen[0].0;
+    assert!(
+        gap >= Duration::from_secs(1),
+        "second caller sent after {gap:?}"
+    );
+}
+
+#[derive(Default)]
+struct Counting {
+    responses: Mutex<Vec<(&'static str, Option<u16>)>>,
+    throttled: AtomicUsize,
+    retries: AtomicUsize,
+}
+
+impl ArmObserver for Counting {
+    fn response(&self, operation: &'static str, status: Option<u16>) {
+        self.responses.lock().unwrap().push((operation, status));
+    }
+    fn throttled(&self, _operation: &'static str) {
+        self.throttled.fetch_add(1, Ordering::SeqCst);
+    }
+    fn retry(&self, _operation: &'static str, _delay: Duration) {
+        self.retries.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn observer_counts_requests_429s_and_retries() {
+    let (base, _) = fake(vec![
+        (429, vec![("retry-after-ms", "5".into())], "{}"),
+        (503, vec![], ""),
+        (200, vec![], "{}"),
+    ])
+    .await;
+    let observer = Arc::new(Counting::default());
+    let client = ArmClient::from_parts(
+        reqwest::Client::new(),
+        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        Throttle::new(ThrottleConfig::default()),
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(10),
+        },
+        observer.clone(),
+    );
+    client
+        .send(&ctx(Duration::from_secs(5)), get("/x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        *observer.responses.lock().unwrap(),
+        [
+            ("Test_Get", Some(429)),
+            ("Test_Get", Some(503)),
+            ("Test_Get", Some(200))
+        ]
+    );
+    assert_eq!(observer.throttled.load(Ordering::SeqCst), 1);
+    assert_eq!(observer.retries.load(Ordering::SeqCst), 2);
+}
+
+#[derive(Debug)]
+struct FailingCredential;
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for FailingCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Err(azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "AADSTS7000215: invalid client secret",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn token_failure_is_an_auth_error_and_nothing_is_sent() {
+    let (base, script) = fake(vec![(200, vec![], "{}")]).await;
+    let mut c = ctx(Duration::from_secs(5));
+    c.credential = Arc::new(FailingCredential);
+    let err = testutil::client(&base)
+        .send(&c, get("/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.metric_label(), "auth");
+    assert!(err.to_string().contains("AADSTS7000215"));
+    assert_eq!(script.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn requests_ask_for_the_arm_scope() {
+    let (base, _) = fake(vec![(200, vec![], "{}")]).await;
+    let stub = Arc::new(testutil::StubCredential::new("t"));
+    let mut c = ctx(Duration::from_secs(5));
+    c.credential = stub.clone();
+    testutil::client(&base).send(&c, get("/x")).await.unwrap();
+    assert_eq!(*stub.scopes.lock().unwrap(), [format!("{base}/.default")]);
 }

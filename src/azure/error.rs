@@ -27,6 +27,13 @@ pub struct ApiError {
 pub enum ArmError {
     #[error("{}", describe_api(.0))]
     Api(Box<ApiError>),
+    /// The connection could not be established: the request was certainly not sent.
+    #[error("{operation}: could not connect to Azure: {message}")]
+    Connect {
+        operation: &'static str,
+        message: String,
+    },
+    /// The exchange failed after the connection was made: the request may have been processed.
     #[error("{operation}: connection to Azure failed: {message}")]
     Transport {
         operation: &'static str,
@@ -84,6 +91,7 @@ impl ArmError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ArmError::Api(_) => "api_error",
+            ArmError::Connect { .. } => "connect",
             ArmError::Transport { .. } => "transport",
             ArmError::Auth { .. } => "auth",
             ArmError::Timeout { .. } => "timeout",
@@ -117,7 +125,17 @@ impl ArmError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ArmError::Api(e) => matches!(e.status, 408 | 429 | 500 | 502 | 503 | 504),
-            ArmError::Transport { .. } => true,
+            ArmError::Connect { .. } | ArmError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// For a request that must not run twice (AKS run command): after this error ARM may still
+    /// have accepted it, so the caller cannot tell whether it was dispatched.
+    pub fn may_have_been_processed(&self) -> bool {
+        match self {
+            ArmError::Api(e) => matches!(e.status, 408 | 500 | 502 | 503 | 504),
+            ArmError::Transport { .. } | ArmError::Timeout { .. } => true,
             _ => false,
         }
     }
@@ -275,6 +293,15 @@ mod tests {
             }
             .is_retryable()
         );
+        let refused = ArmError::Connect {
+            operation: "Op",
+            message: "refused".into(),
+        };
+        assert!(refused.is_retryable());
+        assert!(!refused.may_have_been_processed());
+        assert!(api(504).may_have_been_processed());
+        assert!(!api(429).may_have_been_processed());
+        assert!(!api(400).may_have_been_processed());
         assert!(api(404).is_not_found());
         assert!(api(403).is_forbidden());
     }
