@@ -5,9 +5,9 @@ use serde::Deserialize;
 
 use super::KubeconfigCredential;
 use super::aks::{CredentialEntry, into_kubeconfigs};
-use super::client::{ArmClient, ArmRequest, CallContext, expect_json};
+use super::client::{ArmClient, ArmRequest, CallContext, Target, expect_json};
 use super::error::ArmError;
-use super::lro::{LroConfig, OperationState, operation_state, poll_until_done};
+use super::lro::{self, LroConfig, OperationState, operation_state, poll_until_done};
 use super::resource_id::ConnectedClusterId;
 
 /// Latest stable; its final state comes via Azure-AsyncOperation. `2026-04-01-preview` uses Location.
@@ -87,8 +87,21 @@ impl HybridClient {
                 ArmRequest::path(op, Method::POST, list_kubeconfig_path(id, role), version),
             )
             .await?;
+        let location = lro::location(&accepted.headers, &accepted.url)
+            .map_err(|m| ArmError::invalid_response(op, m))?;
         let done = poll_until_done(&self.arm, ctx, op, accepted, &self.lro).await?;
-        let body: ListCredentialResponse = expect_json(&done, op)?;
+        let mut body: ListCredentialResponse = expect_json(&done, op)?;
+        // A status document without the result: the result is at Location (final-state-via location).
+        if body.properties.is_none()
+            && body.status.as_deref().map(operation_state) == Some(OperationState::Succeeded)
+            && let Some(location) = location.filter(|l| *l != done.url)
+        {
+            let result = self
+                .arm
+                .send(ctx, ArmRequest::new(op, Method::GET, Target::Url(location)))
+                .await?;
+            body = expect_json(&result, op)?;
+        }
         if let Some(status) = body.status {
             match operation_state(&status) {
                 OperationState::Succeeded => {}

@@ -268,3 +268,30 @@ async fn polling_stops_at_the_deadline() {
         "returned instead of sleeping past the deadline"
     );
 }
+
+#[tokio::test]
+async fn status_without_result_falls_back_to_location() {
+    let path = action_path(KubeconfigRole::User);
+    let (result, state) = run(
+        vec![
+            (
+                path.as_str(),
+                vec![reply(
+                    202,
+                    &[
+                        ("azure-asyncoperation", "{base}/ops/1"),
+                        ("location", "{base}/result/1"),
+                    ],
+                    "",
+                )],
+            ),
+            ("/ops/1", vec![reply(200, &[], r#"{"status":"Succeeded"}"#)]),
+            ("/result/1", vec![reply(200, &[], DONE)]),
+        ],
+        KubeconfigRole::User,
+        None,
+    )
+    .await;
+    assert_eq!(result.unwrap()[0].name, "credentialName1");
+    assert_eq!(state.seen_paths()[1..], ["GET /ops/1", "GET /result/1"]);
+}

@@ -88,6 +88,11 @@ fn link_url(headers: &HeaderMap, name: &str, base: &Url) -> Result<Option<Url>, 
     Ok(Some(url))
 }
 
+/// The `Location` header alone (the final result of a POST, whatever was polled).
+pub fn location(headers: &HeaderMap, base: &Url) -> Result<Option<Url>, String> {
+    link_url(headers, "location", base)
+}
+
 /// The link to poll, from a 202's headers.
 pub fn poll_link(headers: &HeaderMap, base: &Url) -> Result<Option<PollLink>, String> {
     if let Some(u) = link_url(headers, "azure-asyncoperation", base)? {
