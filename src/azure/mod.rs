@@ -2,6 +2,12 @@
 //!
 //! `client` sends ARM requests (auth, throttling, retries), `lro` polls long-running operations, and
 //! `aks`, `aci` and `hybrid` are the three resource-provider APIs the controllers call.
+//!
+//! Wiring, once per process: `ArmClient::new(&ArmClientConfig::new(cloud), observer)` (one shared
+//! set of token buckets), `CredentialFactory::new(cloud, client.http().clone())` + a
+//! `CredentialCache`, `aci::websocket_tls_config(ca)`; then `AksClient`, `AciClient` and
+//! `HybridClient` over clones of the `ArmClient`. Per reconcile run: a `CallContext` (credential,
+//! principal, subscription, correlation id, deadline).
 
 pub mod aci;
 pub mod aci_output;
@@ -19,12 +25,17 @@ pub mod throttle;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use client::{ArmClient, ArmClientConfig, ArmRequest, ArmResponse, CallContext};
+pub use aci::{AciClient, ExecOutput, SessionLimits};
+pub use aks::{
+    AksClient, ClusterInfo, CommandId, CommandStatus, RunCommandAccepted, RunCommandResult,
+};
+pub use client::{ArmClient, ArmClientConfig, ArmObserver, ArmRequest, ArmResponse, CallContext};
 pub use cloud::Cloud;
 pub use credentials::{
     CredentialCache, CredentialConfig, CredentialFactory, CredentialSource, Principal,
 };
 pub use error::ArmError;
+pub use hybrid::{HybridClient, KubeconfigRole};
 pub use resource_id::{AksClusterId, ConnectedClusterId, ContainerGroupId};
 pub use secret::Secret;
 
