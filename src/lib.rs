@@ -3,6 +3,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod api;
+pub mod azure;
 pub mod controllers;
 pub mod telemetry;
 pub mod text;

@@ -1,0 +1,561 @@
+//! The ARM HTTP client: bearer token, request ids, client-side throttling, retries within a deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use azure_core::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::cloud::Cloud;
+use super::credentials::{Principal, SharedCredential, get_token};
+use super::error::{ApiError, ArmError, parse_error_body, snippet};
+use super::lro;
+use super::throttle::{BucketKey, OpKind, Throttle, ThrottleConfig};
+
+/// What metrics want to count; every method has a no-op default.
+pub trait ArmObserver: Send + Sync {
+    /// One HTTP exchange finished; `status` is `None` when no response came back.
+    fn response(&self, _operation: &'static str, _status: Option<u16>) {}
+    /// ARM answered 429.
+    fn throttled(&self, _operation: &'static str) {}
+    /// A request waited for the client-side token bucket.
+    fn throttle_wait(&self, _operation: &'static str, _waited: Duration) {}
+    fn retry(&self, _operation: &'static str, _delay: Duration) {}
+}
+
+#[derive(Debug, Default)]
+pub struct NoopObserver;
+impl ArmObserver for NoopObserver {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total tries per request, the first included.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with "equal jitter": half fixed, half random, so callers spread out.
+    pub fn backoff(&self, retry: u32, random: f64) -> Duration {
+        let exp = self
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(retry.min(16)));
+        let capped = exp.min(self.max_backoff);
+        capped / 2 + capped.mul_f64(random.clamp(0.0, 1.0) / 2.0)
+    }
+}
+
+/// A uniform random number in [0, 1) without another dependency.
+pub(crate) fn random_unit() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
+}
+
+#[derive(Debug, Clone)]
+pub struct ArmClientConfig {
+    pub cloud: Cloud,
+    /// PEM bundle of extra CAs to trust (`--ca-file`), on top of the system roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    pub connect_timeout: Duration,
+    /// Per HTTP exchange; ARM itself gives up on providers after 60 s.
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub throttle: ThrottleConfig,
+}
+
+impl ArmClientConfig {
+    pub fn new(cloud: Cloud) -> Self {
+        Self {
+            cloud,
+            extra_ca_pem: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(75),
+            retry: RetryPolicy::default(),
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+/// The reqwest client used for ARM and Entra ID: rustls, system roots plus the extra CA.
+pub fn build_http_client(
+    extra_ca_pem: Option<&[u8]>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Result<reqwest::Client, ArmError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .user_agent(concat!("kubeinvoke/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = extra_ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ArmError::Credential(format!("CA file: {e}")))?;
+        if certs.is_empty() {
+            return Err(ArmError::Credential(
+                "CA file holds no PEM certificate".into(),
+            ));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| ArmError::Credential(format!("HTTP client: {e}")))
+}
+
+/// Who is calling, on whose behalf, and until when: one per reconcile run.
+#[derive(Clone)]
+pub struct CallContext {
+    pub credential: SharedCredential,
+    pub principal: Principal,
+    pub subscription: String,
+    /// Sent as `x-ms-correlation-request-id` so ARM can group the calls of one run.
+    pub correlation_id: String,
+    pub deadline: Instant,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("principal", &self.principal)
+            .field("subscription", &self.subscription)
+            .field("correlation_id", &self.correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a request goes: a path under the ARM endpoint, or an absolute URL ARM gave us (polling).
+#[derive(Debug, Clone)]
+pub enum Target {
+    Path(String),
+    Url(Url),
+}
+
+#[derive(Debug, Clone)]
+pub struct ArmRequest {
+    pub operation: &'static str,
+    pub method: Method,
+    pub target: Target,
+    pub api_version: Option<String>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<serde_json::Value>,
+    /// Safe to send twice. When false, only answers that prove the request was not processed
+    /// (429, connection not established) are retried.
+    pub idempotent: bool,
+}
+
+impl ArmRequest {
+    pub fn new(operation: &'static str, method: Method, target: Target) -> Self {
+        Self {
+            operation,
+            method,
+            target,
+            api_version: None,
+            query: Vec::new(),
+            body: None,
+            idempotent: true,
+        }
+    }
+
+    pub fn not_idempotent(mut self) -> Self {
+        self.idempotent = false;
+        self
+    }
+
+    pub fn path(
+        operation: &'static str,
+        method: Method,
+        path: impl Into<String>,
+        api_version: &str,
+    ) -> Self {
+        Self::new(operation, method, Target::Path(path.into())).api_version(api_version)
+    }
+
+    pub fn api_version(mut self, v: &str) -> Self {
+        self.api_version = Some(v.to_string());
+        self
+    }
+
+    pub fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((name, value.into()));
+        self
+    }
+
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ArmResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The URL that was requested (to resolve relative polling links).
+    pub url: Url,
+    pub request_id: Option<String>,
+}
+
+impl ArmResponse {
+    pub fn json<T: DeserializeOwned>(&self, operation: &'static str) -> Result<T, ArmError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ArmError::invalid_response(
+                operation,
+                format!("HTTP {} body is not the expected JSON: {e}", self.status),
+            )
+        })
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    endpoint: Url,
+    scope: String,
+    throttle: Arc<Throttle>,
+    retry: RetryPolicy,
+    observer: Arc<dyn ArmObserver>,
+}
+
+/// Cheap to clone; all clones share the HTTP connection pool and the token buckets.
+#[derive(Clone)]
+pub struct ArmClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ArmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArmClient")
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArmClient {
+    pub fn new(config: &ArmClientConfig, observer: Arc<dyn ArmObserver>) -> Result<Self, ArmError> {
+        let http = build_http_client(
+            config.extra_ca_pem.as_deref(),
+            config.connect_timeout,
+            config.request_timeout,
+        )?;
+        Ok(Self::from_parts(
+            http,
+            &config.cloud,
+            Throttle::new(config.throttle),
+            config.retry,
+            observer,
+        ))
+    }
+
+    pub fn from_parts(
+        http: reqwest::Client,
+        cloud: &Cloud,
+        throttle: Arc<Throttle>,
+        retry: RetryPolicy,
+        observer: Arc<dyn ArmObserver>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                endpoint: cloud.arm_endpoint(),
+                scope: cloud.arm_scope(),
+                throttle,
+                retry,
+                observer,
+            }),
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub fn throttle(&self) -> &Arc<Throttle> {
+        &self.inner.throttle
+    }
+
+    pub fn endpoint(&self) -> &Url {
+        &self.inner.endpoint
+    }
+
+    /// The request URL. Absolute URLs must point at the ARM host (or a subdomain of it): the
+    /// bearer token goes with them, so a forged `Location` must not send it elsewhere.
+    fn url_for(&self, req: &ArmRequest) -> Result<Url, ArmError> {
+        let mut url = match &req.target {
+            Target::Path(path) => {
+                if !path.starts_with('/') || path.starts_with("//") {
+                    return Err(ArmError::Validation(format!(
+                        "ARM path must start with a single '/': {path}"
+                    )));
+                }
+                let base = self.inner.endpoint.as_str().trim_end_matches('/');
+                Url::parse(&format!("{base}{path}"))
+                    .map_err(|e| ArmError::Validation(format!("ARM path {path}: {e}")))?
+            }
+            Target::Url(url) => {
+                let ep = &self.inner.endpoint;
+                let host_ok = match (url.host_str(), ep.host_str()) {
+                    (Some(h), Some(e)) => {
+                        h.eq_ignore_ascii_case(e)
+                            || h.to_ascii_lowercase().ends_with(&format!(".{e}"))
+                    }
+                    _ => false,
+                };
+                if url.scheme() != ep.scheme()
+                    || !host_ok
+                    || url.port_or_known_default() != ep.port_or_known_default()
+                {
+                    return Err(ArmError::invalid_response(
+                        req.operation,
+                        format!(
+                            "polling URL host {:?} is not the ARM endpoint",
+                            url.host_str()
+                        ),
+                    ));
+                }
+                url.clone()
+            }
+        };
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(v) = &req.api_version {
+                pairs.append_pair("api-version", v);
+            }
+            for (k, v) in &req.query {
+                pairs.append_pair(k, v);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        Ok(url)
+    }
+
+    /// Sends one ARM request with retries. `Ok` is any 2xx; everything else is an [`ArmError`].
+    pub async fn send(&self, ctx: &CallContext, req: ArmRequest) -> Result<ArmResponse, ArmError> {
+        let op = req.operation;
+        let url = self.url_for(&req)?;
+        let key = BucketKey {
+            subscription: ctx.subscription.to_ascii_lowercase(),
+            principal: ctx.principal.clone(),
+            kind: if req.method == Method::GET || req.method == Method::HEAD {
+                OpKind::Read
+            } else {
+                OpKind::Write
+            },
+        };
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let waited = tokio::time::timeout_at(ctx.deadline, self.inner.throttle.acquire(&key))
+                .await
+                .map_err(|_| ArmError::Timeout {
+                    operation: op,
+                    last_error: Some("waiting for the ARM request budget".into()),
+                })?;
+            if !waited.is_zero() {
+                self.inner.observer.throttle_wait(op, waited);
+            }
+            let result = self.send_once(ctx, &req, &url).await;
+            let err = match result {
+                Ok(resp) => return Ok(resp),
+                Err(e) => e,
+            };
+            let delay = err
+                .retry_after()
+                .unwrap_or_else(|| self.inner.retry.backoff(attempt - 1, random_unit()));
+            if err.is_throttled() {
+                // Every caller of this bucket waits, not only this one.
+                self.inner.observer.throttled(op);
+                self.inner
+                    .throttle
+                    .pause_until(&key, Instant::now() + delay);
+            }
+            let retryable = if req.idempotent {
+                err.is_retryable()
+            } else {
+                err.is_throttled() || matches!(err, ArmError::Connect { .. })
+            };
+            if !retryable || attempt >= self.inner.retry.max_attempts {
+                return Err(err);
+            }
+            if Instant::now() + delay > ctx.deadline {
+                return Err(ArmError::Timeout {
+                    operation: op,
+                    last_error: Some(err.to_string()),
+                });
+            }
+            tracing::warn!(
+                operation = op,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                kind = err.metric_label(),
+                status = err.status().unwrap_or_default(),
+                request_id = err
+                    .api()
+                    .and_then(|a| a.request_id.as_deref())
+                    .unwrap_or_default(),
+                "retrying ARM request"
+            );
+            self.inner.observer.retry(op, delay);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        ctx: &CallContext,
+        req: &ArmRequest,
+        url: &Url,
+    ) -> Result<ArmResponse, ArmError> {
+        let op = req.operation;
+        let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(ArmError::Timeout {
+                operation: op,
+                last_error: None,
+            });
+        }
+        let token = tokio::time::timeout(
+            remaining,
+            get_token(ctx.credential.as_ref(), &self.inner.scope, op),
+        )
+        .await
+        .map_err(|_| ArmError::Timeout {
+            operation: op,
+            last_error: Some("waiting for an Entra ID token".into()),
+        })??;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                ArmError::Auth {
+                    operation: op,
+                    message: "token is not a valid header value".into(),
+                }
+            })?;
+        auth.set_sensitive(true);
+        let client_request_id = uuid::Uuid::new_v4().to_string();
+        let mut builder = self
+            .inner
+            .http
+            .request(req.method.clone(), url.clone())
+            .timeout(remaining)
+            .header(AUTHORIZATION, auth)
+            .header("x-ms-client-request-id", &client_request_id)
+            .header("x-ms-correlation-request-id", &ctx.correlation_id)
+            .header("accept", "application/json");
+        builder = match &req.body {
+            Some(body) => builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+            None if req.method == Method::POST || req.method == Method::PUT => builder.body(""),
+            None => builder,
+        };
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.inner.observer.response(op, None);
+                if e.is_timeout() && Instant::now() >= ctx.deadline {
+                    return Err(ArmError::Timeout {
+                        operation: op,
+                        last_error: Some("request timed out".into()),
+                    });
+                }
+                let connect = e.is_connect();
+                let message = e.without_url().to_string();
+                return Err(if connect {
+                    ArmError::Connect {
+                        operation: op,
+                        message,
+                    }
+                } else {
+                    ArmError::Transport {
+                        operation: op,
+                        message,
+                    }
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let request_id = headers
+            .get("x-ms-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response.bytes().await.map_err(|e| {
+            self.inner.observer.response(op, None);
+            ArmError::Transport {
+                operation: op,
+                message: format!("reading the body: {}", e.without_url()),
+            }
+        })?;
+        self.inner.observer.response(op, Some(status));
+        tracing::debug!(
+            operation = op,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            client_request_id,
+            correlation_id = ctx.correlation_id,
+            "ARM response"
+        );
+        if (200..300).contains(&status) {
+            return Ok(ArmResponse {
+                status,
+                headers,
+                body,
+                url: url.clone(),
+                request_id,
+            });
+        }
+        let (code, message, target) = parse_error_body(&body);
+        let retry_after = lro::retry_after(&headers, SystemTime::now()).ok().flatten();
+        tracing::info!(
+            operation = op,
+            status,
+            code = code.as_deref().unwrap_or(""),
+            request_id = request_id.as_deref().unwrap_or(""),
+            "ARM error response"
+        );
+        Err(ArmError::Api(Box::new(ApiError {
+            operation: op,
+            status,
+            code,
+            message,
+            target,
+            request_id,
+            retry_after,
+        })))
+    }
+}
+
+/// Reads JSON and insists on a JSON content type when the server states one.
+pub fn expect_json<T: DeserializeOwned>(
+    resp: &ArmResponse,
+    operation: &'static str,
+) -> Result<T, ArmError> {
+    if let Some(ct) = resp.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && !ct.to_ascii_lowercase().contains("json")
+    {
+        return Err(ArmError::invalid_response(
+            operation,
+            format!("content-type {ct} instead of JSON: {}", snippet(&resp.body)),
+        ));
+    }
+    resp.json(operation)
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

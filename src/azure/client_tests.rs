@@ -1,0 +1,430 @@
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap as AxHeaders, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+
+use super::*;
+use crate::azure::testutil::{self, ctx, serve};
+
+/// A fake that answers from a script of (status, headers, body) and records what it saw.
+type ScriptedReply = (u16, Vec<(&'static str, String)>, String);
+
+#[derive(Default)]
+struct Script {
+    replies: Mutex<Vec<ScriptedReply>>,
+    seen: Mutex<Vec<(std::time::Instant, String, AxHeaders)>>,
+    calls: AtomicUsize,
+}
+
+async fn scripted(State(s): State<Arc<Script>>, req: Request) -> Response {
+    s.calls.fetch_add(1, Ordering::SeqCst);
+    let uri = req.uri().to_string();
+    s.seen
+        .lock()
+        .unwrap()
+        .push((std::time::Instant::now(), uri, req.headers().clone()));
+    let mut replies = s.replies.lock().unwrap();
+    let (status, headers, body) = if replies.len() > 1 {
+        replies.remove(0)
+    } else {
+        replies[0].clone()
+    };
+    let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+    for (k, v) in headers {
+        resp.headers_mut().insert(k, v.parse().unwrap());
+    }
+    resp
+}
+
+type Scripted<'a> = (u16, Vec<(&'static str, String)>, &'a str);
+
+async fn fake(replies: Vec<Scripted<'_>>) -> (String, Arc<Script>) {
+    let script = Arc::new(Script {
+        replies: Mutex::new(
+            replies
+                .into_iter()
+                .map(|(s, h, b)| (s, h, b.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    });
+    let base = serve(
+        Router::new()
+            .fallback(any(scripted))
+            .with_state(script.clone()),
+    )
+    .await;
+    (base, script)
+}
+
+fn get(path: &str) -> ArmRequest {
+    ArmRequest::path("Test_Get", Method::GET, path, "2025-10-01")
+}
+
+#[tokio::test]
+async fn sends_auth_and_request_ids() {
+    let (base, script) = fake(vec![(200, vec![("x-ms-request-id", "rid-1".into())], "{}")]).await;
+    let client = testutil::client(&base);
+    let resp = client
+        .send(
+            &ctx(Duration::from_secs(10)),
+            get("/subscriptions/s/x").query("tail", "5"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.request_id.as_deref(), Some("rid-1"));
+    let seen = script.seen.lock().unwrap();
+    let (_, uri, headers) = &seen[0];
+    assert_eq!(uri, "/subscriptions/s/x?api-version=2025-10-01&tail=5");
+    assert_eq!(headers["authorization"], "Bearer test-token");
+    assert_eq!(headers["x-ms-correlation-request-id"], "corr-1");
+    assert_eq!(headers["x-ms-client-request-id"].len(), 36);
+}
+
+#[tokio::test]
+async fn retries_5xx_then_succeeds() {
+    let (base, script) = fake(vec![
+        (500, vec![], "oops"),
+        (
+            503,
+            vec![],
+            r#"{"error":{"code":"ServiceUnavailable","message":"busy"}}"#,
+        ),
+        (200, vec![], "{}"),
+    ])
+    .await;
+    let resp = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(10)), get("/x"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(script.calls.load(Ordering::SeqCst), 3);
+    let seen = script.seen.lock().unwrap();
+    assert_ne!(
+        seen[0].2["x-ms-client-request-id"], seen[1].2["x-ms-client-request-id"],
+        "fresh id per try"
+    );
+}
+
+#[tokio::test]
+async fn gives_up_after_max_attempts() {
+    let (base, script) = fake(vec![(502, vec![], "bad gateway")]).await;
+    let err = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(10)), get("/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(502));
+    assert_eq!(script.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn not_found_and_forbidden_are_not_retried() {
+    let forbidden = r#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' does not have authorization to perform action 'Microsoft.ContainerService/managedClusters/read' over scope '/subscriptions/s'."}}"#;
+    for (status, body) in [
+        (
+            404,
+            r#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#,
+        ),
+        (403, forbidden),
+    ] {
+        let (base, script) = fake(vec![(
+            status,
+            vec![("x-ms-request-id", "rid-9".into())],
+            body,
+        )])
+        .await;
+        let err = testutil::client(&base)
+            .send(&ctx(Duration::from_secs(10)), get("/x"))
+            .await
+            .unwrap_err();
+        assert_eq!(script.calls.load(Ordering::SeqCst), 1, "{status}");
+        let api = err.api().unwrap();
+        assert_eq!(api.request_id.as_deref(), Some("rid-9"));
+        if status == 404 {
+            assert!(err.is_not_found());
+            assert_eq!(api.code.as_deref(), Some("ResourceNotFound"));
+        } else {
+            assert!(err.is_forbidden());
+            assert_eq!(
+                err.missing_action().as_deref(),
+                Some("Microsoft.ContainerService/managedClusters/read")
+            );
+        }
+        assert!(!err.to_string().contains("test-token"));
+    }
+}
+
+#[tokio::test]
+async fn honours_retry_after_on_429_and_pauses_the_bucket() {
+    let (base, script) = fake(vec![
+        (429, vec![("retry-after", "1".into())], "{}"),
+        (200, vec![], "{}"),
+    ])
+    .await;
+    let client = testutil::client(&base);
+    client
+        .send(&ctx(Duration::from_secs(10)), get("/x"))
+        .await
+        .unwrap();
+    let seen = script.seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    let gap = seen[1].0 - seen[0].0;
+    assert!(
+        gap >= Duration::from_secs(1),
+        "second request after {gap:?}"
+    );
+    drop(seen);
+    // The pause was recorded on the shared bucket (it has expired by now).
+    assert_eq!(client.throttle().levels().len(), 1);
+}
+
+#[tokio::test]
+async fn retry_after_past_the_deadline_is_a_timeout_without_waiting() {
+    let (base, script) = fake(vec![(429, vec![("retry-after", "3600".into())], "{}")]).await;
+    let started = std::time::Instant::now();
+    let err = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(5)), get("/x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArmError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+    // Every caller of the bucket is now held back.
+    assert!(
+        testutil::client(&base).throttle().levels().is_empty(),
+        "a new client has its own buckets"
+    );
+}
+
+#[tokio::test]
+async fn garbage_json_is_invalid_response() {
+    let (base, _) = fake(vec![(
+        200,
+        vec![("content-type", "application/json".into())],
+        "{not json",
+    )])
+    .await;
+    let resp = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(5)), get("/x"))
+        .await
+        .unwrap();
+    let err = expect_json::<serde_json::Value>(&resp, "Test_Get").unwrap_err();
+    assert_eq!(err.metric_label(), "invalid_response");
+    let (base, _) = fake(vec![(
+        200,
+        vec![("content-type", "text/html".into())],
+        "<html>",
+    )])
+    .await;
+    let resp = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(5)), get("/x"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        expect_json::<serde_json::Value>(&resp, "Test_Get"),
+        Err(ArmError::InvalidResponse { .. })
+    ));
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_transport_error() {
+    testutil::install_crypto();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(10)), get("/x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArmError::Connect { .. }), "{err:?}");
+    assert!(!err.may_have_been_processed());
+}
+
+#[tokio::test]
+async fn polling_urls_must_stay_on_the_arm_host() {
+    let client = testutil::client("http://127.0.0.1:1");
+    let req = ArmRequest::new(
+        "Poll",
+        Method::GET,
+        Target::Url(Url::parse("http://evil.example/x").unwrap()),
+    );
+    let err = client
+        .send(&ctx(Duration::from_secs(5)), req)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArmError::InvalidResponse { .. }));
+    let err = client
+        .send(&ctx(Duration::from_secs(5)), get("//double"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArmError::Validation(_)));
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    let p = RetryPolicy {
+        max_attempts: 5,
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(8),
+    };
+    assert_eq!(p.backoff(0, 0.0), Duration::from_millis(500));
+    assert_eq!(p.backoff(0, 1.0), Duration::from_secs(1));
+    assert_eq!(p.backoff(2, 0.0), Duration::from_secs(2));
+    assert_eq!(p.backoff(10, 1.0), Duration::from_secs(8));
+    let r = random_unit();
+    assert!((0.0..1.0).contains(&r));
+}
+
+#[tokio::test]
+async fn non_idempotent_requests_are_not_retried_on_5xx_but_are_on_429() {
+    let (base, script) = fake(vec![(500, vec![], "boom")]).await;
+    let post = ArmRequest::path("Test_Post", Method::POST, "/x", "1").not_idempotent();
+    let err = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(5)), post.clone())
+        .await
+        .unwrap_err();
+    assert!(err.may_have_been_processed());
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+    let (base, script) = fake(vec![
+        (429, vec![("retry-after-ms", "10".into())], "{}"),
+        (202, vec![], ""),
+    ])
+    .await;
+    let resp = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(5)), post)
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 202);
+    assert_eq!(script.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_429_holds_back_other_callers_of_the_same_bucket() {
+    let (base, script) = fake(vec![
+        (429, vec![("retry-after", "1".into())], "{}"),
+        (200, vec![], "{}"),
+    ])
+    .await;
+    let client = ArmClient::from_parts(
+        reqwest::Client::new(),
+        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        Throttle::new(ThrottleConfig::default()),
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        Arc::new(NoopObserver),
+    );
+    let c = ctx(Duration::from_secs(10));
+    let err = client.send(&c, get("/first")).await.unwrap_err();
+    assert!(err.is_throttled());
+    // Another caller, another path, same (subscription, principal, reads) bucket.
+    client.send(&c, get("/second")).await.unwrap();
+    let seen = script.seen.lock().unwrap();
+    let gap = seen[1].0 - seen[0].0;
+    assert!(
+        gap >= Duration::from_secs(1),
+        "second caller sent after {gap:?}"
+    );
+}
+
+#[derive(Default)]
+struct Counting {
+    responses: Mutex<Vec<(&'static str, Option<u16>)>>,
+    throttled: AtomicUsize,
+    retries: AtomicUsize,
+}
+
+impl ArmObserver for Counting {
+    fn response(&self, operation: &'static str, status: Option<u16>) {
+        self.responses.lock().unwrap().push((operation, status));
+    }
+    fn throttled(&self, _operation: &'static str) {
+        self.throttled.fetch_add(1, Ordering::SeqCst);
+    }
+    fn retry(&self, _operation: &'static str, _delay: Duration) {
+        self.retries.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn observer_counts_requests_429s_and_retries() {
+    let (base, _) = fake(vec![
+        (429, vec![("retry-after-ms", "5".into())], "{}"),
+        (503, vec![], ""),
+        (200, vec![], "{}"),
+    ])
+    .await;
+    let observer = Arc::new(Counting::default());
+    let client = ArmClient::from_parts(
+        reqwest::Client::new(),
+        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        Throttle::new(ThrottleConfig::default()),
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(10),
+        },
+        observer.clone(),
+    );
+    client
+        .send(&ctx(Duration::from_secs(5)), get("/x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        *observer.responses.lock().unwrap(),
+        [
+            ("Test_Get", Some(429)),
+            ("Test_Get", Some(503)),
+            ("Test_Get", Some(200))
+        ]
+    );
+    assert_eq!(observer.throttled.load(Ordering::SeqCst), 1);
+    assert_eq!(observer.retries.load(Ordering::SeqCst), 2);
+}
+
+#[derive(Debug)]
+struct FailingCredential;
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for FailingCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Err(azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "AADSTS7000215: invalid client secret",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn token_failure_is_an_auth_error_and_nothing_is_sent() {
+    let (base, script) = fake(vec![(200, vec![], "{}")]).await;
+    let mut c = ctx(Duration::from_secs(5));
+    c.credential = Arc::new(FailingCredential);
+    let err = testutil::client(&base)
+        .send(&c, get("/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.metric_label(), "auth");
+    assert!(err.to_string().contains("AADSTS7000215"));
+    assert_eq!(script.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn requests_ask_for_the_arm_scope() {
+    let (base, _) = fake(vec![(200, vec![], "{}")]).await;
+    let stub = Arc::new(testutil::StubCredential::new("t"));
+    let mut c = ctx(Duration::from_secs(5));
+    c.credential = stub.clone();
+    testutil::client(&base).send(&c, get("/x")).await.unwrap();
+    assert_eq!(*stub.scopes.lock().unwrap(), [format!("{base}/.default")]);
+}

@@ -1,0 +1,189 @@
+//! Azure clouds: where ARM and Entra ID live, and the token scopes to ask for.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use reqwest::Url;
+
+/// The AKS AAD server application; the same id in every cloud.
+pub const AKS_AAD_SERVER_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cloud {
+    AzurePublicCloud,
+    AzureChinaCloud,
+    AzureUSGovernment,
+    /// Any other ARM endpoint, e.g. a local emulator. Both URLs are validated at construction.
+    Custom {
+        arm_endpoint: Url,
+        authority_host: Url,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidCloud(String);
+
+impl Cloud {
+    /// A custom cloud; the authority host must be HTTPS (azure_identity refuses anything else).
+    pub fn custom(arm_endpoint: &str, authority_host: &str) -> Result<Self, InvalidCloud> {
+        let arm = Url::parse(arm_endpoint)
+            .map_err(|e| InvalidCloud(format!("ARM endpoint '{arm_endpoint}': {e}")))?;
+        let auth = Url::parse(authority_host)
+            .map_err(|e| InvalidCloud(format!("authority host '{authority_host}': {e}")))?;
+        if !matches!(arm.scheme(), "https" | "http") || arm.host_str().is_none() {
+            return Err(InvalidCloud(format!(
+                "ARM endpoint '{arm_endpoint}' must be an http(s) URL"
+            )));
+        }
+        if auth.scheme() != "https" || auth.host_str().is_none() {
+            return Err(InvalidCloud(format!(
+                "authority host '{authority_host}' must be an https URL"
+            )));
+        }
+        Ok(Cloud::Custom {
+            arm_endpoint: arm,
+            authority_host: auth,
+        })
+    }
+
+    pub fn arm_endpoint(&self) -> Url {
+        let s = match self {
+            Cloud::AzurePublicCloud => "https://management.azure.com/",
+            Cloud::AzureChinaCloud => "https://management.chinacloudapi.cn/",
+            Cloud::AzureUSGovernment => "https://management.usgovcloudapi.net/",
+            Cloud::Custom { arm_endpoint, .. } => return arm_endpoint.clone(),
+        };
+        Url::parse(s).expect("built-in ARM endpoints are valid URLs")
+    }
+
+    pub fn authority_host(&self) -> Url {
+        let s = match self {
+            Cloud::AzurePublicCloud => "https://login.microsoftonline.com/",
+            Cloud::AzureChinaCloud => "https://login.chinacloudapi.cn/",
+            Cloud::AzureUSGovernment => "https://login.microsoftonline.us/",
+            Cloud::Custom { authority_host, .. } => return authority_host.clone(),
+        };
+        Url::parse(s).expect("built-in authority hosts are valid URLs")
+    }
+
+    /// `<ARM endpoint without trailing slash>/.default`.
+    pub fn arm_scope(&self) -> String {
+        format!(
+            "{}/.default",
+            self.arm_endpoint().as_str().trim_end_matches('/')
+        )
+    }
+
+    pub fn aks_aad_server_scope(&self) -> &'static str {
+        AKS_AAD_SERVER_SCOPE
+    }
+
+    /// The same cloud in azure_core's terms, for azure_identity credentials.
+    pub fn core_configuration(&self) -> Arc<CloudConfiguration> {
+        Arc::new(match self {
+            Cloud::AzurePublicCloud => CloudConfiguration::AzurePublic,
+            Cloud::AzureChinaCloud => CloudConfiguration::AzureChina,
+            Cloud::AzureUSGovernment => CloudConfiguration::AzureGovernment,
+            Cloud::Custom { authority_host, .. } => {
+                let mut custom = CustomConfiguration::default();
+                custom.authority_host = authority_host.as_str().trim_end_matches('/').to_string();
+                CloudConfiguration::Custom(custom)
+            }
+        })
+    }
+}
+
+impl FromStr for Cloud {
+    type Err = InvalidCloud;
+
+    /// The `--cloud` names; `AzureCloud` is the Azure CLI's name for the public cloud.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "azurepubliccloud" | "azurecloud" | "public" => Ok(Cloud::AzurePublicCloud),
+            "azurechinacloud" | "china" => Ok(Cloud::AzureChinaCloud),
+            "azureusgovernment" | "azureusgovernmentcloud" | "usgovernment" => {
+                Ok(Cloud::AzureUSGovernment)
+            }
+            _ => Err(InvalidCloud(format!(
+                "unknown cloud '{s}'; use AzurePublicCloud, AzureChinaCloud or AzureUSGovernment, \
+                 or --arm-endpoint with --authority-host"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cloud::AzurePublicCloud => f.write_str("AzurePublicCloud"),
+            Cloud::AzureChinaCloud => f.write_str("AzureChinaCloud"),
+            Cloud::AzureUSGovernment => f.write_str("AzureUSGovernment"),
+            Cloud::Custom { arm_endpoint, .. } => write!(f, "Custom({arm_endpoint})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_clouds() {
+        let cases = [
+            (
+                "AzurePublicCloud",
+                "https://management.azure.com/",
+                "https://login.microsoftonline.com/",
+                "https://management.azure.com/.default",
+            ),
+            (
+                "azurecloud",
+                "https://management.azure.com/",
+                "https://login.microsoftonline.com/",
+                "https://management.azure.com/.default",
+            ),
+            (
+                "AzureChinaCloud",
+                "https://management.chinacloudapi.cn/",
+                "https://login.chinacloudapi.cn/",
+                "https://management.chinacloudapi.cn/.default",
+            ),
+            (
+                "AzureUSGovernment",
+                "https://management.usgovcloudapi.net/",
+                "https://login.microsoftonline.us/",
+                "https://management.usgovcloudapi.net/.default",
+            ),
+        ];
+        for (name, arm, authority, scope) in cases {
+            let cloud: Cloud = name.parse().unwrap();
+            assert_eq!(cloud.arm_endpoint().as_str(), arm, "{name}");
+            assert_eq!(cloud.authority_host().as_str(), authority, "{name}");
+            assert_eq!(cloud.arm_scope(), scope, "{name}");
+            assert_eq!(
+                cloud.aks_aad_server_scope(),
+                "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+            );
+        }
+        assert!("AzureGermanCloud".parse::<Cloud>().is_err());
+    }
+
+    #[test]
+    fn custom_cloud() {
+        let cloud = Cloud::custom("https://127.0.0.1:8443", "https://127.0.0.1:8444/").unwrap();
+        assert_eq!(cloud.arm_scope(), "https://127.0.0.1:8443/.default");
+        assert!(
+            Cloud::custom("https://arm", "http://login").is_err(),
+            "authority must be https"
+        );
+        assert!(Cloud::custom("ftp://arm", "https://login").is_err());
+        assert!(Cloud::custom("not a url", "https://login").is_err());
+        match &*cloud.core_configuration() {
+            CloudConfiguration::Custom(c) => assert_eq!(c.authority_host, "https://127.0.0.1:8444"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

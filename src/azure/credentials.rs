@@ -1,0 +1,320 @@
+//! Entra ID credentials: built from a plain configuration, cached per source, named for rate limits.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{ClientOptions, Transport};
+use azure_identity::{
+    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+
+use super::cloud::Cloud;
+use super::error::ArmError;
+use super::secret::Secret;
+
+pub type SharedCredential = Arc<dyn TokenCredential>;
+
+/// Who calls ARM; ARM's request limits are per principal, so our buckets are too.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub client_id: String,
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tenant_id, self.client_id)
+    }
+}
+
+/// The keys of a credentials Secret, already read out of Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialConfig {
+    pub tenant_id: String,
+    pub client_id: String,
+    /// `None` = workload identity federation with this client id.
+    pub client_secret: Option<Secret>,
+    /// Federated token file for workload identity; `None` = `AZURE_FEDERATED_TOKEN_FILE`.
+    pub federated_token_file: Option<PathBuf>,
+    /// When set, the credential may only be used in this subscription.
+    pub subscription_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    Config(CredentialConfig),
+    /// The operator's own identity: workload identity from the environment, else managed identity.
+    OperatorIdentity,
+}
+
+impl CredentialSource {
+    /// The principal, as far as it is known without asking Entra ID.
+    pub fn principal(&self) -> Principal {
+        match self {
+            CredentialSource::Config(c) => Principal {
+                tenant_id: c.tenant_id.clone(),
+                client_id: c.client_id.clone(),
+            },
+            CredentialSource::OperatorIdentity => Principal {
+                tenant_id: std::env::var("AZURE_TENANT_ID").unwrap_or_default(),
+                client_id: std::env::var("AZURE_CLIENT_ID")
+                    .unwrap_or_else(|_| "operator".to_string()),
+            },
+        }
+    }
+
+    /// Refuses a credential restricted to another subscription.
+    pub fn check_subscription(&self, subscription_id: &str) -> Result<(), ArmError> {
+        match self {
+            CredentialSource::Config(CredentialConfig {
+                subscription_id: Some(allowed),
+                ..
+            }) if !allowed.eq_ignore_ascii_case(subscription_id) => {
+                Err(ArmError::Credential(format!(
+                    "the credential is restricted to subscription {allowed}, not {subscription_id}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Builds azure_identity credentials for one cloud, over an HTTP client that trusts the extra CA.
+#[derive(Debug, Clone)]
+pub struct CredentialFactory {
+    cloud: Cloud,
+    http: reqwest::Client,
+}
+
+impl CredentialFactory {
+    /// `http` should come from [`super::client::build_http_client`] so the `--ca-file` CA is trusted.
+    pub fn new(cloud: Cloud, http: reqwest::Client) -> Self {
+        Self { cloud, http }
+    }
+
+    fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            cloud: Some(self.cloud.core_configuration()),
+            transport: Some(Transport::new(Arc::new(self.http.clone()))),
+            ..Default::default()
+        }
+    }
+
+    pub fn build(&self, source: &CredentialSource) -> Result<SharedCredential, ArmError> {
+        let fail = |e: azure_core::Error| ArmError::Credential(e.to_string());
+        match source {
+            CredentialSource::Config(c) => {
+                if c.tenant_id.trim().is_empty() || c.client_id.trim().is_empty() {
+                    return Err(ArmError::Credential(
+                        "AZURE_TENANT_ID and AZURE_CLIENT_ID are required".into(),
+                    ));
+                }
+                match &c.client_secret {
+                    Some(secret) => {
+                        let cred = ClientSecretCredential::new(
+                            &c.tenant_id,
+                            c.client_id.clone(),
+                            azure_core::credentials::Secret::new(secret.expose().to_string()),
+                            Some(ClientSecretCredentialOptions {
+                                client_options: self.client_options(),
+                            }),
+                        )
+                        .map_err(fail)?;
+                        Ok(cred)
+                    }
+                    None => {
+                        let mut options = WorkloadIdentityCredentialOptions {
+                            client_id: Some(c.client_id.clone()),
+                            tenant_id: Some(c.tenant_id.clone()),
+                            token_file_path: c.federated_token_file.clone(),
+                            ..Default::default()
+                        };
+                        options.credential_options.client_options = self.client_options();
+                        Ok(WorkloadIdentityCredential::new(Some(options)).map_err(fail)?)
+                    }
+                }
+            }
+            CredentialSource::OperatorIdentity => {
+                if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+                    let mut options = WorkloadIdentityCredentialOptions::default();
+                    options.credential_options.client_options = self.client_options();
+                    Ok(WorkloadIdentityCredential::new(Some(options)).map_err(fail)?)
+                } else {
+                    let options = ManagedIdentityCredentialOptions {
+                        user_assigned_id: std::env::var("AZURE_CLIENT_ID")
+                            .ok()
+                            .map(UserAssignedId::ClientId),
+                        client_options: self.client_options(),
+                    };
+                    Ok(ManagedIdentityCredential::new(Some(options)).map_err(fail)?)
+                }
+            }
+        }
+    }
+}
+
+/// One credential per source (e.g. "namespace/secret-name"), rebuilt when its version
+/// (e.g. the Secret's resourceVersion) changes, so tokens are cached for as long as the Secret is unchanged.
+#[derive(Default)]
+pub struct CredentialCache {
+    entries: Mutex<HashMap<String, (String, SharedCredential)>>,
+}
+
+impl fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.entries.lock().map(|e| e.len()).unwrap_or(0);
+        f.debug_struct("CredentialCache")
+            .field("entries", &n)
+            .finish()
+    }
+}
+
+impl CredentialCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get_or_try_insert(
+        &self,
+        source_key: &str,
+        version: &str,
+        build: impl FnOnce() -> Result<SharedCredential, ArmError>,
+    ) -> Result<SharedCredential, ArmError> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, cred)) = entries.get(source_key)
+            && v == version
+        {
+            return Ok(cred.clone());
+        }
+        let cred = build()?;
+        entries.insert(source_key.to_string(), (version.to_string(), cred.clone()));
+        Ok(cred)
+    }
+
+    /// Forgets a source (its Secret was deleted).
+    pub fn remove(&self, source_key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(source_key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A bearer token for `scope`; failures become [`ArmError::Auth`] without the token in the message.
+pub async fn get_token(
+    credential: &dyn TokenCredential,
+    scope: &str,
+    operation: &'static str,
+) -> Result<Secret, ArmError> {
+    let token = credential
+        .get_token(&[scope], None)
+        .await
+        .map_err(|e| ArmError::Auth {
+            operation,
+            message: e.to_string(),
+        })?;
+    Ok(Secret::new(token.token.secret().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::testutil::StubCredential;
+
+    fn config(secret: Option<&str>) -> CredentialConfig {
+        CredentialConfig {
+            tenant_id: "tenant".into(),
+            client_id: "client".into(),
+            client_secret: secret.map(Secret::new),
+            federated_token_file: Some("/var/run/token".into()),
+            subscription_id: Some("SUB-1".into()),
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let c = config(Some("s3cr3t-value"));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn builds_each_kind() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let factory = CredentialFactory::new(
+            Cloud::custom("https://arm.local", "https://login.local").unwrap(),
+            reqwest::Client::new(),
+        );
+        factory
+            .build(&CredentialSource::Config(config(Some("x"))))
+            .unwrap();
+        let token_file =
+            std::env::temp_dir().join(format!("kubeinvoke-token-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&token_file, "federated-jwt").unwrap();
+        let mut federated = config(None);
+        federated.federated_token_file = Some(token_file.clone());
+        factory.build(&CredentialSource::Config(federated)).unwrap();
+        let _ = std::fs::remove_file(token_file);
+        let mut missing = config(None);
+        missing.federated_token_file = Some("/nonexistent/kubeinvoke/token".into());
+        assert!(matches!(
+            factory.build(&CredentialSource::Config(missing)),
+            Err(ArmError::Credential(_))
+        ));
+        let mut empty = config(Some("x"));
+        empty.tenant_id = " ".into();
+        assert!(matches!(
+            factory.build(&CredentialSource::Config(empty)),
+            Err(ArmError::Credential(_))
+        ));
+    }
+
+    #[test]
+    fn subscription_restriction() {
+        let source = CredentialSource::Config(config(None));
+        assert!(source.check_subscription("sub-1").is_ok());
+        assert!(source.check_subscription("other").is_err());
+        assert!(
+            CredentialSource::OperatorIdentity
+                .check_subscription("any")
+                .is_ok()
+        );
+        assert_eq!(source.principal().to_string(), "tenant/client");
+    }
+
+    #[test]
+    fn cache_returns_the_same_credential_per_version() {
+        let cache = CredentialCache::new();
+        let mut builds = 0;
+        let mut get = |key: &str, version: &str| {
+            cache
+                .get_or_try_insert(key, version, || {
+                    builds += 1;
+                    Ok(Arc::new(StubCredential::new("t")) as SharedCredential)
+                })
+                .unwrap()
+        };
+        let a = get("ns/creds", "1");
+        let b = get("ns/creds", "1");
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = get("ns/creds", "2");
+        assert!(!Arc::ptr_eq(&a, &c));
+        get("other/creds", "1");
+        assert_eq!(builds, 3);
+        assert_eq!(cache.len(), 2, "a new version replaces the old entry");
+        cache.remove("ns/creds");
+        assert_eq!(cache.len(), 1);
+    }
+}

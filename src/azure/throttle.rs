@@ -1,0 +1,272 @@
+//! Client-side token buckets that keep the operator under ARM's request limits.
+//!
+//! ARM throttles per (subscription, principal, reads|writes|deletes) with a token bucket per region.
+//! We mirror that with one bucket per (subscription, principal, kind), shared by every caller, and
+//! pause a whole bucket when ARM answers 429 so no caller sends before `Retry-After` elapsed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::credentials::Principal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    Read,
+    Write,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Read => "read",
+            OpKind::Write => "write",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BucketKey {
+    pub subscription: String,
+    pub principal: Principal,
+    pub kind: OpKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketConfig {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+/// Defaults are 90% of ARM's public-cloud limits (writes 200/10 per s, reads 250/25 per s).
+/// The margin leaves room for other clients of the same principal (az CLI, portal, other
+/// controllers) and for requests ARM counts that we do not see (e.g. polls by the RP itself),
+/// so that 429s stay the exception rather than the steady state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThrottleConfig {
+    pub read: BucketConfig,
+    pub write: BucketConfig,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            read: BucketConfig {
+                burst: 225.0,
+                per_second: 22.5,
+            },
+            write: BucketConfig {
+                burst: 180.0,
+                per_second: 9.0,
+            },
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+    paused_until: Option<Instant>,
+}
+
+/// Current fill of one bucket, for a gauge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketLevel {
+    pub key: BucketKey,
+    pub tokens: f64,
+    pub paused: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Throttle {
+    config: ThrottleConfig,
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
+}
+
+impl Throttle {
+    pub fn new(config: ThrottleConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn config_for(&self, kind: OpKind) -> BucketConfig {
+        match kind {
+            OpKind::Read => self.config.read,
+            OpKind::Write => self.config.write,
+        }
+    }
+
+    /// Takes one token, or says how long to wait before trying again.
+    fn try_take(&self, key: &BucketKey, now: Instant) -> Result<(), Duration> {
+        let cfg = self.config_for(key.kind);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
+            tokens: cfg.burst,
+            updated: now,
+            paused_until: None,
+        });
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * cfg.per_second).min(cfg.burst);
+        bucket.updated = now;
+        if let Some(until) = bucket.paused_until {
+            if until > now {
+                return Err(until - now);
+            }
+            bucket.paused_until = None;
+        }
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let missing = 1.0 - bucket.tokens;
+            Err(Duration::from_secs_f64(
+                missing / cfg.per_second.max(f64::EPSILON),
+            ))
+        }
+    }
+
+    /// Waits (on tokio time) until the bucket grants a token; returns how long it waited.
+    /// Wrap in `tokio::time::timeout_at` to bound the wait by a deadline.
+    pub async fn acquire(&self, key: &BucketKey) -> Duration {
+        let start = Instant::now();
+        loop {
+            match self.try_take(key, Instant::now()) {
+                Ok(()) => return Instant::now() - start,
+                Err(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
+            }
+        }
+    }
+
+    /// Stops every caller of `key` until `until` (ARM said 429 + Retry-After); never shortens a pause.
+    /// The bucket is also emptied: ARM's bucket is, so our estimate of it should be too.
+    pub fn pause_until(&self, key: &BucketKey, until: Instant) {
+        let cfg = self.config_for(key.kind);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
+            tokens: cfg.burst,
+            updated: now,
+            paused_until: None,
+        });
+        bucket.tokens = 0.0;
+        bucket.updated = now.max(until);
+        bucket.paused_until = Some(bucket.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// Fill of every bucket seen so far (refilled to now), for metrics.
+    pub fn levels(&self) -> Vec<BucketLevel> {
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets
+            .iter()
+            .map(|(key, b)| {
+                let cfg = self.config_for(key.kind);
+                let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+                BucketLevel {
+                    key: key.clone(),
+                    tokens: (b.tokens + elapsed * cfg.per_second).min(cfg.burst),
+                    paused: b.paused_until.is_some_and(|p| p > now),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kind: OpKind) -> BucketKey {
+        BucketKey {
+            subscription: "sub".into(),
+            principal: Principal {
+                tenant_id: "t".into(),
+                client_id: "c".into(),
+            },
+            kind,
+        }
+    }
+
+    fn small() -> Arc<Throttle> {
+        Throttle::new(ThrottleConfig {
+            read: BucketConfig {
+                burst: 3.0,
+                per_second: 1.0,
+            },
+            write: BucketConfig {
+                burst: 2.0,
+                per_second: 0.5,
+            },
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_then_refill_rate() {
+        let t = small();
+        let k = key(OpKind::Read);
+        for _ in 0..3 {
+            assert_eq!(t.acquire(&k).await, Duration::ZERO);
+        }
+        let start = Instant::now();
+        t.acquire(&k).await;
+        t.acquire(&k).await;
+        let waited = Instant::now() - start;
+        assert!(
+            waited >= Duration::from_secs(2) && waited < Duration::from_millis(2100),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_and_writes_are_separate_buckets() {
+        let t = small();
+        for _ in 0..2 {
+            t.acquire(&key(OpKind::Write)).await;
+        }
+        assert_eq!(t.acquire(&key(OpKind::Read)).await, Duration::ZERO);
+        let start = Instant::now();
+        t.acquire(&key(OpKind::Write)).await;
+        assert!(Instant::now() - start >= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_blocks_every_caller_until_the_instant() {
+        let t = small();
+        let k = key(OpKind::Read);
+        let until = Instant::now() + Duration::from_secs(30);
+        t.pause_until(&k, until);
+        // A shorter pause later must not shorten the first one.
+        t.pause_until(&k, Instant::now() + Duration::from_secs(1));
+        assert!(t.levels().iter().all(|l| l.paused));
+        let (a, b) = tokio::join!(t.acquire(&k), t.acquire(&k));
+        assert!(
+            a >= Duration::from_secs(30) && b >= Duration::from_secs(30),
+            "{a:?} {b:?}"
+        );
+        assert!(Instant::now() >= until);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn levels_report_fill() {
+        let t = small();
+        let k = key(OpKind::Read);
+        t.acquire(&k).await;
+        let levels = t.levels();
+        assert_eq!(levels.len(), 1);
+        assert!((levels[0].tokens - 2.0).abs() < 0.01);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!((t.levels()[0].tokens - 3.0).abs() < 0.01, "capped at burst");
+    }
+
+    #[test]
+    fn defaults_are_below_arm_limits() {
+        let c = ThrottleConfig::default();
+        assert!(c.read.burst < 250.0 && c.read.per_second < 25.0);
+        assert!(c.write.burst < 200.0 && c.write.per_second < 10.0);
+    }
+}
