@@ -25,7 +25,11 @@ pub struct KubernetesArgs {
     pub watch_namespace: Option<String>,
     /// Namespaces whose resources may use the operator's own Azure identity when they name no
     /// credential Secret: comma-separated, or `*` for all.
-    #[arg(long, env = "KUBEINVOKE_GLOBAL_CREDENTIAL_NAMESPACES", default_value = "*")]
+    #[arg(
+        long,
+        env = "KUBEINVOKE_GLOBAL_CREDENTIAL_NAMESPACES",
+        default_value = "*"
+    )]
     pub global_credential_namespaces: String,
     /// Largest encoded AKS run-command context (zipped `spec.files`, base64) in bytes; past it a run
     /// fails with `ContextTooLarge`.
@@ -60,16 +64,17 @@ pub struct AzureArgs {
     /// PEM file of an extra CA to trust for ARM and Entra ID (TLS verification is never turned off).
     #[arg(long, env = "KUBEINVOKE_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Client-side ARM write budget per (subscription, principal): bucket size.
-    #[arg(long, env = "KUBEINVOKE_ARM_WRITE_BURST", default_value_t = 190)]
-    pub arm_write_burst: u32,
+    /// Client-side ARM write budget per (subscription, principal): bucket size. The defaults are 90%
+    /// of ARM's limits, leaving room for other clients of the same principal.
+    #[arg(long, env = "KUBEINVOKE_ARM_WRITE_BURST", default_value_t = 180.0)]
+    pub arm_write_burst: f64,
     /// Client-side ARM write budget per (subscription, principal): refill per second.
-    #[arg(long, env = "KUBEINVOKE_ARM_WRITE_RATE", default_value_t = 9.5)]
+    #[arg(long, env = "KUBEINVOKE_ARM_WRITE_RATE", default_value_t = 9.0)]
     pub arm_write_rate: f64,
     /// Client-side ARM read budget per (subscription, principal): bucket size.
-    #[arg(long, env = "KUBEINVOKE_ARM_READ_BURST", default_value_t = 240)]
-    pub arm_read_burst: u32,
+    #[arg(long, env = "KUBEINVOKE_ARM_READ_BURST", default_value_t = 225.0)]
+    pub arm_read_burst: f64,
     /// Client-side ARM read budget per (subscription, principal): refill per second.
-    #[arg(long, env = "KUBEINVOKE_ARM_READ_RATE", default_value_t = 24.0)]
+    #[arg(long, env = "KUBEINVOKE_ARM_READ_RATE", default_value_t = 22.5)]
     pub arm_read_rate: f64,
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod azure;
+pub mod config;
 pub mod controllers;
 pub mod telemetry;
 pub mod text;

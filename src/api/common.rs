@@ -3,65 +3,19 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A subscription ID is a GUID.
-#[cfg(test)]
-const SUBSCRIPTION: &str =
-    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
-#[cfg(test)]
-/// ARM resource group names: 1-90 of letters, digits, `-_.()`, not ending in a period.
-const RESOURCE_GROUP: &str = "[-\\w.()]{0,89}[-\\w()]";
+// Resource-ID patterns are ARM knowledge; the Azure layer owns them and tests them against its
+// own parser with one table, so the API server and the operator accept the same IDs.
+pub use crate::azure::resource_id::{
+    AKS_CLUSTER_ID_PATTERN, CONNECTED_CLUSTER_ID_PATTERN, CONTAINER_GROUP_ID_PATTERN,
+    CONTAINER_NAME_PATTERN,
+};
 
-/// Builds an anchored pattern for a resource ID of `provider/type` whose name matches `name`.
-/// ARM matches segment names case-insensitively, so the fixed segments do too.
-macro_rules! arm_id_pattern {
-    ($provider_type:literal, $name:literal) => {
-        concat!(
-            "^/(?i:subscriptions)/",
-            "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-            "/(?i:resourceGroups)/[-\\w.()]{0,89}[-\\w()]/(?i:providers)/(?i:",
-            $provider_type,
-            ")/",
-            $name,
-            "$"
-        )
-    };
-}
-
-/// `…/Microsoft.ContainerService/managedClusters/<name>`; AKS names are 1-63 characters.
-pub const AKS_CLUSTER_ID_PATTERN: &str = arm_id_pattern!(
-    "Microsoft\\.ContainerService/managedClusters",
-    "[a-zA-Z0-9](?:[-_a-zA-Z0-9]{0,61}[a-zA-Z0-9])?"
-);
-/// `…/Microsoft.ContainerInstance/containerGroups/<name>`; lower-case letters, digits and hyphens.
-pub const CONTAINER_GROUP_ID_PATTERN: &str = arm_id_pattern!(
-    "Microsoft\\.ContainerInstance/containerGroups",
-    "[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
-);
-/// `…/Microsoft.Kubernetes/connectedClusters/<name>` (an Arc-connected cluster, AKS Arc included).
-pub const CONNECTED_CLUSTER_ID_PATTERN: &str = arm_id_pattern!(
-    "Microsoft\\.Kubernetes/connectedClusters",
-    "[a-zA-Z0-9](?:[-_.a-zA-Z0-9]{0,61}[a-zA-Z0-9])?"
-);
 /// A Kubernetes object name (DNS-1123 subdomain).
 pub const DNS_SUBDOMAIN_PATTERN: &str =
     "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// A relative file path: no leading `/`, no empty, `.` or `..` segment.
 pub const RELATIVE_PATH_PATTERN: &str =
     "^(?:[^/.][^/]*|\\.[^/.][^/]*|\\.\\.[^/]+)(?:/(?:[^/.][^/]*|\\.[^/.][^/]*|\\.\\.[^/]+))*$";
-
-// The pieces above are spelled out again inside the macro (concat! needs literals); keep them equal.
-#[cfg(test)]
-#[test]
-fn patterns_use_the_shared_pieces() {
-    for p in [
-        AKS_CLUSTER_ID_PATTERN,
-        CONTAINER_GROUP_ID_PATTERN,
-        CONNECTED_CLUSTER_ID_PATTERN,
-    ] {
-        assert!(p.contains(SUBSCRIPTION), "{p}");
-        assert!(p.contains(RESOURCE_GROUP), "{p}");
-    }
-}
 
 /// Where the Azure credentials of a resource come from.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    AKS_CLUSTER_ID_PATTERN, CONTAINER_GROUP_ID_PATTERN, CredentialRef, DNS_SUBDOMAIN_PATTERN,
-    Phase, RELATIVE_PATH_PATTERN,
+    AKS_CLUSTER_ID_PATTERN, CONTAINER_GROUP_ID_PATTERN, CONTAINER_NAME_PATTERN, CredentialRef,
+    DNS_SUBDOMAIN_PATTERN, Phase, RELATIVE_PATH_PATTERN,
 };
 
 /// Default of `spec.timeoutSeconds`.
@@ -167,7 +167,7 @@ pub struct ContainerInstanceTarget {
     #[schemars(pattern(CONTAINER_GROUP_ID_PATTERN))]
     pub resource_id: String,
     /// Name of the container in the group.
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), pattern(CONTAINER_NAME_PATTERN))]
     pub container: String,
     /// Optional shell to exec (e.g. `/bin/sh`). With it, `command` is sent to the shell on stdin and
     /// the real exit code is reported; without it, `command` must be one executable with no

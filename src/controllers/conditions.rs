@@ -21,7 +21,14 @@ pub enum Health {
 /// Sets the kstatus conditions for `health` with `reason`/`message`, keeping the
 /// `lastTransitionTime` of conditions whose status does not change. Conditions of other types are
 /// kept as they are.
-pub fn apply(conditions: &mut Vec<Condition>, health: Health, reason: &str, message: &str, generation: i64, now: &Time) {
+pub fn apply(
+    conditions: &mut Vec<Condition>,
+    health: Health,
+    reason: &str,
+    message: &str,
+    generation: i64,
+    now: &Time,
+) {
     let (ready, reconciling, stalled) = match health {
         Health::Progressing => ("False", Some("True"), None),
         Health::Ready => ("True", None, None),
@@ -29,17 +36,35 @@ pub fn apply(conditions: &mut Vec<Condition>, health: Health, reason: &str, mess
     };
     set(conditions, READY, ready, reason, message, generation, now);
     match reconciling {
-        Some(status) => set(conditions, RECONCILING, status, reason, message, generation, now),
+        Some(status) => set(
+            conditions,
+            RECONCILING,
+            status,
+            reason,
+            message,
+            generation,
+            now,
+        ),
         None => remove(conditions, RECONCILING),
     }
     match stalled {
-        Some(status) => set(conditions, STALLED, status, reason, message, generation, now),
+        Some(status) => set(
+            conditions, STALLED, status, reason, message, generation, now,
+        ),
         None => remove(conditions, STALLED),
     }
 }
 
 /// Sets one condition; `lastTransitionTime` changes only when `status` does.
-pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: &str, generation: i64, now: &Time) {
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: i64,
+    now: &Time,
+) {
     let message = crate::text::truncate(message, 1024).to_string();
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
@@ -71,7 +96,10 @@ fn remove(conditions: &mut Vec<Condition>, type_: &str) {
 
 /// The status of condition `type_`, if present.
 pub fn status_of<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a str> {
-    conditions.iter().find(|c| c.type_ == type_).map(|c| c.status.as_str())
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.as_str())
 }
 
 #[cfg(test)]
@@ -86,7 +114,14 @@ mod tests {
     #[test]
     fn progressing_then_ready_then_stalled() {
         let mut c = Vec::new();
-        apply(&mut c, Health::Progressing, "Dispatching", "sending", 1, &at(10));
+        apply(
+            &mut c,
+            Health::Progressing,
+            "Dispatching",
+            "sending",
+            1,
+            &at(10),
+        );
         assert_eq!(status_of(&c, READY), Some("False"));
         assert_eq!(status_of(&c, RECONCILING), Some("True"));
         assert_eq!(status_of(&c, STALLED), None);
@@ -100,7 +135,13 @@ mod tests {
         apply(&mut c, Health::Stalled, "NonZeroExit", "exit 3", 2, &at(30));
         assert_eq!(status_of(&c, READY), Some("False"));
         assert_eq!(status_of(&c, STALLED), Some("True"));
-        assert_eq!(c.iter().find(|c| c.type_ == READY).unwrap().observed_generation, Some(2));
+        assert_eq!(
+            c.iter()
+                .find(|c| c.type_ == READY)
+                .unwrap()
+                .observed_generation,
+            Some(2)
+        );
     }
 
     #[test]

@@ -86,11 +86,19 @@ pub struct Failure {
 impl Failure {
     /// A failure that ends the run or export for this generation.
     pub fn terminal(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), transient: false }
+        Self {
+            reason,
+            message: message.into(),
+            transient: false,
+        }
     }
     /// A failure worth retrying.
     pub fn transient(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), transient: true }
+        Self {
+            reason,
+            message: message.into(),
+            transient: true,
+        }
     }
 }
 

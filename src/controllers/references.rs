@@ -48,7 +48,10 @@ impl std::fmt::Debug for SecretCredential {
             .field("secret", &format_args!("{}/{}", self.namespace, self.name))
             .field("tenant_id", &self.tenant_id)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("subscription_id", &self.subscription_id)
             .finish()
     }
@@ -76,8 +79,17 @@ pub enum GlobalCredentialNamespaces {
 impl GlobalCredentialNamespaces {
     /// Parses the flag value: empty or `*` = all; else a comma-separated list.
     pub fn parse(value: &str) -> Self {
-        let names: Vec<String> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-        if names.is_empty() || names.iter().any(|n| n == "*") { Self::All } else { Self::Only(names) }
+        let names: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if names.is_empty() || names.iter().any(|n| n == "*") {
+            Self::All
+        } else {
+            Self::Only(names)
+        }
     }
 
     pub fn allows(&self, namespace: &str) -> bool {
@@ -102,7 +114,10 @@ pub async fn resolve_credential(
             Some(secret) => secret_credential(namespace, &secret).map(CredentialSource::Secret),
             None => Err(Failure::terminal(
                 Reason::CredentialNotFound,
-                format!("credential Secret {namespace}/{} (spec.credentialRef) does not exist", r.name),
+                format!(
+                    "credential Secret {namespace}/{} (spec.credentialRef) does not exist",
+                    r.name
+                ),
             )),
         };
     }
@@ -124,9 +139,16 @@ pub async fn resolve_credential(
 fn secret_credential(namespace: &str, secret: &Secret) -> Result<SecretCredential, Failure> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let data = secret_data(secret);
-    let get = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(v).trim().to_string()).filter(|v| !v.is_empty());
+    let get = |key: &str| {
+        data.get(key)
+            .map(|v| String::from_utf8_lossy(v).trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let missing = |key: &str| {
-        Failure::terminal(Reason::CredentialNotFound, format!("credential Secret {namespace}/{name} has no key {key}"))
+        Failure::terminal(
+            Reason::CredentialNotFound,
+            format!("credential Secret {namespace}/{name} has no key {key}"),
+        )
     };
     Ok(SecretCredential {
         namespace: namespace.to_string(),
@@ -142,8 +164,12 @@ fn secret_credential(namespace: &str, secret: &Secret) -> Result<SecretCredentia
 /// `data` merged with `stringData` (a Secret read back from the API server only has `data`, but a
 /// test double may not).
 fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
-    let mut out: BTreeMap<String, Vec<u8>> =
-        secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    let mut out: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
     for (k, v) in secret.string_data.iter().flatten() {
         out.insert(k.clone(), v.clone().into_bytes());
     }
@@ -164,50 +190,76 @@ impl std::fmt::Debug for File {
 }
 
 /// Reads the files of `spec.files` from ConfigMaps and Secrets in `namespace`.
-pub async fn collect_files(client: &Client, namespace: &str, sources: &[FileSource]) -> Result<Vec<File>, Failure> {
+pub async fn collect_files(
+    client: &Client,
+    namespace: &str,
+    sources: &[FileSource],
+) -> Result<Vec<File>, Failure> {
     let mut files = Vec::new();
     for (index, source) in sources.iter().enumerate() {
         let (kind, keys_ref, data) = match (&source.config_map_ref, &source.secret_ref) {
             (Some(r), None) => {
-                let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(&r.name).await?;
+                let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                    .get_opt(&r.name)
+                    .await?;
                 let data = cm.map(|cm| {
-                    let mut data: BTreeMap<String, Vec<u8>> =
-                        cm.data.into_iter().flatten().map(|(k, v)| (k, v.into_bytes())).collect();
+                    let mut data: BTreeMap<String, Vec<u8>> = cm
+                        .data
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
                     data.extend(cm.binary_data.into_iter().flatten().map(|(k, v)| (k, v.0)));
                     data
                 });
                 ("ConfigMap", r, data)
             }
             (None, Some(r)) => {
-                let secret = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(&r.name).await?;
+                let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+                    .get_opt(&r.name)
+                    .await?;
                 ("Secret", r, secret.as_ref().map(secret_data))
             }
             _ => {
                 return Err(Failure::terminal(
                     Reason::InvalidSpec,
-                    format!("spec.files[{index}] must set exactly one of configMapRef or secretRef"),
+                    format!(
+                        "spec.files[{index}] must set exactly one of configMapRef or secretRef"
+                    ),
                 ));
             }
         };
         let Some(data) = data else {
             return Err(Failure::terminal(
                 Reason::FileNotFound,
-                format!("{kind} {namespace}/{} (spec.files[{index}]) does not exist", keys_ref.name),
+                format!(
+                    "{kind} {namespace}/{} (spec.files[{index}]) does not exist",
+                    keys_ref.name
+                ),
             ));
         };
         if keys_ref.items.is_empty() {
-            files.extend(data.into_iter().map(|(path, contents)| File { path, contents }));
+            files.extend(
+                data.into_iter()
+                    .map(|(path, contents)| File { path, contents }),
+            );
             continue;
         }
         for item in &keys_ref.items {
             let Some(contents) = data.get(&item.key) else {
                 return Err(Failure::terminal(
                     Reason::FileNotFound,
-                    format!("{kind} {namespace}/{} has no key {} (spec.files[{index}])", keys_ref.name, item.key),
+                    format!(
+                        "{kind} {namespace}/{} has no key {} (spec.files[{index}])",
+                        keys_ref.name, item.key
+                    ),
                 ));
             };
             let path = item.path.clone().unwrap_or_else(|| item.key.clone());
-            files.push(File { path, contents: contents.clone() });
+            files.push(File {
+                path,
+                contents: contents.clone(),
+            });
         }
     }
     Ok(files)
@@ -237,6 +289,9 @@ mod tests {
             subscription_id: None,
         };
         let shown = format!("{:?}", CredentialSource::Secret(c));
-        assert!(!shown.contains("super-secret-value") && shown.contains("<redacted>"), "{shown}");
+        assert!(
+            !shown.contains("super-secret-value") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

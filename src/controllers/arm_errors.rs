@@ -1,0 +1,47 @@
+//! The one place where an ARM error becomes a status reason: which failures end a run and which
+//! are retried within its deadline.
+
+use super::reason::{Failure, Reason};
+use crate::azure::ArmError;
+
+/// Maps an ARM error to a reason and a message for people (never a token or a body that may hold
+/// one: `ArmError`'s messages are already free of those).
+pub fn failure(err: &ArmError) -> Failure {
+    let message = crate::text::truncate(&err.to_string(), 900).to_string();
+    match err {
+        ArmError::Api(api) => match api.status {
+            404 => Failure::terminal(Reason::TargetNotFound, message),
+            403 => {
+                let message = match err.missing_action() {
+                    Some(action) => {
+                        format!("the Azure identity lacks the RBAC action {action}: {message}")
+                    }
+                    None => message,
+                };
+                Failure::terminal(Reason::Forbidden, message)
+            }
+            401 => Failure::terminal(
+                Reason::Forbidden,
+                format!("ARM refused the token: {message}"),
+            ),
+            429 => Failure::transient(Reason::Throttled, message),
+            400 | 405 | 411 | 413 | 415 | 422 => Failure::terminal(Reason::InvalidSpec, message),
+            _ => Failure::transient(Reason::Retrying, message),
+        },
+        // An Entra ID answer with an AADSTS code is a definite refusal (wrong secret, unknown
+        // client, wrong tenant); anything else may pass.
+        ArmError::Auth { message: m, .. } if m.contains("AADSTS") => Failure::terminal(
+            Reason::Forbidden,
+            format!("Entra ID refused the credential: {message}"),
+        ),
+        ArmError::Auth { .. }
+        | ArmError::Connect { .. }
+        | ArmError::Transport { .. }
+        | ArmError::InvalidResponse { .. } => Failure::transient(Reason::Retrying, message),
+        ArmError::Timeout { .. } => Failure::terminal(Reason::DeadlineExceeded, message),
+        ArmError::OperationFailed { .. } => Failure::terminal(Reason::ArmOperationFailed, message),
+        ArmError::Validation(_) => Failure::terminal(Reason::InvalidSpec, message),
+        ArmError::ContextTooLarge { .. } => Failure::terminal(Reason::ContextTooLarge, message),
+        ArmError::Credential(_) => Failure::terminal(Reason::CredentialNotFound, message),
+    }
+}

@@ -1,0 +1,264 @@
+//! What every reconcile shares: the Kubernetes client, the Event recorder, the ARM clients with
+//! their shared request budget and credential cache, and the in-memory run journal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::time::Instant as Deadline;
+
+use kube::Client;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use super::arm_errors;
+use super::reason::{Failure, Reason};
+use super::references::{CredentialSource, GlobalCredentialNamespaces};
+use crate::azure::aci::AciClient;
+use crate::azure::aks::{AksClient, ClusterInfo};
+use crate::azure::hybrid::HybridClient;
+use crate::azure::{
+    self, AksClusterId, ArmClient, ArmError, CallContext, Cloud, CredentialCache, CredentialConfig,
+    CredentialFactory, Secret,
+};
+
+/// Field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "kubeinvoke";
+/// How long a cluster's facts (AAD-managed, run command disabled) are reused.
+const CLUSTER_INFO_TTL: Duration = Duration::from_secs(300);
+
+/// Operator settings the controllers read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub global_credential_namespaces: GlobalCredentialNamespaces,
+    pub max_context_bytes: usize,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    pub azure: Azure,
+    pub journal: Journal,
+}
+
+impl Context {
+    pub fn new(client: Client, reporter: Reporter, settings: Settings, azure: Azure) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            azure,
+            journal: Journal::default(),
+        }
+    }
+
+    /// Publishes an Event about `obj`; the note is cut to 1024 bytes. Failing to publish is logged,
+    /// never fatal.
+    pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: &str)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(crate::text::truncate(note, 1024).to_string()),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not publish an Event");
+        }
+    }
+}
+
+/// The ARM side of the operator.
+pub struct Azure {
+    pub cloud: Cloud,
+    pub arm: ArmClient,
+    pub aks: AksClient,
+    pub aci: AciClient,
+    pub hybrid: HybridClient,
+    factory: CredentialFactory,
+    credentials: CredentialCache,
+    clusters: Mutex<HashMap<String, (Instant, ClusterInfo)>>,
+}
+
+impl Azure {
+    pub fn new(
+        cloud: Cloud,
+        arm: ArmClient,
+        aks: AksClient,
+        aci: AciClient,
+        hybrid: HybridClient,
+    ) -> Self {
+        let factory = CredentialFactory::new(cloud.clone(), arm.http().clone());
+        Self {
+            cloud,
+            arm,
+            aks,
+            aci,
+            hybrid,
+            factory,
+            credentials: CredentialCache::new(),
+            clusters: Mutex::default(),
+        }
+    }
+
+    /// A call context for `subscription` with the resolved credential (cached per Secret version).
+    pub fn call_context(
+        &self,
+        source: &CredentialSource,
+        subscription: &str,
+        correlation_id: String,
+        deadline: Deadline,
+    ) -> Result<CallContext, Failure> {
+        let (key, version, source) = match source {
+            CredentialSource::Secret(s) => (
+                format!("{}/{}", s.namespace, s.name),
+                s.resource_version.clone(),
+                azure::CredentialSource::Config(CredentialConfig {
+                    tenant_id: s.tenant_id.clone(),
+                    client_id: s.client_id.clone(),
+                    client_secret: s.client_secret.clone().map(Secret::new),
+                    federated_token_file: None,
+                    subscription_id: s.subscription_id.clone(),
+                }),
+            ),
+            CredentialSource::Operator => (
+                "operator".to_string(),
+                String::new(),
+                azure::CredentialSource::OperatorIdentity,
+            ),
+        };
+        source
+            .check_subscription(subscription)
+            .map_err(|e| Failure::terminal(Reason::Forbidden, e.to_string()))?;
+        let credential = self
+            .credentials
+            .get_or_try_insert(&key, &version, || self.factory.build(&source))
+            .map_err(|e| arm_errors::failure(&e))?;
+        Ok(CallContext {
+            credential,
+            principal: source.principal(),
+            subscription: subscription.to_string(),
+            correlation_id,
+            deadline,
+        })
+    }
+
+    /// The cluster's facts, from a short-lived cache or one ARM `GET`.
+    pub async fn cluster_info(
+        &self,
+        call: &CallContext,
+        id: &AksClusterId,
+    ) -> Result<ClusterInfo, ArmError> {
+        let key = id.to_string().to_ascii_lowercase();
+        if let Some((at, info)) = self
+            .clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && at.elapsed() < CLUSTER_INFO_TTL
+        {
+            return Ok(info.clone());
+        }
+        let info = self.aks.get_cluster(call, id).await?;
+        self.clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (Instant::now(), info.clone()));
+        Ok(info)
+    }
+
+    /// A token for the AKS AAD server application, from the same identity (`clusterToken`).
+    pub async fn aks_aad_token(&self, call: &CallContext) -> Result<Secret, ArmError> {
+        azure::credentials::get_token(
+            call.credential.as_ref(),
+            self.cloud.aks_aad_server_scope(),
+            "AksAadServerToken",
+        )
+        .await
+    }
+}
+
+/// What this process knows that the API server may not show yet: command ids ARM accepted whose
+/// status write has not landed, and ACI sessions that are live in this process.
+#[derive(Default)]
+pub struct Journal {
+    accepted: Mutex<HashMap<String, (RunKey, String)>>,
+    sessions: Mutex<HashMap<String, (RunKey, tokio::task::AbortHandle)>>,
+}
+
+/// A run: (uid, generation, runId).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    pub uid: String,
+    pub generation: i64,
+    pub run_id: String,
+}
+
+impl Journal {
+    pub fn record_accepted(&self, run: &RunKey, command_id: &str) {
+        self.accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.uid.clone(), (run.clone(), command_id.to_string()));
+    }
+    pub fn accepted(&self, run: &RunKey) -> Option<String> {
+        let map = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&run.uid)
+            .filter(|(r, _)| r == run)
+            .map(|(_, id)| id.clone())
+    }
+    pub fn forget_accepted(&self, uid: &str) {
+        self.accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+    pub fn add_session(&self, run: &RunKey, handle: tokio::task::AbortHandle) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.uid.clone(), (run.clone(), handle));
+    }
+    pub fn has_session(&self, run: &RunKey) -> bool {
+        let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&run.uid)
+            .is_some_and(|(r, h)| r == run && !h.is_finished())
+    }
+    pub fn end_session(&self, uid: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+    /// Stops the live session of `uid`, if any (the resource was deleted or its run replaced).
+    pub fn abort_session(&self, uid: &str) {
+        if let Some((_, handle)) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid)
+        {
+            handle.abort();
+        }
+    }
+    /// Live sessions, for metrics.
+    pub fn live_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(_, h)| !h.is_finished())
+            .count()
+    }
+}
+
+impl Context {
+    /// Shared by both controllers: an `Arc` for `Controller::run`.
+    pub fn shared(self) -> Arc<Self> {
+        Arc::new(self)
+    }
+}

@@ -1,0 +1,342 @@
+//! AKS targets: checks, dispatch through `runCommand`, and polling `commandResults`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::status::{self, Outcome};
+use super::{children, fail, may_redispatch, not_started, write_status};
+use crate::api::Phase;
+use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
+use crate::azure::aks::{CommandId, CommandStatus};
+use crate::azure::{AksClusterId, ArmError, CallContext};
+use crate::controllers::arm_errors;
+use crate::controllers::context::Context;
+use crate::controllers::reason::{Failure, Reason};
+use crate::controllers::references::{self, CredentialSource};
+
+/// Longest single ARM exchange budget inside one reconcile.
+const STEP_BUDGET: Duration = Duration::from_secs(60);
+
+fn cluster_id(rc: &RemoteCommand) -> Result<AksClusterId, Failure> {
+    let raw = rc
+        .spec
+        .target
+        .aks
+        .as_ref()
+        .map(|a| a.resource_id.as_str())
+        .unwrap_or_default();
+    raw.parse::<AksClusterId>().map_err(|e| {
+        Failure::terminal(
+            Reason::InvalidSpec,
+            format!("spec.target.aks.resourceId: {e}"),
+        )
+    })
+}
+
+/// The ARM deadline of one step: the run's deadline, at most a minute away.
+fn step_deadline(rc: &RemoteCommand) -> Instant {
+    let budget = status::deadline(rc)
+        .map(|d| Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO))
+        .unwrap_or(Duration::from_secs(rc.spec.timeout_seconds as u64));
+    Instant::now() + budget.min(STEP_BUDGET)
+}
+
+fn correlation_id(rc: &RemoteCommand, attempt: i32) -> String {
+    format!("{}-{}", rc.uid().unwrap_or_default(), attempt)
+}
+
+async fn call_context(
+    ctx: &Arc<Context>,
+    rc: &RemoteCommand,
+    credential: &CredentialSource,
+    id: &AksClusterId,
+    attempt: i32,
+) -> Result<CallContext, Failure> {
+    ctx.azure.call_context(
+        credential,
+        id.subscription_id(),
+        correlation_id(rc, attempt),
+        step_deadline(rc),
+    )
+}
+
+/// Checks the target and the files, then dispatches.
+pub async fn start(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    base: RemoteCommandStatus,
+    credential: &CredentialSource,
+) -> Result<Action, Failure> {
+    let id = cluster_id(rc)?;
+    let namespace = rc.namespace().unwrap_or_default();
+    let files = references::collect_files(&ctx.client, &namespace, &rc.spec.files).await?;
+    let context = if files.is_empty() {
+        None
+    } else {
+        let files = files.into_iter().map(|f| (f.path, f.contents)).collect();
+        Some(
+            crate::azure::aks::build_context(files, ctx.settings.max_context_bytes)
+                .map_err(|e| arm_errors::failure(&e))?,
+        )
+    };
+    let attempt = base.attempts.unwrap_or(0) + 1;
+    let call = call_context(ctx, rc, credential, &id, attempt).await?;
+    let cluster = ctx
+        .azure
+        .cluster_info(&call, &id)
+        .await
+        .map_err(|e| arm_errors::failure(&e))?;
+    if cluster.run_command_disabled {
+        return Err(Failure::terminal(
+            Reason::RunCommandDisabled,
+            format!("run command is disabled on {id} (apiServerAccessProfile.disableRunCommand)"),
+        ));
+    }
+    let cluster_token = if cluster.aad_managed {
+        Some(
+            ctx.azure
+                .aks_aad_token(&call)
+                .await
+                .map_err(|e| arm_errors::failure(&e))?,
+        )
+    } else {
+        None
+    };
+
+    // Record the intent before the request: after a crash, Running without a command id means
+    // "ARM may or may not have accepted it".
+    let s = status::dispatching(base, Timestamp::now());
+    write_status(api, rc, &s).await?;
+    let run = status::run_key(rc);
+    let call = CallContext {
+        deadline: step_deadline(&with_status(rc, &s)),
+        ..call
+    };
+    match ctx
+        .azure
+        .aks
+        .run_command(&call, &id, &rc.spec.command, context, cluster_token)
+        .await
+    {
+        Ok(accepted) => {
+            let command_id = accepted.command_id.to_string();
+            ctx.journal.record_accepted(&run, &command_id);
+            let mut s = s;
+            s.command_id = Some(command_id.clone());
+            let s = status::progress(
+                s,
+                Phase::Running,
+                Reason::Running,
+                &format!("ARM accepted command {command_id}"),
+                Timestamp::now(),
+            );
+            if let Err(f) = write_status(api, rc, &s).await {
+                // The journal holds the command id; the next reconcile records it and polls.
+                tracing::warn!(rcmd = %rc.name_any(), error = %f, "could not record the command id yet");
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            tracing::info!(rcmd = %rc.name_any(), namespace = %namespace, command_id = %command_id, attempt = s.attempts.unwrap_or(1), "dispatched");
+            ctx.event(
+                rc,
+                EventType::Normal,
+                "Dispatched",
+                "Dispatch",
+                &format!("ARM accepted command {command_id} on {id}"),
+            )
+            .await;
+            Ok(Action::requeue(poll_delay(accepted.retry_after)))
+        }
+        Err(e) => dispatch_failed(api, rc, ctx, s, &e).await,
+    }
+}
+
+/// The dispatch request failed: refused outright (nothing ran), or lost on the way (unknown).
+async fn dispatch_failed(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    s: RemoteCommandStatus,
+    err: &ArmError,
+) -> Result<Action, Failure> {
+    let failure = arm_errors::failure(err);
+    if refused(err) {
+        // ARM answered: the command was not accepted, so this attempt does not count.
+        let mut s = s;
+        s.attempts = s.attempts.map(|a| a - 1);
+        return not_started(api, rc, ctx, s, failure).await;
+    }
+    if may_redispatch(rc) {
+        tracing::warn!(rcmd = %rc.name_any(), error = %failure.message, "dispatch outcome unknown; dispatching again (AtLeastOnce)");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let failure = Failure::terminal(
+        Reason::DispatchInterrupted,
+        format!(
+            "it is unknown whether ARM accepted the command ({}); not dispatching again under AtMostOnce",
+            failure.message
+        ),
+    );
+    fail(api, rc, ctx, s, failure).await
+}
+
+/// ARM answered with a refusal (or the request never left), so the command certainly did not start.
+fn refused(err: &ArmError) -> bool {
+    !err.may_have_been_processed()
+}
+
+/// Polls the dispatched command, or handles a dispatch whose outcome was not recorded.
+pub async fn continue_run(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    current: RemoteCommandStatus,
+) -> Result<Action, Failure> {
+    let run = status::run_key(rc);
+    let command_id = match (&current.command_id, ctx.journal.accepted(&run)) {
+        (Some(id), _) => id.clone(),
+        (None, Some(id)) => {
+            // Accepted, but the status write did not land: write it now.
+            let mut s = current.clone();
+            s.command_id = Some(id.clone());
+            write_status(api, rc, &s).await?;
+            id
+        }
+        (None, None) => return interrupted(api, rc, ctx, current).await,
+    };
+    let id = cluster_id(rc)?;
+    let credential = references::resolve_credential(
+        &ctx.client,
+        &rc.namespace().unwrap_or_default(),
+        rc.spec.credential_ref.as_ref(),
+        &ctx.settings.global_credential_namespaces,
+    )
+    .await;
+    let credential = match credential {
+        Ok(c) => c,
+        Err(f) if f.transient => return Err(f),
+        Err(f) => return fail(api, rc, ctx, current, f).await,
+    };
+    let call = call_context(ctx, rc, &credential, &id, current.attempts.unwrap_or(1)).await?;
+    let command = CommandId::new(&command_id)
+        .map_err(|e| Failure::terminal(Reason::InvalidSpec, format!("status.commandId: {e}")))?;
+    match ctx.azure.aks.command_result(&call, &id, &command).await {
+        Ok(CommandStatus::Running { retry_after }) => Ok(Action::requeue(poll_delay(retry_after))),
+        Ok(CommandStatus::Finished(result)) if result.succeeded => {
+            let output = result.logs.into_bytes();
+            let secret = children::write_output(&ctx.client, rc, &output, result.exit_code).await;
+            let secret = match secret {
+                Ok(name) => name,
+                Err(f) if f.transient => return Err(f),
+                Err(f) => return fail(api, rc, ctx, current, f).await,
+            };
+            let exit = result.exit_code.unwrap_or(0);
+            let message = format!(
+                "command {command_id} exited with code {exit}; output ({} bytes) in Secret {secret}",
+                output.len()
+            );
+            let outcome = Outcome {
+                exit_code: Some(exit),
+                output,
+                output_secret_name: secret,
+                tail_bytes: rc.spec.output.tail_bytes.max(0) as usize,
+                message: message.clone(),
+            };
+            let s = status::finished(current, outcome, Timestamp::now());
+            write_status(api, rc, &s).await?;
+            ctx.journal.forget_accepted(&run.uid);
+            tracing::info!(rcmd = %rc.name_any(), command_id = %command_id, exit_code = exit, "finished");
+            let (kind, reason) = if exit == 0 {
+                (EventType::Normal, "Completed")
+            } else {
+                (EventType::Warning, "NonZeroExit")
+            };
+            ctx.event(rc, kind, reason, "Complete", &message).await;
+            Ok(super::after_ttl(rc, &s))
+        }
+        Ok(CommandStatus::Finished(result)) => {
+            let why = result
+                .reason
+                .unwrap_or_else(|| result.provisioning_state.clone());
+            let attempts = current.attempts.unwrap_or(1);
+            let within_deadline = status::deadline(rc).is_none_or(|d| Timestamp::now() < d);
+            if attempts < rc.spec.max_attempts && within_deadline {
+                tracing::info!(rcmd = %rc.name_any(), attempt = attempts, reason = %why, "command did not start; dispatching again");
+                ctx.event(
+                    rc,
+                    EventType::Warning,
+                    "CommandDidNotStart",
+                    "Dispatch",
+                    &format!("attempt {attempts} did not start ({why}); trying again"),
+                )
+                .await;
+                ctx.journal.forget_accepted(&run.uid);
+                return super::start(api, rc, ctx, current).await;
+            }
+            let failure = Failure::terminal(
+                Reason::CommandDidNotStart,
+                format!(
+                    "the command did not start after {attempts} attempt(s): ARM reported {why}"
+                ),
+            );
+            fail(api, rc, ctx, current, failure).await
+        }
+        Err(e) => {
+            let failure = arm_errors::failure(&e);
+            if failure.transient {
+                tracing::info!(rcmd = %rc.name_any(), reason = %failure.reason, "polling failed; retrying");
+                return Ok(Action::requeue(super::retry_delay(&failure)));
+            }
+            fail(api, rc, ctx, current, failure).await
+        }
+    }
+}
+
+/// Running without a command id and no record of acceptance here: an earlier process crashed
+/// between asking ARM and recording its answer.
+async fn interrupted(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    current: RemoteCommandStatus,
+) -> Result<Action, Failure> {
+    if may_redispatch(rc) {
+        tracing::warn!(rcmd = %rc.name_any(), "dispatch was interrupted; dispatching again (AtLeastOnce)");
+        ctx.event(
+            rc,
+            EventType::Warning,
+            "DispatchInterrupted",
+            "Dispatch",
+            "the operator stopped while dispatching; dispatching again (AtLeastOnce)",
+        )
+        .await;
+        return super::start(api, rc, ctx, current).await;
+    }
+    let failure = Failure::terminal(
+        Reason::DispatchInterrupted,
+        "the operator stopped after asking ARM to run the command and before recording ARM's answer; \
+         under AtMostOnce it is not sent again (set dispatchPolicy: AtLeastOnce or a new runId to run it)",
+    );
+    fail(api, rc, ctx, current, failure).await
+}
+
+/// Wait what ARM asked, at least a second, at most 30 s.
+fn poll_delay(retry_after: Option<Duration>) -> Duration {
+    retry_after
+        .unwrap_or(Duration::from_secs(5))
+        .clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+fn with_status(rc: &RemoteCommand, s: &RemoteCommandStatus) -> RemoteCommand {
+    let mut rc = rc.clone();
+    rc.status = Some(s.clone());
+    rc
+}

@@ -1,0 +1,96 @@
+//! What the RemoteCommand controller writes: its status and the output Secret, both with
+//! server-side apply.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
+use crate::controllers::context::FIELD_MANAGER;
+use crate::controllers::reason::{Failure, Reason};
+
+/// Label on every object the operator creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubeinvoke");
+
+/// Applies the whole status (we own every field of it).
+pub async fn write_status(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    status: &RemoteCommandStatus,
+) -> Result<(), Failure> {
+    let patch = json!({ "apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand", "status": status });
+    api.patch_status(
+        &rc.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The output Secret's name: `spec.output.secretName` or `<name>-output`.
+pub fn output_secret_name(rc: &RemoteCommand) -> String {
+    rc.spec
+        .output
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-output", rc.name_any()))
+}
+
+/// Writes the full output (key `output`) and exit code (key `exitCode`, when known) to the output
+/// Secret, owned by `rc`. A Secret of that name that `rc` does not own is left alone.
+pub async fn write_output(
+    client: &kube::Client,
+    rc: &RemoteCommand,
+    output: &[u8],
+    exit_code: Option<i32>,
+) -> Result<String, Failure> {
+    let namespace = rc.namespace().unwrap_or_default();
+    let name = output_secret_name(rc);
+    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let uid = rc.uid().unwrap_or_default();
+    if let Some(existing) = api.get_metadata_opt(&name).await? {
+        let owned = existing.owner_references().iter().any(|o| o.uid == uid);
+        if !owned {
+            return Err(Failure::terminal(
+                Reason::SecretConflict,
+                format!(
+                    "Secret {namespace}/{name} exists and is not owned by this RemoteCommand; not overwriting it"
+                ),
+            ));
+        }
+    }
+    let mut data = BTreeMap::from([("output".to_string(), ByteString(output.to_vec()))]);
+    if let Some(code) = exit_code {
+        data.insert(
+            "exitCode".to_string(),
+            ByteString(code.to_string().into_bytes()),
+        );
+    }
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                ("kubeinvoke.io/remote-command".to_string(), rc.name_any()),
+            ])),
+            owner_references: rc.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_string()),
+        data: Some(data),
+        ..Default::default()
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await?;
+    Ok(name)
+}

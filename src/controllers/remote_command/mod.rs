@@ -1,0 +1,226 @@
+//! The RemoteCommand controller: runs a command once per (generation, runId) through ARM and
+//! reports exit code, timings and output. `reconcile` reads top to bottom as the state machine.
+
+mod aci;
+mod aks;
+mod children;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::context::Context;
+use super::reason::{Failure, Reason};
+use super::references;
+use crate::api::Phase;
+use crate::api::remote_command::{DispatchPolicy, RemoteCommand, RemoteCommandStatus};
+use status::{is_current_run, run_key};
+
+pub(crate) use children::write_status;
+
+/// One step of the state machine for `rc`.
+pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Action, Failure> {
+    let api: Api<RemoteCommand> =
+        Api::namespaced(ctx.client.clone(), &rc.namespace().unwrap_or_default());
+    if rc.metadata.deletion_timestamp.is_some() {
+        ctx.journal.abort_session(&rc.uid().unwrap_or_default());
+        return Ok(Action::await_change());
+    }
+    // Decisions that may send a command (or declare one lost) are taken on the API server's
+    // current view, not on a cache that may lag behind our own last status write.
+    let rc = if needs_fresh_read(&rc, &ctx) {
+        match api.get_opt(&rc.name_any()).await? {
+            Some(fresh) => fresh,
+            None => return Ok(Action::await_change()),
+        }
+    } else {
+        (*rc).clone()
+    };
+    let run = run_key(&rc);
+
+    if !is_current_run(&rc) {
+        ctx.journal.abort_session(&run.uid);
+        ctx.journal.forget_accepted(&run.uid);
+        return start(&api, &rc, &ctx, status::base(&rc)).await;
+    }
+    let current = rc.status.clone().unwrap_or_default();
+    match current.phase.unwrap_or_default() {
+        Phase::Succeeded | Phase::Failed => after_finish(&api, &rc).await,
+        // A transient failure before the first dispatch: try again.
+        Phase::Pending => start(&api, &rc, &ctx, current).await,
+        Phase::Running => {
+            if status::deadline(&rc).is_some_and(|d| Timestamp::now() >= d) {
+                ctx.journal.abort_session(&run.uid);
+                let failure = Failure::terminal(
+                    Reason::DeadlineExceeded,
+                    format!(
+                        "the run did not finish within timeoutSeconds ({}s); ARM has no cancel for a dispatched command, \
+                         so it may still run to completion",
+                        rc.spec.timeout_seconds
+                    ),
+                );
+                return fail(&api, &rc, &ctx, current, failure).await;
+            }
+            if rc.spec.target.aks.is_some() {
+                aks::continue_run(&api, &rc, &ctx, current).await
+            } else {
+                aci::continue_run(&api, &rc, &ctx, current).await
+            }
+        }
+    }
+}
+
+/// Whether the cached object could lead to a dispatch or an interruption verdict.
+fn needs_fresh_read(rc: &RemoteCommand, ctx: &Arc<Context>) -> bool {
+    if !is_current_run(rc) {
+        return true;
+    }
+    let run = run_key(rc);
+    let status = rc.status.as_ref();
+    match status.and_then(|s| s.phase) {
+        Some(Phase::Pending) => true,
+        Some(Phase::Running) if rc.spec.target.aks.is_some() => {
+            status.is_some_and(|s| s.command_id.is_none()) && ctx.journal.accepted(&run).is_none()
+        }
+        Some(Phase::Running) => !ctx.journal.has_session(&run),
+        _ => false,
+    }
+}
+
+/// Starts (or retries) the run: checks, then dispatch for the target kind.
+async fn start(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    base: RemoteCommandStatus,
+) -> Result<Action, Failure> {
+    let credential = match references::resolve_credential(
+        &ctx.client,
+        &rc.namespace().unwrap_or_default(),
+        rc.spec.credential_ref.as_ref(),
+        &ctx.settings.global_credential_namespaces,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(f) => return not_started(api, rc, ctx, base, f).await,
+    };
+    let result = match (&rc.spec.target.aks, &rc.spec.target.container_instance) {
+        (Some(_), None) => aks::start(api, rc, ctx, base.clone(), &credential).await,
+        (None, Some(_)) => aci::start(api, rc, ctx, base.clone(), &credential).await,
+        _ => Err(Failure::terminal(
+            Reason::InvalidSpec,
+            "spec.target must set exactly one of aks or containerInstance",
+        )),
+    };
+    match result {
+        Ok(action) => Ok(action),
+        Err(f) => not_started(api, rc, ctx, base, f).await,
+    }
+}
+
+/// A failure before anything was dispatched: retry later when it may pass, else the run fails.
+async fn not_started(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    base: RemoteCommandStatus,
+    failure: Failure,
+) -> Result<Action, Failure> {
+    if failure.transient {
+        let s = status::progress(
+            base,
+            Phase::Pending,
+            failure.reason,
+            &failure.message,
+            Timestamp::now(),
+        );
+        write_status(api, rc, &s).await?;
+        tracing::info!(rcmd = %rc.name_any(), reason = %failure.reason, "not dispatched yet; will retry");
+        return Ok(Action::requeue(retry_delay(&failure)));
+    }
+    fail(api, rc, ctx, base, failure).await
+}
+
+/// Ends the run with a failure: status, Event, log.
+async fn fail(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Context,
+    base: RemoteCommandStatus,
+    failure: Failure,
+) -> Result<Action, Failure> {
+    let s = status::failed(base, &failure, Timestamp::now());
+    write_status(api, rc, &s).await?;
+    ctx.journal.forget_accepted(&rc.uid().unwrap_or_default());
+    tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, message = %failure.message, "run failed");
+    ctx.event(
+        rc,
+        EventType::Warning,
+        failure.reason.as_str(),
+        "Run",
+        &failure.message,
+    )
+    .await;
+    Ok(after_ttl(rc, &s))
+}
+
+/// A finished run: delete it `ttlSecondsAfterFinished` after completion, if set.
+async fn after_finish(api: &Api<RemoteCommand>, rc: &RemoteCommand) -> Result<Action, Failure> {
+    let Some(status) = rc.status.as_ref() else {
+        return Ok(Action::await_change());
+    };
+    let action = after_ttl(rc, status);
+    if ttl_expired(rc, status) {
+        tracing::info!(rcmd = %rc.name_any(), "ttlSecondsAfterFinished passed; deleting");
+        api.delete(&rc.name_any(), &Default::default()).await?;
+        return Ok(Action::await_change());
+    }
+    Ok(action)
+}
+
+fn ttl_expired(rc: &RemoteCommand, status: &RemoteCommandStatus) -> bool {
+    remaining_ttl(rc, status).is_some_and(|d| d.is_zero())
+}
+
+fn remaining_ttl(rc: &RemoteCommand, status: &RemoteCommandStatus) -> Option<Duration> {
+    let ttl = rc.spec.ttl_seconds_after_finished?;
+    let done = status.completion_time.as_ref()?.0;
+    let at = done
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(ttl))
+        .ok()?;
+    let left = at.duration_since(Timestamp::now());
+    Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
+}
+
+fn after_ttl(rc: &RemoteCommand, status: &RemoteCommandStatus) -> Action {
+    match remaining_ttl(rc, status) {
+        Some(left) => Action::requeue(left.max(Duration::from_millis(100))),
+        None => Action::await_change(),
+    }
+}
+
+/// How long to wait before trying a transient failure again.
+fn retry_delay(failure: &Failure) -> Duration {
+    match failure.reason {
+        Reason::Throttled => Duration::from_secs(10),
+        _ => Duration::from_secs(5),
+    }
+}
+
+/// Requeue after an unexpected error (e.g. the Kubernetes API was unavailable).
+pub fn error_policy(rc: Arc<RemoteCommand>, failure: &Failure, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, error = %failure.message, "reconcile failed; retrying");
+    Action::requeue(retry_delay(failure))
+}
+
+/// Whether an interrupted dispatch may be sent again.
+fn may_redispatch(rc: &RemoteCommand) -> bool {
+    rc.spec.dispatch_policy == DispatchPolicy::AtLeastOnce
+}

@@ -1,0 +1,272 @@
+//! Pure status computation for RemoteCommand: which run a status belongs to, and the status of
+//! each step of a run.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::api::Phase;
+use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
+use crate::controllers::conditions::{self, Health};
+use crate::controllers::context::RunKey;
+use crate::controllers::reason::{Failure, Reason};
+
+/// The run the spec asks for.
+pub fn run_key(rc: &RemoteCommand) -> RunKey {
+    RunKey {
+        uid: rc.metadata.uid.clone().unwrap_or_default(),
+        generation: rc.metadata.generation.unwrap_or_default(),
+        run_id: rc.spec.run_id.clone().unwrap_or_default(),
+    }
+}
+
+/// Whether `status` describes the run the spec asks for (same generation and runId, and started).
+pub fn is_current_run(rc: &RemoteCommand) -> bool {
+    let Some(status) = rc.status.as_ref() else {
+        return false;
+    };
+    status.phase.is_some()
+        && status.observed_generation == rc.metadata.generation.unwrap_or_default()
+        && status.run_id.clone().unwrap_or_default() == rc.spec.run_id.clone().unwrap_or_default()
+}
+
+/// When the current run must be over: dispatch time + `timeoutSeconds`.
+pub fn deadline(rc: &RemoteCommand) -> Option<Timestamp> {
+    let start = rc.status.as_ref()?.start_time.as_ref()?.0;
+    start
+        .checked_add(SignedDuration::from_secs(rc.spec.timeout_seconds))
+        .ok()
+}
+
+/// The status of the current run, or a fresh one for a new run.
+pub fn base(rc: &RemoteCommand) -> RemoteCommandStatus {
+    if is_current_run(rc) {
+        return rc.status.clone().unwrap_or_default();
+    }
+    let conditions = rc
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    RemoteCommandStatus {
+        observed_generation: rc.metadata.generation.unwrap_or_default(),
+        run_id: Some(rc.spec.run_id.clone().unwrap_or_default()),
+        attempts: Some(0),
+        conditions,
+        ..Default::default()
+    }
+}
+
+/// Progress (Pending or Running) with `reason`.
+pub fn progress(
+    mut s: RemoteCommandStatus,
+    phase: Phase,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) -> RemoteCommandStatus {
+    s.phase = Some(phase);
+    s.reason = Some(reason.to_string());
+    s.message = Some(crate::text::truncate(message, 1024).to_string());
+    let generation = s.observed_generation;
+    conditions::apply(
+        &mut s.conditions,
+        Health::Progressing,
+        reason.as_str(),
+        message,
+        generation,
+        &Time(now),
+    );
+    s
+}
+
+/// About to dispatch attempt `attempts + 1`: Running without a command id, the start time kept
+/// from the first attempt.
+pub fn dispatching(s: RemoteCommandStatus, now: Timestamp) -> RemoteCommandStatus {
+    let attempt = s.attempts.unwrap_or(0) + 1;
+    let mut s = progress(
+        s,
+        Phase::Running,
+        Reason::Dispatching,
+        &format!("dispatching attempt {attempt}"),
+        now,
+    );
+    s.attempts = Some(attempt);
+    s.command_id = None;
+    s.start_time = s.start_time.or(Some(Time(now)));
+    s
+}
+
+/// The command finished (the output is already in its Secret).
+pub struct Outcome {
+    pub exit_code: Option<i32>,
+    pub output: Vec<u8>,
+    pub output_secret_name: String,
+    pub tail_bytes: usize,
+    pub message: String,
+}
+
+pub fn finished(
+    mut s: RemoteCommandStatus,
+    outcome: Outcome,
+    now: Timestamp,
+) -> RemoteCommandStatus {
+    let (phase, reason, health) = match outcome.exit_code {
+        Some(0) => (Phase::Succeeded, Reason::Completed, Health::Ready),
+        Some(_) => (Phase::Failed, Reason::NonZeroExit, Health::Stalled),
+        None => (Phase::Succeeded, Reason::ExitCodeUnavailable, Health::Ready),
+    };
+    s.phase = Some(phase);
+    s.exit_code = outcome.exit_code;
+    s.completion_time = Some(Time(now));
+    s.output_secret_name = Some(outcome.output_secret_name);
+    s.output_bytes = Some(outcome.output.len() as i64);
+    s.output_tail = Some(crate::text::tail_utf8(&outcome.output, outcome.tail_bytes));
+    s.reason = Some(reason.to_string());
+    s.message = Some(crate::text::truncate(&outcome.message, 1024).to_string());
+    let generation = s.observed_generation;
+    conditions::apply(
+        &mut s.conditions,
+        health,
+        reason.as_str(),
+        &outcome.message,
+        generation,
+        &Time(now),
+    );
+    s
+}
+
+/// The run failed for good.
+pub fn failed(
+    mut s: RemoteCommandStatus,
+    failure: &Failure,
+    now: Timestamp,
+) -> RemoteCommandStatus {
+    s.phase = Some(Phase::Failed);
+    s.completion_time = Some(Time(now));
+    s.reason = Some(failure.reason.to_string());
+    s.message = Some(crate::text::truncate(&failure.message, 1024).to_string());
+    let generation = s.observed_generation;
+    conditions::apply(
+        &mut s.conditions,
+        Health::Stalled,
+        failure.reason.as_str(),
+        &failure.message,
+        generation,
+        &Time(now),
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::remote_command::RemoteCommandSpec;
+    use crate::controllers::conditions::{READY, RECONCILING, STALLED, status_of};
+
+    fn rc(
+        generation: i64,
+        run_id: Option<&str>,
+        status: Option<RemoteCommandStatus>,
+    ) -> RemoteCommand {
+        let spec: RemoteCommandSpec = serde_json::from_value(serde_json::json!({
+            "target": {"aks": {"resourceId": "/subscriptions/x/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c"}},
+            "command": "true", "runId": run_id,
+        }))
+        .unwrap();
+        let mut rc = RemoteCommand::new("x", spec);
+        rc.metadata.generation = Some(generation);
+        rc.metadata.uid = Some("uid-1".into());
+        rc.status = status;
+        rc
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_object_is_a_new_run() {
+        let fresh = rc(
+            1,
+            None,
+            Some(RemoteCommandStatus {
+                observed_generation: 0,
+                ..Default::default()
+            }),
+        );
+        assert!(!is_current_run(&fresh));
+        let s = base(&fresh);
+        assert_eq!(
+            (s.observed_generation, s.attempts, s.run_id.as_deref()),
+            (1, Some(0), Some(""))
+        );
+    }
+
+    #[test]
+    fn same_generation_and_run_id_is_the_current_run() {
+        let started = dispatching(base(&rc(1, None, None)), now());
+        assert!(is_current_run(&rc(1, None, Some(started.clone()))));
+        assert!(
+            !is_current_run(&rc(2, None, Some(started.clone()))),
+            "a spec change starts a new run"
+        );
+        assert!(
+            !is_current_run(&rc(1, Some("again"), Some(started))),
+            "a new runId starts a new run"
+        );
+    }
+
+    #[test]
+    fn dispatching_counts_attempts_and_keeps_the_start_time() {
+        let s1 = dispatching(base(&rc(1, None, None)), now());
+        assert_eq!(
+            (s1.phase, s1.attempts, s1.command_id.clone()),
+            (Some(Phase::Running), Some(1), None)
+        );
+        let later = now().checked_add(SignedDuration::from_secs(30)).unwrap();
+        let s2 = dispatching(s1.clone(), later);
+        assert_eq!(s2.attempts, Some(2));
+        assert_eq!(s2.start_time, s1.start_time);
+        assert_eq!(status_of(&s2.conditions, RECONCILING), Some("True"));
+    }
+
+    #[test]
+    fn outcomes_map_to_phase_and_reason() {
+        let out = |code| Outcome {
+            exit_code: code,
+            output: "héllo wörld".as_bytes().to_vec(),
+            output_secret_name: "x-output".into(),
+            tail_bytes: 6,
+            message: "m".into(),
+        };
+        let s = finished(base(&rc(1, None, None)), out(Some(0)), now());
+        assert_eq!(
+            (s.phase, s.reason.as_deref()),
+            (Some(Phase::Succeeded), Some("Completed"))
+        );
+        assert_eq!(status_of(&s.conditions, READY), Some("True"));
+        assert_eq!(s.output_tail.as_deref(), Some("wörld"));
+        assert_eq!(s.output_bytes, Some(13));
+        let s = finished(base(&rc(1, None, None)), out(Some(3)), now());
+        assert_eq!(
+            (s.phase, s.reason.as_deref(), s.exit_code),
+            (Some(Phase::Failed), Some("NonZeroExit"), Some(3))
+        );
+        assert_eq!(status_of(&s.conditions, STALLED), Some("True"));
+        let s = finished(base(&rc(1, None, None)), out(None), now());
+        assert_eq!(
+            (s.phase, s.reason.as_deref(), s.exit_code),
+            (Some(Phase::Succeeded), Some("ExitCodeUnavailable"), None)
+        );
+    }
+
+    #[test]
+    fn deadline_counts_from_dispatch() {
+        let mut r = rc(1, None, None);
+        r.status = Some(dispatching(base(&r), now()));
+        assert_eq!(
+            deadline(&r),
+            now().checked_add(SignedDuration::from_secs(600)).ok()
+        );
+    }
+}
