@@ -117,3 +117,7 @@ pub(crate) fn cluster_config_json(parsed: &ParsedKubeconfig) -> Result<Vec<u8>, 
         what: "Argo CD cluster config",
     })
 }
+
+#[cfg(test)]
+#[path = "argocd_tests.rs"]
+mod tests;

@@ -249,3 +249,7 @@ fn is_label_value(value: &str) -> bool {
         && alnum(value.chars().next())
         && alnum(value.chars().last())
 }
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

@@ -4,6 +4,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use super::parse::{ParsedKubeconfig, parse_credentials};
+use super::render::{RenderContext, RenderedSecret};
+use super::sensitive::SecretString;
+use crate::api::kubeconfig_export::{Authentication, SecretFormat, SecretSpec};
 
 /// Token value planted in fixtures, to check that it never shows up where it must not.
 pub const TOKEN: &str = "SECRET-STATIC-TOKEN-0123456789";
@@ -121,4 +124,38 @@ pub fn basic_auth() -> String {
 
 pub fn parse(yaml: &str) -> ParsedKubeconfig {
     parse_credentials(&[("clusterUser".to_owned(), b64(yaml))]).unwrap()
+}
+
+/// A Secret spec of the given format.
+pub fn spec(format: SecretFormat) -> SecretSpec {
+    SecretSpec {
+        name: "edge-01-kubeconfig".into(),
+        format,
+        ..Default::default()
+    }
+}
+
+/// A render context.
+pub fn ctx(authentication: Authentication, cluster_name: Option<&str>) -> RenderContext {
+    RenderContext {
+        authentication,
+        cluster_name: cluster_name.map(str::to_owned),
+    }
+}
+
+/// `Passthrough`, with the ARM cluster name `aks-prod`.
+pub fn passthrough() -> RenderContext {
+    ctx(Authentication::Passthrough, Some("aks-prod"))
+}
+
+/// The AAD exec kubeconfig with its exec user swapped for [`TOKEN`].
+pub fn swapped_exec() -> ParsedKubeconfig {
+    let mut parsed = parse(&aad_exec());
+    parsed.swap_exec_for_token(&SecretString::new(TOKEN), None);
+    parsed
+}
+
+/// A data value as text.
+pub fn text(secret: &RenderedSecret, key: &str) -> String {
+    String::from_utf8(secret.data[key].expose().to_vec()).unwrap()
 }
