@@ -6,5 +6,6 @@ pub mod api;
 pub mod azure;
 pub mod config;
 pub mod controllers;
+pub mod kubeconfig;
 pub mod telemetry;
 pub mod text;
