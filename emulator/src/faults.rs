@@ -12,6 +12,11 @@ pub struct FaultSpec {
     /// Added latency in milliseconds before the request is handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Delay in milliseconds after the request was handled, before the response is sent: the work
+    /// is done (a command dispatched) but the client does not know yet; a client killed meanwhile
+    /// never learns the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_delay_ms: Option<u64>,
     /// `Retry-After` (seconds) on 202 and injected 429/503 responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
@@ -33,6 +38,7 @@ impl FaultSpec {
     fn overlay(&self, over: &FaultSpec) -> FaultSpec {
         FaultSpec {
             latency_ms: over.latency_ms.or(self.latency_ms),
+            response_delay_ms: over.response_delay_ms.or(self.response_delay_ms),
             retry_after: over.retry_after.or(self.retry_after),
             throttle_rate: over.throttle_rate.or(self.throttle_rate),
             error500_rate: over.error500_rate.or(self.error500_rate),

@@ -76,6 +76,11 @@ struct Cli {
     #[arg(long)]
     latency_ms: Option<u64>,
 
+    /// Delay in milliseconds between handling a request and answering it (the work is done, the
+    /// client does not know yet): for crash tests of a client that dies in between.
+    #[arg(long)]
+    response_delay_ms: Option<u64>,
+
     /// Rate (0.0-1.0) of injected 429 TooManyRequests.
     #[arg(long)]
     throttle_rate: Option<f64>,
@@ -184,6 +189,7 @@ async fn main() {
     let mut fault_cfg = world.faults.clone().unwrap_or_default();
     let flag_spec = FaultSpec {
         latency_ms: cli.latency_ms,
+        response_delay_ms: cli.response_delay_ms,
         retry_after: None,
         throttle_rate: cli.throttle_rate,
         error500_rate: cli.error500_rate,
@@ -195,6 +201,7 @@ async fn main() {
             let entry = fault_cfg.entry(op.trim().to_string()).or_default();
             *entry = FaultSpec {
                 latency_ms: flag_spec.latency_ms.or(entry.latency_ms),
+                response_delay_ms: flag_spec.response_delay_ms.or(entry.response_delay_ms),
                 retry_after: entry.retry_after,
                 throttle_rate: flag_spec.throttle_rate.or(entry.throttle_rate),
                 error500_rate: flag_spec.error500_rate.or(entry.error500_rate),

@@ -2,6 +2,9 @@
 //! (through `make e2e` / `make test`), kubectl, namespaces and waiting with deadlines.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod emulator;
+pub mod operator;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -194,4 +197,35 @@ where
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(500));
     }
+}
+
+/// A fresh directory under the system temp dir for one test's files.
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "kubeinvoke-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// Creates the credential Secret (`name`) for the emulator's default principal in `namespace`.
+pub async fn credential_secret(client: &Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "stringData": {
+            "AZURE_TENANT_ID": emulator::TENANT,
+            "AZURE_CLIENT_ID": emulator::CLIENT_ID,
+            "AZURE_CLIENT_SECRET": emulator::CLIENT_SECRET,
+        }
+    }))
+    .expect("Secret");
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create credential Secret");
 }

@@ -235,7 +235,14 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
                 body,
                 op,
             };
-            dispatch(&ctx, &route, &method).await
+            let resp = dispatch(&ctx, &route, &method).await;
+            let delay = faults::effective(&state.faults(), op)
+                .response_delay_ms
+                .unwrap_or(0);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            resp
         }
     };
     resp.headers_mut().insert(

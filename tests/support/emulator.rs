@@ -1,0 +1,229 @@
+//! The emulator as a child process of a test: started on a free loopback port with a world of the
+//! test's choosing, read through its control API, stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Cluster, repo_root, scratch_dir};
+
+pub const TENANT: &str = "00000000-0000-0000-0000-000000000001";
+pub const CLIENT_ID: &str = "11111111-1111-1111-1111-111111111111";
+pub const CLIENT_SECRET: &str = "emulator-secret";
+pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000000";
+
+/// ARM resource ID of an AKS cluster in resource group `rg1`.
+pub fn aks_id(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUBSCRIPTION}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/{name}"
+    )
+}
+/// ARM resource ID of a container group in resource group `rg1`.
+pub fn group_id(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUBSCRIPTION}/resourceGroups/rg1/providers/Microsoft.ContainerInstance/containerGroups/{name}"
+    )
+}
+/// ARM resource ID of a connected (Arc) cluster in resource group `rg1`.
+pub fn connected_id(name: &str) -> String {
+    format!(
+        "/subscriptions/{SUBSCRIPTION}/resourceGroups/rg1/providers/Microsoft.Kubernetes/connectedClusters/{name}"
+    )
+}
+
+/// A world in which every kubeconfig points at the local kube-apiserver with a working token, with
+/// `extra_clusters`, `extra_groups` and `extra_connected` (YAML list items, indented by the caller
+/// to 10 spaces) added to resource group `rg1`.
+pub fn world(extra_clusters: &str, extra_connected: &str) -> String {
+    let cluster = Cluster::get();
+    let ca = base64_file(&cluster.ca_file);
+    let kubeconfig = format!(
+        "kubeconfig: {{server: \"{}\", certificateAuthorityData: \"{ca}\", userToken: \"{}\", adminToken: \"{}\"}}",
+        cluster.server, cluster.user_token, cluster.user_token
+    );
+    format!(
+        r#"tenants: [{{id: "{TENANT}"}}]
+principals:
+  - {{tenantId: "{TENANT}", clientId: "{CLIENT_ID}", clientSecret: "{CLIENT_SECRET}"}}
+  - {{tenantId: "{TENANT}", clientId: "44444444-4444-4444-4444-444444444444", clientSecret: "limited-secret", allowedActions: ["Microsoft.ContainerService/managedClusters/read"]}}
+subscriptions:
+  - id: "{SUBSCRIPTION}"
+    tenantId: "{TENANT}"
+    resourceGroups:
+      - name: rg1
+        managedClusters:
+          - {{name: aks1, {kubeconfig}}}
+          - {{name: aks-aad, aadManaged: true, {kubeconfig}}}
+          - {{name: aks-norun, disableRunCommand: true}}
+{extra_clusters}
+        containerGroups:
+          - name: cg1
+            containers: [{{name: app, logs: ["ready"]}}]
+        connectedClusters:
+          - {{name: arc1, lroPolls: 2, {kubeconfig}}}
+{extra_connected}
+"#,
+    )
+}
+
+fn base64_file(path: &std::path::Path) -> String {
+    use base64::Engine as _;
+    let pem = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    base64::engine::general_purpose::STANDARD.encode(pem)
+}
+
+/// Path of a workspace binary built by `cargo build --workspace --bins` (what `make e2e` runs first).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --workspace --bins` (make e2e does)",
+        path.display()
+    );
+    path
+}
+
+pub struct Emulator {
+    child: Child,
+    pub arm: String,
+    pub ca_file: PathBuf,
+    pub control: String,
+    pub dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Emulator {
+    /// Starts the emulator with `world` (YAML) and extra flags, and waits for its ready line.
+    pub fn start(world: &str, args: &[&str]) -> Emulator {
+        let dir = scratch_dir("emulator");
+        let world_file = dir.join("world.yaml");
+        std::fs::write(&world_file, world).expect("write world");
+        let mut child = Command::new(workspace_binary("kubeinvoke-emulator"))
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&dir)
+            .arg("--world")
+            .arg(&world_file)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("emulator.log")).expect("log file"))
+            .spawn()
+            .expect("start kubeinvoke-emulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(dir.join("emulator.log")).unwrap_or_default();
+            panic!("the emulator did not print its ready line ({e}): {line}\n{log}")
+        });
+        let ca_file = PathBuf::from(ready["caFile"].as_str().expect("caFile"));
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(&ca_file).expect("CA")).expect("CA PEM");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .expect("http client");
+        Emulator {
+            child,
+            arm: ready["armEndpoint"]
+                .as_str()
+                .expect("armEndpoint")
+                .to_string(),
+            control: ready["controlUrl"]
+                .as_str()
+                .expect("controlUrl")
+                .to_string(),
+            ca_file,
+            dir,
+            http,
+        }
+    }
+
+    pub async fn counters(&self) -> Value {
+        self.get("counters").await
+    }
+
+    pub async fn requests(&self) -> Value {
+        self.get("requests").await
+    }
+
+    async fn get(&self, what: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}/{what}", self.control))
+            .send()
+            .await
+            .expect("control API");
+        resp.json().await.expect("control API JSON")
+    }
+
+    /// Replaces the world at run time (YAML).
+    pub async fn put_world(&self, world: &str) {
+        let resp = self
+            .http
+            .put(format!("{}/world", self.control))
+            .body(world.to_string())
+            .send()
+            .await
+            .expect("PUT world");
+        assert!(
+            resp.status().is_success(),
+            "PUT world: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Replaces the fault map at run time (YAML or JSON).
+    pub async fn put_faults(&self, faults: &str) {
+        let resp = self
+            .http
+            .put(format!("{}/faults", self.control))
+            .body(faults.to_string())
+            .send()
+            .await
+            .expect("PUT faults");
+        assert!(
+            resp.status().is_success(),
+            "PUT faults: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+
+    /// How many times ARM was asked to run exactly `command`.
+    pub async fn dispatches(&self, command: &str) -> u64 {
+        self.counters().await["dispatches"][command]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("emulator.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits (with a deadline) until the emulator's counters satisfy `check`.
+pub async fn wait_counters(
+    emulator: &Emulator,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    super::wait_until(Duration::from_secs(30), what, || async {
+        let c = emulator.counters().await;
+        check(&c).then_some(c)
+    })
+    .await
+}

@@ -1,0 +1,102 @@
+//! The operator binary as a child process of a test: watching one namespace, pointed at an
+//! emulator, with its JSON log kept in a file the test can scan. Killed when dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use super::emulator::Emulator;
+use super::{Cluster, scratch_dir};
+
+pub struct Operator {
+    child: Option<Child>,
+    pub log_file: PathBuf,
+    namespace: String,
+    args: Vec<String>,
+    arm: String,
+    ca_file: PathBuf,
+    restarts: u32,
+}
+
+impl Operator {
+    /// Starts `kubeinvoke controller` for `namespace` against `emulator`, with extra flags.
+    pub fn start(emulator: &Emulator, namespace: &str, args: &[&str]) -> Operator {
+        let dir = scratch_dir("operator");
+        let mut op = Operator {
+            child: None,
+            log_file: dir.join("operator.log"),
+            namespace: namespace.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            arm: emulator.arm.clone(),
+            ca_file: emulator.ca_file.clone(),
+            restarts: 0,
+        };
+        op.spawn();
+        op
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .expect("operator log");
+        let child = Command::new(env!("CARGO_BIN_EXE_kubeinvoke"))
+            .arg("controller")
+            .args([
+                "--watch-namespace",
+                &self.namespace,
+                "--arm-endpoint",
+                &self.arm,
+                "--authority-host",
+                &self.arm,
+            ])
+            .arg("--ca-file")
+            .arg(&self.ca_file)
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info,kubeinvoke=debug",
+            ])
+            .args(&self.args)
+            .env("KUBECONFIG", &Cluster::get().kubeconfig)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kubeinvoke controller");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no graceful shutdown, like a crashed or evicted pod.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills and starts again with the same flags.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.restarts += 1;
+        self.spawn();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- operator log ({}) ---\n{}",
+                self.log_file.display(),
+                self.logs()
+            );
+        }
+    }
+}
