@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the end-to-end tests (tests/*.rs) against a fresh local control plane that lives only as long
+# Runs the end-to-end tests (tests/*.rs, or the cargo test arguments given) against a fresh local control plane that lives only as long
 # as this script: started in a temp dir, stopped (exactly its own processes) on exit.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -11,4 +11,6 @@ trap '"$HERE/cluster.sh" down "$dir"' EXIT
 export KUBEINVOKE_CLUSTER_DIR=$dir
 echo "e2e: against $(curl -sf --cacert "$dir/pki/ca.crt" -H "Authorization: Bearer $(sed -n 's/^export KUBEINVOKE_ADMIN_TOKEN=//p' "$dir/cluster.env")" \
   "$(sed -n 's/^export KUBEINVOKE_APISERVER=//p' "$dir/cluster.env")/version" | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/kube-apiserver \1/p')"
-cargo test --test '*' "$@"
+# Every tests/*.rs by default; or what the caller names (e.g. `--test remote_command`).
+if [ $# -eq 0 ]; then set -- --test '*'; fi
+cargo test --no-fail-fast "$@"

@@ -100,7 +100,12 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
         max_context_bytes: args.kubernetes.max_context_bytes,
     };
     let ctx = Context::new(client, reporter, settings, azure).shared();
-    tracing::info!(cloud = ?cloud, namespace = ?args.kubernetes.watch_namespace, "kubeinvoke controller starting");
+    tracing::info!(
+        arm_endpoint = %cloud.arm_endpoint(),
+        authority_host = %cloud.authority_host(),
+        namespace = args.kubernetes.watch_namespace.as_deref().unwrap_or("*"),
+        "kubeinvoke controller starting"
+    );
     kubeinvoke::controllers::run(ctx, args.kubernetes.watch_namespace.clone()).await;
     tracing::info!("kubeinvoke controller stopped");
     Ok(())

@@ -119,8 +119,8 @@ pub struct Stats {
     pub early_by_op: BTreeMap<String, u64>,
     pub dispatches: BTreeMap<String, u64>,
     pub exec_sessions: BTreeMap<String, u64>,
-    /// Not-before instants promised by a 429 Retry-After, per (throttle scope, principal).
-    pub throttle_not_before: HashMap<(String, String), Instant>,
+    /// (when the 429 was answered, the not-before it promised), per (throttle scope, principal).
+    pub throttle_not_before: HashMap<(String, String), (Instant, Instant)>,
     /// Not-before instants promised by a 202 Retry-After, per (principal, lower-cased path).
     pub poll_not_before: HashMap<(String, String), Instant>,
 }

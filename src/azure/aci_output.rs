@@ -58,10 +58,11 @@ impl Marker {
         )
     }
 
-    /// What is typed once the shell is ready: the command, the status line, `exit`.
+    /// What is typed once the shell is ready: the command in a subshell (so an `exit N` in it
+    /// ends only the subshell and `$?` is still reported), the status line, `exit`.
     pub fn command_input(&self, command: &str) -> String {
         format!(
-            "{}\n{}\nexit\n",
+            "(\n{}\n)\n{}\nexit\n",
             command.trim_end_matches('\n'),
             self.status_line()
         )
@@ -196,6 +197,11 @@ pub fn parse_shell_output(after_ready: &str, command: &str, marker: &Marker) -> 
     let mut next_typed = 0;
     let mut kept: Vec<&str> = Vec::with_capacity(body.len());
     for line in body {
+        // The echo of the subshell's `(` and `)` (if the terminal echoes at all) may come in any
+        // order relative to the output; a line that is only one of them is dropped.
+        if is_echo_of(line, "(") || is_echo_of(line, ")") {
+            continue;
+        }
         if next_typed < typed.len() && is_echo_of(line, &typed[next_typed]) {
             next_typed += 1;
             continue;

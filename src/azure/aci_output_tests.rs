@@ -19,7 +19,7 @@ fn typed_lines_never_contain_the_joined_marker() {
 fn command_input_shape() {
     assert_eq!(
         marker().command_input("ls -l /\n"),
-        "ls -l /\nprintf '\\n%s%s:%s\\n' 'KIaaaa' 'bbbbX' \"$?\"\nexit\n"
+        "(\nls -l /\n)\nprintf '\\n%s%s:%s\\n' 'KIaaaa' 'bbbbX' \"$?\"\nexit\n"
     );
 }
 

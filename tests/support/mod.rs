@@ -4,6 +4,7 @@
 
 pub mod emulator;
 pub mod operator;
+pub mod rcmd;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -152,10 +152,12 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
     // Early requests: before a Retry-After this emulator gave the same principal elapsed.
     {
         let mut stats = state.stats();
+        // A request that left the client before it could have read the 429 (it arrived within
+        // the reaction grace after the 429 was answered) was in flight, not early.
         let throttled_early = stats
             .throttle_not_before
             .get(&(scope_key.clone(), client.clone()))
-            .is_some_and(|t| now < *t);
+            .is_some_and(|(answered, t)| now < *t && now >= *answered + IN_FLIGHT_GRACE);
         let poll_early = method == "GET"
             && stats
                 .poll_not_before
@@ -209,9 +211,10 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
                 );
                 let mut stats = state.stats();
                 stats.throttled429 += 1;
-                stats
-                    .throttle_not_before
-                    .insert((scope_key, client.clone()), now + Duration::from_secs(secs));
+                stats.throttle_not_before.insert(
+                    (scope_key, client.clone()),
+                    (now, now + Duration::from_secs(secs)),
+                );
                 return tag(r, op, Some(&client));
             }
         }
@@ -293,6 +296,10 @@ fn remember_poll_urls(state: &Shared, resp: &Response, client: &str, request_pat
     }
 }
 
+/// How long after a 429 answer a request of the same principal still counts as already in flight
+/// (sent before the client could have read the 429) rather than early.
+const IN_FLIGHT_GRACE: Duration = Duration::from_millis(250);
+
 /// Latency and injected faults for an authenticated ARM request.
 async fn inject(
     state: &Shared,
@@ -323,7 +330,7 @@ async fn inject(
             stats.throttled429 += 1;
             stats.throttle_not_before.insert(
                 (scope_key.to_string(), client.to_string()),
-                Instant::now() + Duration::from_secs(retry),
+                (Instant::now(), Instant::now() + Duration::from_secs(retry)),
             );
             arm_error(
                 StatusCode::TOO_MANY_REQUESTS,

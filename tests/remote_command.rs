@@ -1,0 +1,682 @@
+//! RemoteCommand end to end: the real operator binary against the local kube-apiserver v1.20.2 and
+//! the emulator. Each test has its own namespace, emulator and operator.
+
+mod support;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use support::emulator::{self, Emulator, aks_id, group_id, world};
+use support::operator::Operator;
+use support::rcmd::{self, aks, create, events, outcome, output, setup, wait_finished};
+
+const EXTRA: &str = r#"          - {name: aks-slow, commandDuration: 4}
+          - {name: aks-flaky, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s", failFirst: 1}}
+          - {name: aks-never, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s"}}"#;
+
+fn start(ns: &str, emulator_args: &[&str]) -> (Emulator, Operator) {
+    let emulator = Emulator::start(&world(EXTRA, ""), emulator_args);
+    let operator = Operator::start(&emulator, ns, &[]);
+    (emulator, operator)
+}
+
+#[tokio::test]
+async fn aks_command_succeeds_with_exit_code_and_output() {
+    let (client, ns) = setup("rc-ok").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "hello",
+        aks("aks1", "echo hello-from-aks; echo on-stderr >&2"),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "hello").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{status:?}"
+    );
+    assert_eq!(status.exit_code, Some(0));
+    assert_eq!(status.attempts, Some(1));
+    assert!(
+        status
+            .command_id
+            .as_deref()
+            .is_some_and(|id| id.len() == 32),
+        "{status:?}"
+    );
+    assert!(status.start_time.is_some() && status.completion_time.is_some());
+    let tail = status.output_tail.clone().unwrap_or_default();
+    assert!(
+        tail.contains("hello-from-aks") && tail.contains("on-stderr"),
+        "{tail}"
+    );
+    assert_eq!(output(&client, &ns, &rc).await, tail);
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("hello-output")
+        .await
+        .expect("output Secret");
+    assert_eq!(secret.data.unwrap()["exitCode"].0, b"0");
+    let owner = &secret.metadata.owner_references.expect("owner reference")[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("RemoteCommand", rc.metadata.uid.as_deref().unwrap())
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Completed")
+    );
+    assert_eq!(status.observed_generation, 1);
+    let events = events(&ns);
+    assert!(
+        events.contains("Dispatched") && events.contains("Completed"),
+        "{events}"
+    );
+}
+
+#[tokio::test]
+async fn non_zero_exit_fails_with_non_zero_exit() {
+    let (client, ns) = setup("rc-exit").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "three",
+        aks("aks1", "echo before-failing; exit 3"),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "three").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(outcome(&rc), ("Failed".into(), "NonZeroExit".into()));
+    assert_eq!(status.exit_code, Some(3));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
+        "{status:?}"
+    );
+    assert!(output(&client, &ns, &rc).await.contains("before-failing"));
+}
+
+#[tokio::test]
+async fn configmap_and_secret_files_arrive_in_the_working_directory() {
+    let (client, ns) = setup("rc-files").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "manifests"}, "data": {"a.txt": "alpha\n", "b.txt": "beta\n"}}),
+    )
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "values"}, "stringData": {"prod.yaml": "sigma\n", "unused": "x"}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut spec = aks("aks1", "cat a.txt b.txt values/prod.yaml; ls values");
+    spec["files"] = json!([
+        {"configMapRef": {"name": "manifests"}},
+        {"secretRef": {"name": "values", "items": [{"key": "prod.yaml", "path": "values/prod.yaml"}]}}
+    ]);
+    create(&client, &ns, "files", spec).await;
+    let rc = wait_finished(&client, &ns, "files").await;
+    assert_eq!(outcome(&rc).1, "Completed", "{:?}", rc.status);
+    assert_eq!(
+        output(&client, &ns, &rc).await,
+        "alpha\nbeta\nsigma\nprod.yaml\n"
+    );
+}
+
+#[tokio::test]
+async fn missing_file_source_is_file_not_found() {
+    let (client, ns) = setup("rc-nofile").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "true");
+    spec["files"] = json!([{"configMapRef": {"name": "does-not-exist"}}]);
+    create(&client, &ns, "nofile", spec).await;
+    let rc = wait_finished(&client, &ns, "nofile").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "FileNotFound".into()));
+    assert!(
+        rc.status
+            .unwrap()
+            .message
+            .unwrap()
+            .contains("does-not-exist")
+    );
+    assert_eq!(
+        emulator.counters().await["requests"]["aks.runCommand"]
+            .as_u64()
+            .unwrap_or(0),
+        0
+    );
+}
+
+#[tokio::test]
+async fn aad_cluster_gets_a_cluster_token() {
+    let (client, ns) = setup("rc-aad").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    // The emulator refuses a run on an AAD-managed cluster without a valid clusterToken.
+    create(&client, &ns, "aad", aks("aks-aad", "echo aad-ok")).await;
+    let rc = wait_finished(&client, &ns, "aad").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(emulator.dispatches("echo aad-ok").await, 1);
+}
+
+#[tokio::test]
+async fn run_command_disabled_cluster_is_refused_before_dispatch() {
+    let (client, ns) = setup("rc-norun").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(&client, &ns, "norun", aks("aks-norun", "true")).await;
+    let rc = wait_finished(&client, &ns, "norun").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "RunCommandDisabled".into()));
+    assert_eq!(
+        emulator.counters().await["requests"]["aks.runCommand"]
+            .as_u64()
+            .unwrap_or(0),
+        0
+    );
+}
+
+#[tokio::test]
+async fn unknown_cluster_is_target_not_found() {
+    let (client, ns) = setup("rc-404").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    create(&client, &ns, "nowhere", aks("no-such-cluster", "true")).await;
+    let rc = wait_finished(&client, &ns, "nowhere").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "TargetNotFound".into()));
+    let message = rc.status.unwrap().message.unwrap();
+    assert!(
+        message.contains("ResourceNotFound") || message.contains("not found"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn missing_credential_secret_is_credential_not_found() {
+    let (client, ns) = setup("rc-nocred").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "true");
+    spec["credentialRef"] = json!({"name": "not-there"});
+    create(&client, &ns, "nocred", spec).await;
+    let rc = wait_finished(&client, &ns, "nocred").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
+    assert!(rc.status.unwrap().message.unwrap().contains("not-there"));
+}
+
+#[tokio::test]
+async fn credential_ref_cannot_reach_another_namespace() {
+    let (client, ns) = setup("rc-iso").await;
+    let other = support::namespace(&client, "rc-iso-other").await;
+    support::credential_secret(&client, &other, "team-b-credentials").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "echo must-not-run");
+    spec["credentialRef"] = json!({"name": "team-b-credentials"});
+    create(&client, &ns, "iso", spec).await;
+    let rc = wait_finished(&client, &ns, "iso").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
+    assert_eq!(emulator.dispatches("echo must-not-run").await, 0);
+}
+
+#[tokio::test]
+async fn a_forbidden_identity_names_the_missing_action() {
+    let (client, ns) = setup("rc-403").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let limited: Secret = serde_json::from_value(json!({"metadata": {"name": "limited"}, "stringData": {
+        "AZURE_TENANT_ID": emulator::TENANT, "AZURE_CLIENT_ID": "44444444-4444-4444-4444-444444444444", "AZURE_CLIENT_SECRET": "limited-secret"}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &limited)
+        .await
+        .unwrap();
+    let mut spec = aks("aks1", "true");
+    spec["credentialRef"] = json!({"name": "limited"});
+    create(&client, &ns, "denied", spec).await;
+    let rc = wait_finished(&client, &ns, "denied").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "Forbidden".into()));
+    let message = rc.status.unwrap().message.unwrap();
+    assert!(
+        message
+            .to_lowercase()
+            .contains("microsoft.containerservice/managedclusters/runcommand/action"),
+        "{message}"
+    );
+    drop(emulator);
+}
+
+#[tokio::test]
+async fn command_did_not_start_is_retried() {
+    let (client, ns) = setup("rc-retry").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "flaky",
+        aks("aks-flaky", "echo second-time-lucky"),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "flaky").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(rc.status.unwrap().attempts, Some(2));
+    assert_eq!(emulator.dispatches("echo second-time-lucky").await, 2);
+}
+
+#[tokio::test]
+async fn command_did_not_start_fails_after_max_attempts() {
+    let (client, ns) = setup("rc-dns").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks-never", "echo never");
+    spec["maxAttempts"] = json!(2);
+    create(&client, &ns, "never", spec).await;
+    let rc = wait_finished(&client, &ns, "never").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "CommandDidNotStart".into()));
+    let status = rc.status.unwrap();
+    assert_eq!(status.attempts, Some(2));
+    assert!(
+        status
+            .message
+            .unwrap()
+            .contains("KubernetesPerformanceError")
+    );
+    assert_eq!(emulator.dispatches("echo never").await, 2);
+}
+
+#[tokio::test]
+async fn timeout_fails_with_deadline_exceeded() {
+    let (client, ns) = setup("rc-timeout").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "sleep 60");
+    spec["timeoutSeconds"] = json!(3);
+    create(&client, &ns, "slow", spec).await;
+    let rc = wait_finished(&client, &ns, "slow").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "DeadlineExceeded".into()));
+}
+
+#[tokio::test]
+async fn output_over_512_kb_is_capped_and_the_tail_is_valid_utf8() {
+    let (client, ns) = setup("rc-big").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    // 700 kB of two-byte characters; AKS keeps 512 kB, and a cut may split a character.
+    let mut spec = aks(
+        "aks1",
+        "i=0; while [ $i -lt 7000 ]; do printf 'é%.0s' $(seq 50); echo; i=$((i+1)); done",
+    );
+    spec["output"] = json!({"tailBytes": 101});
+    create(&client, &ns, "big", spec).await;
+    let rc = wait_finished(&client, &ns, "big").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(outcome(&rc).1, "Completed", "{status:?}");
+    let bytes = status.output_bytes.unwrap();
+    assert!(
+        bytes <= 512 * 1024 && bytes > 500 * 1024,
+        "output of {bytes} bytes"
+    );
+    let tail = status.output_tail.unwrap();
+    assert!(
+        tail.len() <= 101 && tail.len() >= 95,
+        "tail of {} bytes",
+        tail.len()
+    );
+    assert!(
+        tail.chars()
+            .all(|c| c == 'é' || c == '\n' || c == '\u{fffd}'),
+        "{tail:?}"
+    );
+}
+
+#[tokio::test]
+async fn aci_shell_reports_the_real_exit_code_and_clean_output() {
+    let (client, ns) = setup("rc-aci").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(&client, &ns, "aci", json!({
+        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
+        "command": "echo aci-out; echo aci-err >&2; exit 4"
+    }))
+    .await;
+    let rc = wait_finished(&client, &ns, "aci").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "NonZeroExit".into()),
+        "{status:?}"
+    );
+    assert_eq!(status.exit_code, Some(4));
+    let out = output(&client, &ns, &rc).await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["aci-out", "aci-err"],
+        "terminal echo and markers must be stripped: {out:?}"
+    );
+    assert_eq!(
+        emulator.counters().await["execSessions"]["/bin/sh"].as_u64(),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn aci_without_shell_has_no_exit_code() {
+    let (client, ns) = setup("rc-aci-direct").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "env",
+        json!({
+            "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app"}},
+            "command": "pwd"
+        }),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "env").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "ExitCodeUnavailable".into()),
+        "{status:?}"
+    );
+    assert_eq!(status.exit_code, None);
+    assert!(status.output_tail.unwrap().starts_with('/'));
+}
+
+#[tokio::test]
+async fn aci_without_shell_rejects_a_command_with_arguments() {
+    let (client, ns) = setup("rc-aci-args").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "args",
+        json!({
+            "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app"}},
+            "command": "ls /"
+        }),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "args").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "InvalidSpec".into()));
+    assert!(rc.status.unwrap().message.unwrap().contains("shell"));
+    assert_eq!(
+        emulator.counters().await["requests"]["aci.exec"]
+            .as_u64()
+            .unwrap_or(0),
+        0
+    );
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_complete_without_early_requests() {
+    let (client, ns) = setup("rc-faults").await;
+    let emulator = Emulator::start(&world(EXTRA, ""), &[]);
+    // Reads fail often (429, 500, 503); the dispatch is throttled often too (a 429 is a refusal,
+    // safe to send again). No request may come before the Retry-After it was given.
+    emulator
+        .put_faults(
+            r#"{"*": {"retryAfter": 1}, "aks.get": {"throttleRate": 0.3, "error500Rate": 0.2},
+            "aks.commandResult": {"throttleRate": 0.3, "error500Rate": 0.1, "error503Rate": 0.1},
+            "aks.runCommand": {"throttleRate": 0.4}}"#,
+        )
+        .await;
+    let _operator = Operator::start(&emulator, &ns, &[]);
+    for i in 0..6 {
+        create(
+            &client,
+            &ns,
+            &format!("storm-{i}"),
+            aks("aks1", &format!("echo storm-{i}")),
+        )
+        .await;
+    }
+    for i in 0..6 {
+        let rc = wait_finished(&client, &ns, &format!("storm-{i}")).await;
+        assert_eq!(
+            outcome(&rc),
+            ("Succeeded".into(), "Completed".into()),
+            "{:?}",
+            rc.status
+        );
+        assert_eq!(emulator.dispatches(&format!("echo storm-{i}")).await, 1);
+    }
+    let counters = emulator.counters().await;
+    assert!(
+        counters["injectedFaults"].as_u64().unwrap_or(0) > 0,
+        "no fault was injected: {counters}"
+    );
+    assert_eq!(
+        counters["earlyRequests"].as_u64(),
+        Some(0),
+        "requests before their Retry-After: {counters}"
+    );
+}
+
+#[tokio::test]
+async fn killed_while_running_resumes_polling_with_one_dispatch() {
+    let (client, ns) = setup("rc-crash-poll").await;
+    let (emulator, mut operator) = start(&ns, &[]);
+    create(&client, &ns, "survivor", aks("aks-slow", "echo survived")).await;
+    rcmd::wait_for(&client, &ns, "survivor", "a commandId", |rc| {
+        rc.status.as_ref().is_some_and(|s| s.command_id.is_some())
+    })
+    .await;
+    operator.restart();
+    let rc = wait_finished(&client, &ns, "survivor").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(emulator.dispatches("echo survived").await, 1);
+}
+
+async fn interrupted_dispatch(policy: &str) -> (kubeinvoke::api::RemoteCommand, u64) {
+    let (client, ns) = setup("rc-crash-dispatch").await;
+    // ARM handles the dispatch, then holds the answer: the operator dies before it learns the id.
+    let (emulator, mut operator) = start(
+        &ns,
+        &[
+            "--fault-ops",
+            "aks.runCommand",
+            "--response-delay-ms",
+            "4000",
+        ],
+    );
+    let command = format!("echo once-{policy}");
+    let mut spec = aks("aks1", &command);
+    spec["dispatchPolicy"] = json!(policy);
+    create(&client, &ns, "interrupted", spec).await;
+    emulator::wait_counters(&emulator, "the dispatch to reach ARM", |c| {
+        c["dispatches"][&command].as_u64() == Some(1)
+    })
+    .await;
+    let rc = rcmd::get(&client, &ns, "interrupted").await;
+    assert!(
+        rc.status.as_ref().is_some_and(|s| s.command_id.is_none()),
+        "the command id must not be recorded yet: {:?}",
+        rc.status
+    );
+    operator.kill();
+    emulator.put_faults(r#"{"*": {"retryAfter": 1}}"#).await;
+    operator.restart();
+    let rc = wait_finished(&client, &ns, "interrupted").await;
+    let dispatches = emulator.dispatches(&command).await;
+    (rc, dispatches)
+}
+
+#[tokio::test]
+async fn killed_before_the_command_id_was_recorded_is_dispatch_interrupted() {
+    let (rc, dispatches) = interrupted_dispatch("AtMostOnce").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "DispatchInterrupted".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(dispatches, 1);
+}
+
+#[tokio::test]
+async fn at_least_once_dispatches_again_after_an_interrupted_dispatch() {
+    let (rc, dispatches) = interrupted_dispatch("AtLeastOnce").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(dispatches, 2);
+}
+
+#[tokio::test]
+async fn reapplying_the_same_spec_never_runs_it_again() {
+    let (client, ns) = setup("rc-reapply").await;
+    let (emulator, mut operator) = start(&ns, &[]);
+    let manifest = json!({"apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand",
+        "metadata": {"name": "once", "namespace": ns}, "spec": aks("aks1", "echo only-once")});
+    let apply =
+        || support::Cluster::get().kubectl_stdin(&["apply", "-f", "-"], &manifest.to_string());
+    assert!(apply().status.success());
+    wait_finished(&client, &ns, "once").await;
+    // A GitOps re-apply and an operator restart; a later command proves the operator has
+    // processed everything it listed at start-up.
+    assert!(apply().status.success());
+    operator.restart();
+    create(&client, &ns, "sentinel", aks("aks1", "echo sentinel")).await;
+    wait_finished(&client, &ns, "sentinel").await;
+    assert_eq!(emulator.dispatches("echo only-once").await, 1);
+    assert_eq!(
+        rcmd::get(&client, &ns, "once").await.metadata.generation,
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn a_new_run_id_runs_it_again() {
+    let (client, ns) = setup("rc-runid").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(&client, &ns, "again", aks("aks1", "echo run")).await;
+    let first = wait_finished(&client, &ns, "again").await;
+    let api = Api::<kubeinvoke::api::RemoteCommand>::namespaced(client.clone(), &ns);
+    let patch = json!({"spec": {"runId": "second"}});
+    api.patch(
+        "again",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let second = rcmd::wait_for(&client, &ns, "again", "the second run to finish", |rc| {
+        rc.status.as_ref().is_some_and(|s| {
+            s.run_id.as_deref() == Some("second") && s.phase.is_some_and(|p| p.is_terminal())
+        })
+    })
+    .await;
+    assert_eq!(outcome(&second).1, "Completed");
+    assert_ne!(
+        first.status.unwrap().command_id,
+        second.status.unwrap().command_id
+    );
+    assert_eq!(emulator.dispatches("echo run").await, 2);
+}
+
+#[tokio::test]
+async fn deleting_a_running_resource_stops_polling() {
+    let (client, ns) = setup("rc-delete").await;
+    let emulator = Emulator::start(
+        &world(
+            "          - {name: aks-forever, commandDuration: 120}\n          - {name: aks-slow, commandDuration: 4}",
+            "",
+        ),
+        &[],
+    );
+    let _operator = Operator::start(&emulator, &ns, &[]);
+    create(&client, &ns, "doomed", aks("aks-forever", "echo doomed")).await;
+    let rc = rcmd::wait_for(&client, &ns, "doomed", "a commandId", |rc| {
+        rc.status.as_ref().is_some_and(|s| s.command_id.is_some())
+    })
+    .await;
+    let command_id = rc.status.unwrap().command_id.unwrap();
+    let polls_of = |requests: serde_json::Value| {
+        requests
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r["path"].as_str().is_some_and(|p| p.contains(&command_id)))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    emulator::wait_counters(&emulator, "a first poll", |_| true).await;
+    Api::<kubeinvoke::api::RemoteCommand>::namespaced(client.clone(), &ns)
+        .delete("doomed", &Default::default())
+        .await
+        .unwrap();
+    let at_delete = polls_of(emulator.requests().await);
+    // A command that takes 4 s spans several 1 s poll intervals of the deleted one.
+    create(&client, &ns, "sentinel", aks("aks-slow", "echo sentinel")).await;
+    wait_finished(&client, &ns, "sentinel").await;
+    let later = polls_of(emulator.requests().await);
+    assert!(
+        later <= at_delete + 1,
+        "polling went on after deletion: {at_delete} polls then {later}"
+    );
+}
+
+#[tokio::test]
+async fn no_secret_reaches_logs_or_events() {
+    let (client, ns) = setup("rc-secrets").await;
+    let (_emulator, operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "secretive",
+        aks("aks-aad", "echo TOPSECRET-OUTPUT-4711"),
+    )
+    .await;
+    create(&client, &ns, "secretive-aci", json!({
+        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
+        "command": "echo TOPSECRET-OUTPUT-4712"
+    }))
+    .await;
+    let rc = wait_finished(&client, &ns, "secretive").await;
+    assert_eq!(outcome(&rc).1, "Completed");
+    wait_finished(&client, &ns, "secretive-aci").await;
+    let logs = operator.logs();
+    let events = events(&ns);
+    assert!(
+        logs.contains("dispatched"),
+        "the operator logged nothing useful:\n{logs}"
+    );
+    for (what, text) in [("operator log", &logs), ("Events", &events)] {
+        for secret in [
+            "TOPSECRET-OUTPUT-4711",
+            "TOPSECRET-OUTPUT-4712",
+            emulator::CLIENT_SECRET,
+            "Bearer ",
+            "password",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{what} contains {secret:?}:\n{text}"
+            );
+        }
+    }
+    let _ = aks_id("x");
+}
