@@ -24,9 +24,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## unit: unit tests of every workspace member (no cluster needed)
+## unit: unit tests of the operator, and the emulator's own tests (no cluster needed)
 unit:
-	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test -p kubeinvoke --lib --bins
+	$(CARGO) test -p kubeinvoke-emulator
 
 ## e2e: end-to-end tests against a fresh local kube-apiserver v1.20.2 (+ the emulator)
 e2e: prereqs build
@@ -38,6 +39,7 @@ conformance: build
 
 ## test: everything CI runs: unit, end-to-end and conformance tests
 test: prereqs unit e2e conformance
+	@echo "make test: unit, end-to-end (kube-apiserver v1.20.2 + emulator + operator) and Azure SDK conformance tests passed"
 
 ## demo: local control plane + emulator + operator + examples
 demo: prereqs build

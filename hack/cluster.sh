@@ -138,7 +138,13 @@ ENV
   echo "$DIR/cluster.env"
 }
 
+# Stops what was started in DIR: the control plane, and whatever else left a pid file there
+# (`make demo` adds the emulator and the operator); the API server before etcd.
 down_quiet() {
+  local f
+  for f in "$DIR"/*.pid; do
+    case "$f" in */apiserver.pid|*/etcd.pid) ;; *) stop_pid "$f" ;; esac
+  done
   stop_pid "$DIR/apiserver.pid"
   stop_pid "$DIR/etcd.pid"
 }
