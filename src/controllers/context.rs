@@ -173,12 +173,28 @@ impl Azure {
 
     /// A token for the AKS AAD server application, from the same identity (`clusterToken`).
     pub async fn aks_aad_token(&self, call: &CallContext) -> Result<Secret, ArmError> {
-        azure::credentials::get_token(
-            call.credential.as_ref(),
-            self.cloud.aks_aad_server_scope(),
-            "AksAadServerToken",
-        )
-        .await
+        self.aks_aad_token_with_expiry(call)
+            .await
+            .map(|(token, _)| token)
+    }
+
+    /// Like [`Azure::aks_aad_token`], with the token's expiry (a kubeconfig that carries the token
+    /// must be refreshed before it).
+    pub async fn aks_aad_token_with_expiry(
+        &self,
+        call: &CallContext,
+    ) -> Result<(Secret, Option<k8s_openapi::jiff::Timestamp>), ArmError> {
+        let token = call
+            .credential
+            .get_token(&[self.cloud.aks_aad_server_scope()], None)
+            .await
+            .map_err(|e| ArmError::Auth {
+                operation: "AksAadServerToken",
+                message: e.to_string(),
+            })?;
+        let expires_at =
+            k8s_openapi::jiff::Timestamp::from_second(token.expires_on.unix_timestamp()).ok();
+        Ok((Secret::new(token.token.secret().to_string()), expires_at))
     }
 }
 

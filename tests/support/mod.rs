@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod emulator;
+pub mod kcx;
 pub mod operator;
 pub mod rcmd;
 
