@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KUBEINVOKE_CACHE ?= $(HOME)/.cache/kubeinvoke
 
-.PHONY: all build crds lint unit e2e conformance test demo cluster-up cluster-down prereqs clean
+.PHONY: all build crds lint unit lua-test e2e conformance test demo cluster-up cluster-down prereqs clean
 
 all: build
 
@@ -37,9 +37,13 @@ e2e: prereqs build
 conformance: build
 	@bash emulator/conformance/run.sh
 
-## test: everything CI runs: unit, end-to-end and conformance tests
-test: prereqs unit e2e conformance
-	@echo "make test: unit, end-to-end (kube-apiserver v1.20.2 + emulator + operator) and Azure SDK conformance tests passed"
+## lua-test: the Argo CD health checks, run by Debian's Lua 5.1 (Argo CD runs Lua 5.1)
+lua-test:
+	@hack/lua-test.sh
+
+## test: everything CI runs: unit, end-to-end, conformance and Lua tests
+test: prereqs unit lua-test e2e conformance
+	@echo "make test: unit, Lua, end-to-end (kube-apiserver v1.20.2 + emulator + operator) and Azure SDK conformance tests passed"
 
 ## demo: local control plane + emulator + operator + examples
 demo: prereqs build

@@ -15,7 +15,36 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub azure: AzureArgs,
     #[command(flatten)]
+    pub leader: LeaderArgs,
+    #[command(flatten)]
     pub log: LogArgs,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "KUBEINVOKE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LeaderArgs {
+    /// Elect a leader among replicas with a coordination.k8s.io/v1 Lease; only the leader reconciles.
+    #[arg(long, env = "KUBEINVOKE_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "KUBEINVOKE_LEADER_ELECTION_LEASE_NAME",
+        default_value = "kubeinvoke"
+    )]
+    pub leader_election_lease_name: String,
+    /// Lease duration in seconds: how long a dead leader blocks a standby from taking over.
+    #[arg(
+        long,
+        env = "KUBEINVOKE_LEADER_ELECTION_LEASE_SECONDS",
+        default_value_t = 15
+    )]
+    pub leader_election_lease_seconds: u64,
 }
 
 #[derive(Args, Debug, Clone)]

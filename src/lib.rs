@@ -7,5 +7,8 @@ pub mod azure;
 pub mod config;
 pub mod controllers;
 pub mod kubeconfig;
+pub mod leader;
+pub mod metrics;
+pub mod server;
 pub mod telemetry;
 pub mod text;

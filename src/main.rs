@@ -8,12 +8,15 @@ use clap::{Parser, Subcommand};
 use kube::runtime::events::Reporter;
 use kubeinvoke::azure::aci::{AciClient, websocket_tls_config};
 use kubeinvoke::azure::aks::AksClient;
-use kubeinvoke::azure::client::NoopObserver;
 use kubeinvoke::azure::hybrid::HybridClient;
 use kubeinvoke::azure::throttle::{BucketConfig, ThrottleConfig};
 use kubeinvoke::azure::{ArmClient, ArmClientConfig, Cloud};
 use kubeinvoke::config::ControllerArgs;
 use kubeinvoke::controllers::context::{Azure, Context, Settings};
+use kubeinvoke::leader::Leadership;
+use kubeinvoke::metrics::Metrics;
+use kubeinvoke::server::{self, Probes};
+use tokio::sync::watch;
 
 /// Kubernetes operator that runs commands on private AKS clusters and ACI containers and exports
 /// kubeconfigs, through Azure Resource Manager only.
@@ -77,7 +80,8 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
             per_second: args.azure.arm_write_rate,
         },
     };
-    let arm = ArmClient::new(&arm_config, Arc::new(NoopObserver))?;
+    let metrics = Arc::new(Metrics::new());
+    let arm = ArmClient::new(&arm_config, metrics.clone())?;
     let aci = AciClient::new(
         arm.clone(),
         None,
@@ -91,22 +95,124 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
         HybridClient::new(arm, None, Default::default()),
     );
     let client = kube::Client::try_default().await?;
+    let identity = args
+        .kubernetes
+        .instance
+        .clone()
+        .unwrap_or_else(|| format!("kubeinvoke-{}", std::process::id()));
     let reporter = Reporter {
         controller: args.kubernetes.controller_name.clone(),
-        instance: args.kubernetes.instance.clone(),
+        instance: Some(identity.clone()),
     };
     let settings = Settings {
         global_credential_namespaces: args.kubernetes.global_namespaces(),
         max_context_bytes: args.kubernetes.max_context_bytes,
     };
-    let ctx = Context::new(client, reporter, settings, azure).shared();
     tracing::info!(
         arm_endpoint = %cloud.arm_endpoint(),
         authority_host = %cloud.authority_host(),
         namespace = args.kubernetes.watch_namespace.as_deref().unwrap_or("*"),
         "kubeinvoke controller starting"
     );
-    kubeinvoke::controllers::run(ctx, args.kubernetes.watch_namespace.clone()).await;
+
+    // One stop signal for everything: SIGTERM/SIGINT, or the leader Lease lost.
+    let (stop, stopped) = watch::channel(false);
+    let shutdown = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stop signal received; finishing running work");
+            let _ = stop.send(true);
+        });
+    }
+    let probes = Probes::new(metrics.clone());
+    let listener = server::bind(args.http_addr)
+        .await
+        .map_err(|e| format!("--http-addr {}: {e}", args.http_addr))?;
+    let http = tokio::spawn(server::serve(listener, probes.clone(), shutdown()));
+
+    let leadership = if args.leader.leader_elect {
+        let standby = tokio::spawn(kubeinvoke::leader::report_known_leader(
+            client.clone(),
+            args.leader.clone(),
+            probes.clone(),
+        ));
+        let acquired = tokio::select! {
+            l = Leadership::acquire(client.clone(), &args.leader, &identity) => Some(l?),
+            _ = shutdown() => None,
+        };
+        standby.abort();
+        probes.set_ready(false);
+        let Some(leadership) = acquired else {
+            return finish(http).await;
+        };
+        let lost = leadership.lost();
+        let stop = stop.clone();
+        let watcher = tokio::spawn(async move {
+            lost.await;
+            tracing::error!("lost the leader Lease; stopping");
+            let _ = stop.send(true);
+        });
+        Some((leadership, watcher))
+    } else {
+        None
+    };
+    metrics.set_leader(true);
+
+    let ctx = Context::new(client, reporter, settings, azure, metrics.clone()).shared();
+    kubeinvoke::controllers::run(
+        ctx,
+        args.kubernetes.watch_namespace.clone(),
+        probes,
+        shutdown,
+    )
+    .await;
+    metrics.set_leader(false);
+    let _ = stop.send(true);
+    if let Some((leadership, watcher)) = leadership {
+        // The watcher holds a view of the lease state; the lease manager stops once all are gone.
+        watcher.abort();
+        let _ = watcher.await;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), leadership.release())
+            .await
+            .is_err()
+        {
+            tracing::warn!("releasing the lease timed out; it expires by itself");
+        }
+    }
+    finish(http).await
+}
+
+async fn finish(
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match http.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("HTTP server: {e}").into()),
+        Err(e) => return Err(format!("HTTP server task: {e}").into()),
+    }
     tracing::info!("kubeinvoke controller stopped");
     Ok(())
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

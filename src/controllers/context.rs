@@ -21,6 +21,7 @@ use crate::azure::{
     self, AksClusterId, ArmClient, ArmError, CallContext, Cloud, CredentialCache, CredentialConfig,
     CredentialFactory, Secret,
 };
+use crate::metrics::Metrics;
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "kubeinvoke";
@@ -40,16 +41,24 @@ pub struct Context {
     pub settings: Settings,
     pub azure: Azure,
     pub journal: Journal,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
-    pub fn new(client: Client, reporter: Reporter, settings: Settings, azure: Azure) -> Self {
+    pub fn new(
+        client: Client,
+        reporter: Reporter,
+        settings: Settings,
+        azure: Azure,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             settings,
             azure,
             journal: Journal::default(),
+            metrics,
         }
     }
 

@@ -8,63 +8,143 @@ pub mod reason;
 pub mod references;
 pub mod remote_command;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::StreamExt;
+use kube::Resource;
 use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
+use serde::de::DeserializeOwned;
 
 use crate::api::{KubeconfigExport, RemoteCommand};
+use crate::server::Probes;
 use context::Context;
+use reason::Failure;
 
-/// Runs the controllers until SIGTERM/SIGINT.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
-    let rc_api: Api<RemoteCommand> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    // Only spec changes (generation) trigger a reconcile from the watch; our own status writes
-    // don't, and polling is driven by requeues that honour ARM's Retry-After.
-    let (reader, writer) = reflector::store();
-    let commands = reflector(writer, watcher(rc_api, watcher::Config::default()))
-        .default_backoff()
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
-    let remote_commands = Controller::for_stream(commands, reader)
-        .shutdown_on_signal()
+/// Runs both controllers until `shutdown` completes (SIGTERM, or the leader Lease was lost); then
+/// they stop taking work and let running reconciles finish. Ready once both caches are synced.
+pub async fn run<S, F>(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    probes: Arc<Probes>,
+    shutdown: S,
+) where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + Sync + 'static,
+{
+    let (commands, command_store) = trigger::<RemoteCommand>(&ctx, &namespace);
+    let (exports, export_store) = trigger::<KubeconfigExport>(&ctx, &namespace);
+    {
+        let (store, throttle) = (command_store.clone(), ctx.azure.arm.throttle().clone());
+        probes.set_gauges(Box::new(move || (phases(&store), throttle.levels())));
+    }
+    let remote_commands = Controller::for_stream(commands, command_store.clone())
+        .graceful_shutdown_on(shutdown())
         .run(
-            remote_command::reconcile,
+            |rc, ctx| {
+                measured(
+                    remote_command::CONTROLLER,
+                    remote_command::reconcile(rc, ctx.clone()),
+                    ctx,
+                )
+            },
             remote_command::error_policy,
             ctx.clone(),
         )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "remote command controller");
-            }
-        });
+        .for_each(|_| async {});
+    let kubeconfig_exports = Controller::for_stream(exports, export_store.clone())
+        .graceful_shutdown_on(shutdown())
+        .run(
+            |kcx, ctx| {
+                measured(
+                    kubeconfig_export::CONTROLLER,
+                    kubeconfig_export::reconcile(kcx, ctx.clone()),
+                    ctx,
+                )
+            },
+            kubeconfig_export::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let stopping = shutdown();
+    let ready = async {
+        let synced = async {
+            futures::join!(
+                command_store.wait_until_ready(),
+                export_store.wait_until_ready()
+            )
+        };
+        tokio::select! {
+            (a, b) = synced => if a.is_ok() && b.is_ok() {
+                tracing::info!("caches synced; ready");
+                probes.set_ready(true);
+            },
+            _ = stopping => {}
+        }
+    };
+    futures::join!(remote_commands, kubeconfig_exports, ready);
+    probes.set_ready(false);
+}
 
-    // Same shape: spec changes start a fetch; refreshes are requeues at `nextRefreshTime`.
-    let kcx_api: Api<KubeconfigExport> = match &namespace {
+/// A store and the watch stream that feeds it. Only spec changes (generation) trigger a
+/// reconcile from the watch; our own status writes don't, and polling and refreshes are driven by
+/// requeues (which honour ARM's Retry-After).
+fn trigger<K>(
+    ctx: &Context,
+    namespace: &Option<String>,
+) -> (
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Store<K>,
+)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
     let (reader, writer) = reflector::store();
-    let exports = reflector(writer, watcher(kcx_api, watcher::Config::default()))
+    let stream = reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let kubeconfig_exports = Controller::for_stream(exports, reader)
-        .shutdown_on_signal()
-        .run(
-            kubeconfig_export::reconcile,
-            kubeconfig_export::error_policy,
-            ctx,
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "kubeconfig export controller");
-            }
-        });
+    (stream, reader)
+}
 
-    futures::join!(remote_commands, kubeconfig_exports);
+/// Times a reconcile and counts it (with the failure reason when it failed).
+async fn measured(
+    controller: &'static str,
+    reconcile: impl Future<Output = Result<Action, Failure>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Failure> {
+    let start = Instant::now();
+    let result = reconcile.await;
+    let reason = result.as_ref().err().map(|f| f.reason.as_str());
+    ctx.metrics.reconciled(controller, start.elapsed(), reason);
+    result
+}
+
+/// RemoteCommands in the cache by phase (`Running` = in flight).
+fn phases(store: &Store<RemoteCommand>) -> Vec<(String, i64)> {
+    let mut counts = std::collections::BTreeMap::<String, i64>::new();
+    for rc in store.state() {
+        let phase = rc
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_else(|| "Pending".into());
+        *counts.entry(phase).or_default() += 1;
+    }
+    counts.into_iter().collect()
 }

@@ -57,6 +57,8 @@ impl Operator {
                 "json",
                 "--log-level",
                 "info,kubeinvoke=debug",
+                "--http-addr",
+                "127.0.0.1:0",
             ])
             .args(&self.args)
             .env("KUBECONFIG", &Cluster::get().kubeconfig)
@@ -76,6 +78,29 @@ impl Operator {
         }
     }
 
+    /// SIGTERM, then waits (with a deadline) for the process to exit; returns whether it exited
+    /// successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Kills and starts again with the same flags.
     pub fn restart(&mut self) {
         self.kill();
@@ -85,6 +110,25 @@ impl Operator {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// Base URL of the operator's HTTP server (/metrics, /healthz, /readyz) of its latest start,
+    /// from its log line.
+    pub async fn http_url(&self) -> String {
+        super::wait_until(
+            std::time::Duration::from_secs(30),
+            "the operator's HTTP server",
+            || async {
+                let logs = self.logs();
+                let line = logs
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("serving /metrics"))?;
+                let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+                Some(format!("http://{}", entry["addr"].as_str()?))
+            },
+        )
+        .await
     }
 }
 

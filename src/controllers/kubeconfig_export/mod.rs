@@ -59,6 +59,7 @@ pub async fn reconcile(kcx: Arc<KubeconfigExport>, ctx: Arc<Context>) -> Result<
         Ok((export, write)) => {
             let done = status::exported(base.clone(), generation, &export, Timestamp::now());
             children::write_status(&api, &kcx, &done).await?;
+            ctx.metrics.outcome(CONTROLLER, Reason::Exported.as_str());
             if write == SecretWrite::Written {
                 let note = status::change_note(&base, &export);
                 tracing::info!(kcx = %kcx.name_any(), namespace = %kcx.namespace().unwrap_or_default(), secret = %export.secret_name, server = %export.server, "kubeconfig Secret written");
@@ -146,6 +147,7 @@ async fn fail(
     let generation = kcx.metadata.generation.unwrap_or_default();
     let s = status::failed(base, generation, &failure, retry_at, now);
     children::write_status(api, kcx, &s).await?;
+    ctx.metrics.outcome(CONTROLLER, failure.reason.as_str());
     let name = kcx.name_any();
     let namespace = kcx.namespace().unwrap_or_default();
     if failure.transient {
@@ -167,6 +169,9 @@ async fn fail(
     let wait = retry_at.duration_since(now);
     Ok(requeue(Duration::try_from(wait).unwrap_or(Duration::ZERO)))
 }
+
+/// Label of this controller in metrics.
+pub const CONTROLLER: &str = "kubeconfig_export";
 
 /// Longest single wait: a far-off refresh is re-checked daily (and survives clock jumps).
 const MAX_REQUEUE: Duration = Duration::from_secs(24 * 3600);

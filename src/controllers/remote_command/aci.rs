@@ -182,6 +182,8 @@ async fn finish(
             let code = outcome.exit_code;
             let s = status::finished(s, outcome, Timestamp::now());
             let written = write_status(api, rc, &s).await;
+            ctx.metrics
+                .outcome(super::CONTROLLER, s.reason.as_deref().unwrap_or_default());
             let (kind, reason) = match code {
                 Some(0) => (EventType::Normal, "Completed"),
                 Some(_) => (EventType::Warning, "NonZeroExit"),

@@ -252,6 +252,8 @@ pub async fn continue_run(
             };
             let s = status::finished(current, outcome, Timestamp::now());
             write_status(api, rc, &s).await?;
+            ctx.metrics
+                .outcome(super::CONTROLLER, s.reason.as_deref().unwrap_or_default());
             ctx.journal.forget_accepted(&run.uid);
             tracing::info!(rcmd = %rc.name_any(), command_id = %command_id, exit_code = exit, "finished");
             let (kind, reason) = if exit == 0 {

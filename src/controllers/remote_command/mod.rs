@@ -24,6 +24,9 @@ use status::{is_current_run, run_key};
 
 pub(crate) use children::write_status;
 
+/// Label of this controller in metrics.
+pub const CONTROLLER: &str = "remote_command";
+
 /// One step of the state machine for `rc`.
 pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Action, Failure> {
     let api: Api<RemoteCommand> =
@@ -158,6 +161,7 @@ async fn fail(
 ) -> Result<Action, Failure> {
     let s = status::failed(base, &failure, Timestamp::now());
     write_status(api, rc, &s).await?;
+    ctx.metrics.outcome(CONTROLLER, failure.reason.as_str());
     ctx.journal.forget_accepted(&rc.uid().unwrap_or_default());
     tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, message = %failure.message, "run failed");
     ctx.event(

@@ -1,0 +1,405 @@
+//! The Helm chart's RBAC, proven against the real RBAC authorizer of the local kube-apiserver: the
+//! operator runs whole scenarios with nothing but the chart's ServiceAccount and roles, the chart
+//! grants nothing beyond [`NEEDED`], and the chart's CRDs are the generated ones.
+
+#[path = "support/chart.rs"]
+mod chart;
+#[path = "support/rbac.rs"]
+mod rbac_support;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kubeinvoke::api::RemoteCommand;
+use serde_json::{Value, json};
+
+use chart::{Chart, Release};
+use rbac_support::{ScopedOperator, can_i, install, kubeconfig, token};
+use support::emulator::{Emulator, world};
+use support::{Cluster, credential_secret, install_crds, namespace, rcmd, repo_root, wait_until};
+
+/// Every grant the operator needs, as `(API group, resource, resource name or "*", verb)`, and why:
+///
+/// - `remotecommands`: list + watch (controller), get (re-read before writing a late ACI result),
+///   delete (`spec.ttlSecondsAfterFinished`); `kubeconfigexports`: list + watch (controller).
+/// - `*/status`: patch (status is written with server-side apply).
+/// - `secrets`: get (credential and file Secrets, output/kubeconfig Secret ownership), create and
+///   patch (server-side apply of output and kubeconfig Secrets; apply needs `create` for the first
+///   write), delete (a KubeconfigExport's old Secret after `spec.secret.name` or its type changes).
+/// - `configmaps`: get (`spec.files`).
+/// - `events.k8s.io/events`: create, and patch when an Event repeats (kube's `Recorder`).
+/// - `leases` (release namespace only): create, then get and patch of the one named Lease
+///   (kube-lease-manager).
+const NEEDED: &[(&str, &str, &str, &str)] = &[
+    ("kubeinvoke.io", "remotecommands", "*", "get"),
+    ("kubeinvoke.io", "remotecommands", "*", "list"),
+    ("kubeinvoke.io", "remotecommands", "*", "watch"),
+    ("kubeinvoke.io", "remotecommands", "*", "delete"),
+    ("kubeinvoke.io", "kubeconfigexports", "*", "list"),
+    ("kubeinvoke.io", "kubeconfigexports", "*", "watch"),
+    ("kubeinvoke.io", "remotecommands/status", "*", "patch"),
+    ("kubeinvoke.io", "kubeconfigexports/status", "*", "patch"),
+    ("", "secrets", "*", "get"),
+    ("", "secrets", "*", "create"),
+    ("", "secrets", "*", "patch"),
+    ("", "secrets", "*", "delete"),
+    ("", "configmaps", "*", "get"),
+    ("events.k8s.io", "events", "*", "create"),
+    ("events.k8s.io", "events", "*", "patch"),
+];
+/// The same for the release namespace's Role; `{lease}` is the lease name from values.yaml.
+const NEEDED_IN_RELEASE_NAMESPACE: &[(&str, &str, &str, &str)] = &[
+    ("coordination.k8s.io", "leases", "*", "create"),
+    ("coordination.k8s.io", "leases", "{lease}", "get"),
+    ("coordination.k8s.io", "leases", "{lease}", "patch"),
+];
+
+fn release(namespace: &str) -> Release {
+    Release {
+        name: namespace.to_string(),
+        namespace: namespace.to_string(),
+    }
+}
+
+/// `(group, resource, name, verb)` of every grant in `role`; wildcards are kept as `*` so that
+/// they show up as extra grants.
+fn grants(role: &Value) -> BTreeSet<(String, String, String, String)> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s.as_str().unwrap_or("?").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        assert!(
+            rule.get("nonResourceURLs").is_none(),
+            "non-resource grant: {rule}"
+        );
+        let names = match strings(&rule["resourceNames"]) {
+            n if n.is_empty() => vec!["*".to_string()],
+            n => n,
+        };
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for name in &names {
+                    for verb in strings(&rule["verbs"]) {
+                        out.insert((group.clone(), resource.clone(), name.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn expected(
+    set: &[(&str, &str, &str, &str)],
+    lease: &str,
+) -> BTreeSet<(String, String, String, String)> {
+    set.iter()
+        .map(|(g, r, n, v)| {
+            (
+                g.to_string(),
+                r.to_string(),
+                n.replace("{lease}", lease),
+                v.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn chart_crds_are_the_generated_crds() {
+    let generated = std::fs::read_to_string(repo_root().join("crds/kubeinvoke.io.yaml")).unwrap();
+    let chart =
+        std::fs::read_to_string(repo_root().join("charts/kubeinvoke/crds/kubeinvoke.io.yaml"))
+            .unwrap();
+    assert!(
+        generated == chart,
+        "charts/kubeinvoke/crds/ is stale: cp crds/kubeinvoke.io.yaml charts/kubeinvoke/crds/"
+    );
+}
+
+#[test]
+fn chart_grants_exactly_what_the_operator_needs() {
+    let chart = Chart::load();
+    let release = release("ops");
+    let lease = chart.values["leaderElectionLeaseName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cluster_role = chart.render_object("clusterrole.yaml", &release).unwrap();
+    let role = chart.render_object("role.yaml", &release).unwrap();
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    for (actual, needed, what) in [
+        (
+            grants(&cluster_role),
+            expected(NEEDED, &lease),
+            "ClusterRole",
+        ),
+        (
+            grants(&role),
+            expected(NEEDED_IN_RELEASE_NAMESPACE, &lease),
+            "Role",
+        ),
+    ] {
+        let extra: Vec<_> = actual.difference(&needed).collect();
+        let missing: Vec<_> = needed.difference(&actual).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{what}: extra grants {extra:?}, missing grants {missing:?}"
+        );
+    }
+    // The bindings give those roles to the chart's ServiceAccount, and to nobody else.
+    let sa = chart
+        .render_object("serviceaccount.yaml", &release)
+        .unwrap();
+    for (file, role) in [
+        ("clusterrolebinding.yaml", &cluster_role),
+        ("rolebinding.yaml", &role),
+    ] {
+        let binding = chart.render_object(file, &release).unwrap();
+        assert_eq!(
+            binding["roleRef"]["name"], role["metadata"]["name"],
+            "{file}"
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "ops"}]),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn an_existing_service_account_gets_the_roles() {
+    let mut chart = Chart::load();
+    chart.set("serviceAccount.create", json!(false));
+    chart.set("serviceAccount.name", json!("platform-operator"));
+    let release = release("ops");
+    assert_eq!(chart.render_object("serviceaccount.yaml", &release), None);
+    for file in ["clusterrolebinding.yaml", "rolebinding.yaml"] {
+        let binding = chart.render_object(file, &release).unwrap();
+        assert_eq!(
+            binding["subjects"][0]["name"], "platform-operator",
+            "{file}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn service_account_is_refused_what_the_chart_does_not_grant() {
+    let admin = Cluster::get().client().await;
+    install_crds(&admin).await;
+    let ns = namespace(&admin, "rbac-deny").await;
+    let chart = Chart::load();
+    let release = release(&ns);
+    install(&admin, &chart, &release).await;
+    let sa = chart.service_account_name(&release);
+    let lease = chart.values["leaderElectionLeaseName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // What it may do (so that a broken `can-i` cannot make the refusals below pass)...
+    for args in [
+        vec!["get", "secrets", "-n", "default"],
+        vec![
+            "patch",
+            "remotecommands.kubeinvoke.io",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
+        vec!["create", "events.events.k8s.io", "-n", "default"],
+        vec![
+            "patch",
+            &format!("leases.coordination.k8s.io/{lease}"),
+            "-n",
+            &ns,
+        ],
+    ] {
+        assert!(can_i(&ns, &sa, &args), "should be allowed: {args:?}");
+    }
+    // ...and what it may not.
+    let other_lease = "leases.coordination.k8s.io/someone-else".to_string();
+    for args in [
+        vec!["list", "secrets", "--all-namespaces"],
+        vec!["watch", "secrets", "-n", "default"],
+        vec!["update", "secrets", "-n", "default"],
+        vec!["create", "pods", "-n", "default"],
+        vec!["create", "pods", "-n", &ns],
+        vec!["list", "configmaps", "-n", "default"],
+        vec!["delete", "configmaps", "-n", "default"],
+        vec!["create", "remotecommands.kubeinvoke.io", "-n", "default"],
+        vec!["patch", "remotecommands.kubeinvoke.io", "-n", "default"],
+        vec![
+            "update",
+            "remotecommands.kubeinvoke.io",
+            "--subresource=status",
+            "-n",
+            "default",
+        ],
+        vec!["get", "kubeconfigexports.kubeinvoke.io", "-n", "default"],
+        vec!["delete", "kubeconfigexports.kubeinvoke.io", "-n", "default"],
+        vec!["create", "leases.coordination.k8s.io", "-n", "default"],
+        vec!["patch", &other_lease, "-n", &ns],
+        vec!["delete", "leases.coordination.k8s.io", "-n", &ns],
+        vec!["create", "events", "-n", "default"],
+        vec!["list", "namespaces"],
+        vec!["get", "nodes"],
+        vec!["create", "clusterrolebindings"],
+        vec!["create", "serviceaccounts/token", "-n", &ns],
+        vec!["impersonate", "serviceaccounts", "-n", &ns],
+        vec!["get", "/metrics"],
+    ] {
+        assert!(!can_i(&ns, &sa, &args), "should be refused: {args:?}");
+    }
+}
+
+#[tokio::test]
+async fn operator_runs_commands_and_exports_with_only_the_chart_rbac() {
+    let admin = Cluster::get().client().await;
+    install_crds(&admin).await;
+    let release_ns = namespace(&admin, "rbac-release").await;
+    let ns = namespace(&admin, "rbac-work").await;
+    credential_secret(&admin, &ns, "kubeinvoke-credentials").await;
+    let chart = Chart::load();
+    let release = release(&release_ns);
+    install(&admin, &chart, &release).await;
+    let sa = chart.service_account_name(&release);
+    let lease = chart.values["leaderElectionLeaseName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kubeconfig = kubeconfig(&token(&admin, &release_ns, &sa).await);
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let operator = ScopedOperator::start(&emulator, &kubeconfig, &ns, &release_ns, &lease);
+
+    // Leader election: the Lease in the release namespace, held by this operator.
+    let leases = Api::<Lease>::namespaced(admin.clone(), &release_ns);
+    wait_until(
+        Duration::from_secs(30),
+        "the leader Lease to be held",
+        || {
+            let leases = leases.clone();
+            let lease = lease.clone();
+            async move {
+                let l = leases.get_opt(&lease).await.ok()??;
+                l.spec?.holder_identity.filter(|h| !h.is_empty())
+            }
+        },
+    )
+    .await;
+
+    // RemoteCommand with ConfigMap files: Succeeded, output Secret, Events.
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "manifests"}, "data": {"a.txt": "alpha\n"}}),
+    )
+    .unwrap();
+    Api::<ConfigMap>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let mut spec = rcmd::aks("aks1", "cat a.txt");
+    spec["files"] = json!([{"configMapRef": {"name": "manifests"}}]);
+    rcmd::create(&admin, &ns, "files", spec).await;
+    let rc = rcmd::wait_finished(&admin, &ns, "files").await;
+    assert_eq!(
+        rcmd::outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(rcmd::output(&admin, &ns, &rc).await, "alpha\n");
+    let events = rcmd::events(&ns);
+    assert!(
+        events.contains("Dispatched") && events.contains("Completed"),
+        "{events}"
+    );
+
+    // ttlSecondsAfterFinished: the operator deletes the finished RemoteCommand.
+    let mut spec = rcmd::aks("aks1", "true");
+    spec["ttlSecondsAfterFinished"] = json!(1);
+    rcmd::create(&admin, &ns, "short-lived", spec).await;
+    let commands = Api::<RemoteCommand>::namespaced(admin.clone(), &ns);
+    wait_until(
+        Duration::from_secs(60),
+        "short-lived to be deleted after its TTL",
+        || {
+            let commands = commands.clone();
+            async move { matches!(commands.get_opt("short-lived").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await;
+
+    // KubeconfigExport: Ready with its Secret; renaming the Secret deletes the old one.
+    let exports = Api::<kubeinvoke::api::KubeconfigExport>::namespaced(admin.clone(), &ns);
+    let export: kubeinvoke::api::KubeconfigExport = serde_json::from_value(json!({
+        "apiVersion": "kubeinvoke.io/v1alpha1",
+        "kind": "KubeconfigExport",
+        "metadata": {"name": "edge"},
+        "spec": support::kcx::spec(support::kcx::aks("aks1", "User"), "edge-a", "Kubeconfig"),
+    }))
+    .unwrap();
+    exports
+        .create(&PostParams::default(), &export)
+        .await
+        .unwrap();
+    wait_export_ready(&exports, 1).await;
+    let secrets = Api::<Secret>::namespaced(admin.clone(), &ns);
+    assert!(secrets.get_opt("edge-a").await.unwrap().is_some());
+    exports
+        .patch(
+            "edge",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"secret": {"name": "edge-b"}}})),
+        )
+        .await
+        .unwrap();
+    wait_export_ready(&exports, 2).await;
+    assert!(secrets.get_opt("edge-b").await.unwrap().is_some());
+    wait_until(
+        Duration::from_secs(30),
+        "the old Secret edge-a to be deleted",
+        || {
+            let secrets = secrets.clone();
+            async move { matches!(secrets.get_opt("edge-a").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await;
+
+    // Nothing was refused along the way.
+    let logs = operator.logs();
+    assert!(
+        !logs.to_ascii_lowercase().contains("forbidden"),
+        "the operator was refused something:\n{logs}"
+    );
+}
+
+async fn wait_export_ready(exports: &Api<kubeinvoke::api::KubeconfigExport>, generation: i64) {
+    wait_until(
+        Duration::from_secs(60),
+        &format!("KubeconfigExport edge generation {generation} to be Ready"),
+        || {
+            let exports = exports.clone();
+            async move {
+                let k = exports.get("edge").await.ok()?;
+                let s = k.status?;
+                let ready = s
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                (s.observed_generation == generation && ready).then_some(())
+            }
+        },
+    )
+    .await;
+}
