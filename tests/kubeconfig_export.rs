@@ -125,8 +125,8 @@ async fn argocd_format_has_server_bearer_token_and_ca() {
 
 #[tokio::test]
 async fn hybrid_user_kubeconfig_is_exported_with_default_api_version() {
-    // The CRD has no api-version field: the operator uses HybridContainerService 2024-01-01 (final
-    // state via Azure-AsyncOperation). The emulator here accepts only that version.
+    // Without spec.source.hybrid.apiVersion the operator uses HybridContainerService 2024-01-01
+    // (final state via Azure-AsyncOperation). The emulator here accepts only that version.
     let env = Env::start(
         "kcx-arc-user",
         &world("", ""),
@@ -147,6 +147,33 @@ async fn hybrid_user_kubeconfig_is_exported_with_default_api_version() {
     assert!(
         requests.contains("listUserKubeconfig"),
         "listUserKubeconfig was called: {requests}"
+    );
+}
+
+#[tokio::test]
+async fn hybrid_preview_api_version_is_used_when_asked() {
+    // The emulator accepts only 2026-04-01-preview here, so an export proves the operator sent it.
+    // (Both LRO styles are unit-tested in azure::hybrid.)
+    let env = Env::start(
+        "kcx-arc-preview",
+        &world("", ""),
+        &["--hybrid-api-versions", "2026-04-01-preview"],
+    )
+    .await;
+    let mut source = hybrid("arc1", "User");
+    source["hybrid"]["apiVersion"] = serde_json::json!("2026-04-01-preview");
+    env.create("arc", spec(source, "arc1-kubeconfig", "Kubeconfig"))
+        .await;
+    env.wait_exported("arc").await;
+    assert_kubeconfig_works(
+        &text(&env.secret("arc1-kubeconfig").await, "kubeconfig"),
+        &env.ns,
+    );
+    let counters = env.emulator.counters().await;
+    assert_eq!(
+        counters["status"]["hybrid.listKubeconfig"]["202"].as_u64(),
+        Some(1),
+        "{counters}"
     );
 }
 

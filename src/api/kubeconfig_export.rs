@@ -119,6 +119,11 @@ pub struct HybridSource {
     /// `User` (Entra ID user kubeconfig) or `Admin` (static admin credentials).
     #[serde(default)]
     pub role: Role,
+    /// HybridContainerService api-version: `2024-01-01` (default; the operation finishes through
+    /// Azure-AsyncOperation) or `2026-04-01-preview` (finishes through Location).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["2024-01-01", "2026-04-01-preview"]))]
+    pub api_version: Option<String>,
 }
 
 /// An AKS cluster.

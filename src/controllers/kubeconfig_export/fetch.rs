@@ -84,7 +84,7 @@ pub async fn fetch(
             let creds = ctx
                 .azure
                 .hybrid
-                .list_kubeconfig(&call, &id, role(hybrid.role), None)
+                .list_kubeconfig(&call, &id, role(hybrid.role), hybrid.api_version.as_deref())
                 .await
                 .map_err(|e| arm_failure(&e))?;
             (call, creds, id.name)
