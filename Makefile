@@ -15,9 +15,10 @@ prereqs:
 build:
 	$(CARGO) build --workspace --bins
 
-## crds: regenerate crds/ from the Rust types
+## crds: regenerate crds/ (and the chart's copy) from the Rust types
 crds:
 	$(CARGO) run -q --bin kubeinvoke -- crds > crds/kubeinvoke.io.yaml
+	cp crds/kubeinvoke.io.yaml charts/kubeinvoke/crds/kubeinvoke.io.yaml
 
 ## lint: rustfmt check + clippy with warnings denied
 lint:

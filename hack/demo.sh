@@ -68,6 +68,14 @@ k get rcmd -n demo list-system-pods -o jsonpath='{"phase: "}{.status.phase}{"\ne
 echo "--- output (Secret list-system-pods-output, key output) ---"
 k get secret -n demo list-system-pods-output -o jsonpath='{.data.output}' | base64 -d
 
+step "arc1-admin exported the AKS Arc cluster's kubeconfig (HybridContainerService, a long-running operation)"
+k wait -n demo --for=condition=Ready --timeout=60s kcx/arc1-admin >/dev/null
+k get kcx -n demo arc1-admin -o jsonpath='{"server: "}{.status.server}{"\ncredentialName: "}{.status.credentialName}{"\ncontentHash: "}{.status.contentHash}{"\n"}'
+exported="$dir/arc1-admin.kubeconfig"
+k get secret -n demo arc1-admin-kubeconfig -o jsonpath='{.data.kubeconfig}' | base64 -d > "$exported"
+echo "--- kubectl --kubeconfig $exported get namespaces ---"
+"$KUBEINVOKE_KUBECTL" --kubeconfig "$exported" get namespaces
+
 cat <<MSG
 
 Everything is still running. Explore it with:
