@@ -4,6 +4,7 @@ pub mod arm_errors;
 pub mod conditions;
 pub mod context;
 pub mod kubeconfig_export;
+pub mod owned;
 pub mod reason;
 pub mod references;
 pub mod remote_command;

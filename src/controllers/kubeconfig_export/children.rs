@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::api::kubeconfig_export::{KubeconfigExport, KubeconfigExportStatus};
 use crate::controllers::context::FIELD_MANAGER;
-use crate::controllers::reason::{Failure, Reason};
+use crate::controllers::reason::Failure;
 use crate::kubeconfig::RenderedSecret;
 
 /// Applies the whole status (we own every field of it).
@@ -52,18 +52,9 @@ pub async fn apply_secret(
     let namespace = kcx.namespace().unwrap_or_default();
     let name = kcx.spec.secret.name.clone();
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let uid = kcx.uid().unwrap_or_default();
-    if let Some(existing) = api.get_opt(&name).await? {
-        let owned = existing.owner_references().iter().any(|o| o.uid == uid);
-        if !owned {
-            return Err(Failure::terminal(
-                Reason::SecretConflict,
-                format!(
-                    "Secret {namespace}/{name} exists and is not owned by this KubeconfigExport; \
-                     not overwriting it (delete it or choose another spec.secret.name)"
-                ),
-            ));
-        }
+    if let Some(existing) =
+        crate::controllers::owned::owned_secret(&api, kcx, &name, "spec.secret.name").await?
+    {
         if previous_hash == Some(hash) {
             return Ok(SecretWrite::Unchanged);
         }

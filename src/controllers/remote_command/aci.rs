@@ -28,14 +28,8 @@ fn group_id(rc: &RemoteCommand) -> Result<ContainerGroupId, Failure> {
         .target
         .container_instance
         .as_ref()
-        .map(|t| t.resource_id.as_str())
-        .unwrap_or_default();
-    raw.parse::<ContainerGroupId>().map_err(|e| {
-        Failure::terminal(
-            Reason::InvalidSpec,
-            format!("spec.target.containerInstance.resourceId: {e}"),
-        )
-    })
+        .map(|t| t.resource_id.as_str());
+    status::target_id(raw, "spec.target.containerInstance.resourceId")
 }
 
 /// ACI runs one executable with no arguments: without `shell`, `command` must be just that.
@@ -80,7 +74,7 @@ pub async fn start(
     let task = {
         let (api, rc, ctx, s, id) = (
             api.clone(),
-            with_status(rc, &s),
+            status::with_status(rc, &s),
             ctx.clone(),
             s.clone(),
             id.clone(),
@@ -226,10 +220,4 @@ pub async fn continue_run(
          (set dispatchPolicy: AtLeastOnce or a new runId to run it)",
     );
     fail(api, rc, ctx, current, failure).await
-}
-
-fn with_status(rc: &RemoteCommand, s: &RemoteCommandStatus) -> RemoteCommand {
-    let mut rc = rc.clone();
-    rc.status = Some(s.clone());
-    rc
 }

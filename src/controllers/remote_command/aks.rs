@@ -26,19 +26,8 @@ use crate::controllers::references::{self, CredentialSource};
 const STEP_BUDGET: Duration = Duration::from_secs(60);
 
 fn cluster_id(rc: &RemoteCommand) -> Result<AksClusterId, Failure> {
-    let raw = rc
-        .spec
-        .target
-        .aks
-        .as_ref()
-        .map(|a| a.resource_id.as_str())
-        .unwrap_or_default();
-    raw.parse::<AksClusterId>().map_err(|e| {
-        Failure::terminal(
-            Reason::InvalidSpec,
-            format!("spec.target.aks.resourceId: {e}"),
-        )
-    })
+    let raw = rc.spec.target.aks.as_ref().map(|t| t.resource_id.as_str());
+    status::target_id(raw, "spec.target.aks.resourceId")
 }
 
 /// The ARM deadline of one step: the run's deadline, at most a minute away.
@@ -118,7 +107,7 @@ pub async fn start(
     write_status(api, rc, &s).await?;
     let run = status::run_key(rc);
     let call = CallContext {
-        deadline: step_deadline(&with_status(rc, &s)),
+        deadline: step_deadline(&status::with_status(rc, &s)),
         ..call
     };
     match ctx
@@ -335,10 +324,4 @@ fn poll_delay(retry_after: Option<Duration>) -> Duration {
     retry_after
         .unwrap_or(Duration::from_secs(5))
         .clamp(Duration::from_secs(1), Duration::from_secs(30))
-}
-
-fn with_status(rc: &RemoteCommand, s: &RemoteCommandStatus) -> RemoteCommand {
-    let mut rc = rc.clone();
-    rc.status = Some(s.clone());
-    rc
 }

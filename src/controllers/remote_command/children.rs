@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::controllers::context::FIELD_MANAGER;
-use crate::controllers::reason::{Failure, Reason};
+use crate::controllers::reason::Failure;
 
 /// Label on every object the operator creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubeinvoke");
@@ -52,18 +52,7 @@ pub async fn write_output(
     let namespace = rc.namespace().unwrap_or_default();
     let name = output_secret_name(rc);
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let uid = rc.uid().unwrap_or_default();
-    if let Some(existing) = api.get_metadata_opt(&name).await? {
-        let owned = existing.owner_references().iter().any(|o| o.uid == uid);
-        if !owned {
-            return Err(Failure::terminal(
-                Reason::SecretConflict,
-                format!(
-                    "Secret {namespace}/{name} exists and is not owned by this RemoteCommand; not overwriting it"
-                ),
-            ));
-        }
-    }
+    crate::controllers::owned::owned_secret(&api, rc, &name, "spec.output.secretName").await?;
     let mut data = BTreeMap::from([("output".to_string(), ByteString(output.to_vec()))]);
     if let Some(code) = exit_code {
         data.insert(

@@ -29,6 +29,24 @@ pub fn is_current_run(rc: &RemoteCommand) -> bool {
         && status.run_id.clone().unwrap_or_default() == rc.spec.run_id.clone().unwrap_or_default()
 }
 
+/// `rc` as it is after writing `status` (for code that reads back the status it just wrote).
+pub fn with_status(rc: &RemoteCommand, status: &RemoteCommandStatus) -> RemoteCommand {
+    let mut rc = rc.clone();
+    rc.status = Some(status.clone());
+    rc
+}
+
+/// Parses the target's resource ID (`field` names it in the message).
+pub fn target_id<T>(raw: Option<&str>, field: &str) -> Result<T, Failure>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    raw.unwrap_or_default()
+        .parse::<T>()
+        .map_err(|e| Failure::terminal(Reason::InvalidSpec, format!("{field}: {e}")))
+}
+
 /// When the current run must be over: dispatch time + `timeoutSeconds`.
 pub fn deadline(rc: &RemoteCommand) -> Option<Timestamp> {
     let start = rc.status.as_ref()?.start_time.as_ref()?.0;
