@@ -680,3 +680,61 @@ async fn no_secret_reaches_logs_or_events() {
     }
     let _ = aks_id("x");
 }
+
+#[tokio::test]
+async fn ttl_deletes_a_finished_command() {
+    let (client, ns) = setup("rc-ttl").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "echo short-lived");
+    spec["ttlSecondsAfterFinished"] = json!(1);
+    create(&client, &ns, "short", spec).await;
+    let api = Api::<kubeinvoke::api::RemoteCommand>::namespaced(client.clone(), &ns);
+    support::wait_until(
+        std::time::Duration::from_secs(60),
+        "the finished command to be deleted",
+        || {
+            let api = api.clone();
+            async move {
+                api.get_opt("short")
+                    .await
+                    .ok()
+                    .and_then(|o| o.is_none().then_some(()))
+            }
+        },
+    )
+    .await;
+    // Its output Secret is owned by it (garbage collection needs a controller-manager, absent here).
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("short-output")
+        .await
+        .expect("output Secret");
+    assert_eq!(secret.metadata.owner_references.unwrap()[0].name, "short");
+}
+
+#[tokio::test]
+async fn aci_session_cut_by_a_restart_is_session_interrupted() {
+    let (client, ns) = setup("rc-aci-cut").await;
+    let (emulator, mut operator) = start(&ns, &[]);
+    create(&client, &ns, "cut", json!({
+        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
+        "command": "sleep 30; echo too-late"
+    }))
+    .await;
+    emulator::wait_counters(&emulator, "the exec session to start", |c| {
+        c["execSessions"]["/bin/sh"].as_u64() == Some(1)
+    })
+    .await;
+    operator.restart();
+    let rc = wait_finished(&client, &ns, "cut").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "SessionInterrupted".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(
+        emulator.counters().await["execSessions"]["/bin/sh"].as_u64(),
+        Some(1),
+        "AtMostOnce must not run it again"
+    );
+}
