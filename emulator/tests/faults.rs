@@ -112,7 +112,12 @@ async fn write_bucket_throttles_and_counts_down() {
         g.headers()
             .contains_key("x-ms-ratelimit-remaining-subscription-reads")
     );
-    // Ignoring Retry-After is counted as an early request.
+    // A request right after the 429 was already in flight when it was answered: not early.
+    let _ = post().await.unwrap();
+    assert_eq!(emu.counters().await["earlyRequests"], 0);
+    // One sent after the client could have read the 429 (past the 250 ms in-flight grace) but
+    // before its 1 s Retry-After ignored it: early. The pause is the scenario, not a sync.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let _ = post().await.unwrap();
     let c = emu.counters().await;
     assert_eq!(c["earlyRequests"], 1, "{c}");
