@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KUBEINVOKE_CACHE ?= $(HOME)/.cache/kubeinvoke
 
-.PHONY: all build crds lint unit lua-test e2e conformance test demo cluster-up cluster-down prereqs clean
+.PHONY: all build crds lint unit lua-test e2e conformance test demo cluster-up cluster-down prereqs clean bench bench-smoke chaos
 
 all: build
 
@@ -42,8 +42,20 @@ conformance: build
 lua-test:
 	@hack/lua-test.sh
 
-## test: everything CI runs: unit, end-to-end, conformance and Lua tests
-test: prereqs unit lua-test e2e conformance
+## bench: kubeinvoke against ARM's request budget and against the Azure SDK for Python (release build) -> bench/RESULTS.md
+bench: prereqs
+	@hack/bench.sh
+
+## bench-smoke: the benchmark with small N on the debug build (part of make test)
+bench-smoke: prereqs build
+	@hack/bench.sh --smoke
+
+## chaos: 200 commands under SIGKILLs, an API server restart, 30% 429 / 5% 5xx; bad input; parser property tests
+chaos: prereqs
+	@hack/chaos.sh
+
+## test: everything CI runs: unit, Lua, end-to-end (chaos and bad-input smoke included), conformance, bench smoke
+test: prereqs unit lua-test e2e conformance bench-smoke
 	@echo "make test: unit, Lua, end-to-end (kube-apiserver v1.20.2 + emulator + operator) and Azure SDK conformance tests passed"
 
 ## demo: local control plane + emulator + operator + examples

@@ -12,3 +12,6 @@ pub mod metrics;
 pub mod server;
 pub mod telemetry;
 pub mod text;
+
+#[cfg(test)]
+mod parser_props;

@@ -1,0 +1,325 @@
+//! `bench/RESULTS.md`: the figures of one run, the goals with MET / NOT MET, and how to read them.
+
+use std::fmt::Write as _;
+
+use crate::scenario::{BurstResult, RestResult};
+use crate::stats::{Budget, Work, lower_bound, percentile};
+
+pub struct Report {
+    pub command: String,
+    pub date: String,
+    pub machine: String,
+    pub versions: Vec<(String, String)>,
+    pub work: Work,
+    pub retry_after: f64,
+    pub a: Vec<BurstResult>,
+    pub b: Option<RestResult>,
+    pub c: Option<BurstResult>,
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|s| format!("{:.0} ms", s * 1000.0))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn p(values: &[f64], q: f64) -> Option<f64> {
+    percentile(values, q)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "MET" } else { "NOT MET" }
+}
+
+/// Dispatch latencies of the commands the client's write bucket could send at once (the first
+/// `burst` created): the "under budget" part of the run.
+fn under_budget(r: &BurstResult) -> Vec<f64> {
+    let burst = r
+        .client_budget
+        .map(|b| b.write_burst.floor() as usize)
+        .unwrap_or(usize::MAX);
+    r.dispatch_latency.iter().take(burst).copied().collect()
+}
+
+fn requests_by_kind(r: &BurstResult) -> String {
+    r.arm
+        .by_kind
+        .iter()
+        .map(|(op, statuses)| {
+            let s: Vec<String> = statuses
+                .iter()
+                .map(|(code, n)| format!("{code}×{n}"))
+                .collect();
+            format!("{op}: {}", s.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Report {
+    pub fn lower_bound(&self) -> f64 {
+        lower_bound(self.work, Budget::ARM)
+    }
+
+    /// Goals of issue 7 for one A run (with B and C, which are the same for every A run).
+    pub fn goals(&self, a: &BurstResult) -> Vec<(String, String, bool)> {
+        let mut goals = Vec::new();
+        let bound = self.lower_bound();
+        let n = a.commands as f64;
+        goals.push((
+            "A finishes within 1.15 × ARM's lower bound".into(),
+            format!(
+                "{:.1} s = {:.3} × {:.1} s",
+                a.seconds,
+                a.seconds / bound,
+                bound
+            ),
+            a.seconds <= 1.15 * bound && a.succeeded == a.commands,
+        ));
+        goals.push((
+            "every command succeeds (no run lost)".into(),
+            format!("{}/{}", a.succeeded, a.commands),
+            a.succeeded == a.commands,
+        ));
+        goals.push((
+            "zero 429s in A".into(),
+            format!("{}", a.arm.throttled),
+            a.arm.throttled == 0,
+        ));
+        let under = under_budget(a);
+        let d99 = p(&under, 99.0);
+        goals.push((
+            "dispatch p99 ≤ 250 ms while under budget".into(),
+            format!("{} (first {} commands)", ms(d99), under.len()),
+            d99.is_some_and(|v| v <= 0.25),
+        ));
+        let l99 = p(&a.status_lag, 99.0);
+        goals.push((
+            "status lag p99 ≤ 1.5 s".into(),
+            ms(l99),
+            l99.is_some_and(|v| v <= 1.5),
+        ));
+        let per = a.cpu_seconds / n;
+        goals.push((
+            "≤ 2 ms operator CPU per command".into(),
+            format!("{:.2} ms", per * 1000.0),
+            per <= 0.002,
+        ));
+        goals.push((
+            "peak RSS ≤ 64 MiB in A".into(),
+            format!("{:.1} MiB", a.peak_rss_mib),
+            a.peak_rss_mib <= 64.0,
+        ));
+        if let Some(b) = &self.b {
+            goals.push((
+                "peak RSS ≤ 64 MiB in B".into(),
+                format!("{:.1} MiB", b.peak_rss_mib),
+                b.peak_rss_mib <= 64.0,
+            ));
+        }
+        if let Some(c) = &self.c {
+            let ratio = c.cpu_seconds / a.cpu_seconds.max(1e-9);
+            goals.push((
+                "≥ 20× less CPU than C".into(),
+                format!("{ratio:.1}×"),
+                ratio >= 20.0,
+            ));
+        }
+        goals
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let bound = self.lower_bound();
+        let w = self.work;
+        let _ = writeln!(s, "# kubeinvoke benchmark results\n");
+        let _ = writeln!(s, "Produced by `{}` on {}.\n", self.command, self.date);
+        let _ = writeln!(s, "- Machine: {}", self.machine);
+        for (k, v) in &self.versions {
+            let _ = writeln!(s, "- {k}: {v}");
+        }
+        let _ = writeln!(
+            s,
+            "- Work: {} AKS run commands created at once, each {} s at ARM (`commandDuration`), `Retry-After: {}`; emulator with ARM's buckets (writes {}/{} per s, reads {}/{} per s per subscription and principal)\n",
+            w.commands,
+            w.duration,
+            self.retry_after,
+            Budget::ARM.write_burst,
+            Budget::ARM.write_rate,
+            Budget::ARM.read_burst,
+            Budget::ARM.read_rate
+        );
+
+        let _ = writeln!(
+            s,
+            "## Goals\n\nOne pair of columns per A run; B and C are shared.\n"
+        );
+        let _ = write!(s, "| goal |");
+        for a in &self.a {
+            let _ = write!(s, " {} | verdict |", a.label);
+        }
+        let _ = write!(s, "\n|---|");
+        for _ in &self.a {
+            let _ = write!(s, "---|---|");
+        }
+        let _ = writeln!(s);
+        let per_run: Vec<Vec<(String, String, bool)>> =
+            self.a.iter().map(|a| self.goals(a)).collect();
+        if let Some(first) = per_run.first() {
+            for (row, (goal, _, _)) in first.iter().enumerate() {
+                let _ = write!(s, "| {goal} |");
+                for run in &per_run {
+                    let (_, value, ok) = &run[row];
+                    let _ = write!(s, " {value} | **{}** |", verdict(*ok));
+                }
+                let _ = writeln!(s);
+            }
+        }
+
+        let _ = writeln!(s, "\n## Lower bound\n");
+        let _ = writeln!(
+            s,
+            "Each command costs one write (the runCommand POST) and, honouring `Retry-After: {}` for a {} s command, {} reads (commandResults polls). \
+             The last POST cannot leave before the write bucket has handed out {} tokens: max(0, ({} − {}) / {}) s, and its result exists {} s later; \
+             all {} reads must fit through the read bucket too. **ARM lower bound: {:.1} s.** \
+             The operator keeps its own buckets at 90% of ARM's by default (a margin against clock skew and other clients of the same principal), \
+             which alone puts its best possible time at {:.1} s = {:.3} × ARM's bound.\n",
+            self.retry_after,
+            w.duration,
+            w.reads_per_command,
+            w.commands,
+            w.commands,
+            Budget::ARM.write_burst,
+            Budget::ARM.write_rate,
+            w.duration,
+            w.commands * w.reads_per_command,
+            bound,
+            lower_bound(w, Budget::ARM.scaled(0.9)),
+            lower_bound(w, Budget::ARM.scaled(0.9)) / bound
+        );
+
+        let _ = writeln!(s, "## Runs\n");
+        let mut cols: Vec<&BurstResult> = self.a.iter().collect();
+        if let Some(c) = &self.c {
+            cols.push(c);
+        }
+        let _ = write!(s, "| figure |");
+        for r in &cols {
+            let _ = write!(s, " {} |", r.label);
+        }
+        let _ = write!(s, "\n|---|");
+        for _ in &cols {
+            let _ = write!(s, "---|");
+        }
+        let _ = writeln!(s);
+        let mut row = |name: &str, f: &dyn Fn(&BurstResult) -> String| {
+            let _ = write!(s, "| {name} |");
+            for r in &cols {
+                let _ = write!(s, " {} |", f(r));
+            }
+            let _ = writeln!(s);
+        };
+        row("time until all finished", &|r| {
+            format!("{:.1} s ({:.3} × bound)", r.seconds, r.seconds / bound)
+        });
+        row("succeeded", &|r| {
+            let other: Vec<String> = r
+                .other_outcomes
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            if other.is_empty() {
+                format!("{}/{}", r.succeeded, r.commands)
+            } else {
+                format!("{}/{} ({})", r.succeeded, r.commands, other.join(", "))
+            }
+        });
+        row("dispatch latency p50 / p99 (all)", &|r| {
+            format!(
+                "{} / {}",
+                ms(p(&r.dispatch_latency, 50.0)),
+                ms(p(&r.dispatch_latency, 99.0))
+            )
+        });
+        row("dispatch latency p50 / p99 (under budget)", &|r| {
+            let u = under_budget(r);
+            if r.client_budget.is_some() {
+                format!(
+                    "{} / {} (first {})",
+                    ms(p(&u, 50.0)),
+                    ms(p(&u, 99.0)),
+                    u.len()
+                )
+            } else {
+                "–".into()
+            }
+        });
+        row("status lag p50 / p99", &|r| {
+            format!(
+                "{} / {}",
+                ms(p(&r.status_lag, 50.0)),
+                ms(p(&r.status_lag, 99.0))
+            )
+        });
+        row("ARM requests (total)", &|r| {
+            r.arm.arm_requests().to_string()
+        });
+        row("ARM requests by kind (operation: status×count)", &|r| {
+            requests_by_kind(r)
+        });
+        row("429s received", &|r| r.arm.throttled.to_string());
+        row("requests before Retry-After elapsed", &|r| {
+            r.arm.early.to_string()
+        });
+        row("duplicate dispatches", &|r| r.arm.duplicates().to_string());
+        row("CPU seconds (total / per command)", &|r| {
+            format!(
+                "{:.2} s / {:.2} ms",
+                r.cpu_seconds,
+                r.cpu_seconds * 1000.0 / r.commands as f64
+            )
+        });
+        row("peak RSS", &|r| format!("{:.1} MiB", r.peak_rss_mib));
+        row("notes", &|r| r.note.clone());
+
+        if let (Some(a), Some(c)) = (self.a.first(), &self.c) {
+            let _ = writeln!(s, "\n### C ÷ A\n");
+            let _ = writeln!(s, "- time: {:.2}×", c.seconds / a.seconds);
+            let _ = writeln!(s, "- CPU: {:.1}×", c.cpu_seconds / a.cpu_seconds.max(1e-9));
+            let _ = writeln!(
+                s,
+                "- peak RSS: {:.1}×",
+                c.peak_rss_mib / a.peak_rss_mib.max(1e-9)
+            );
+            let _ = writeln!(
+                s,
+                "- ARM requests: {:.2}×",
+                c.arm.arm_requests() as f64 / a.arm.arm_requests().max(1) as f64
+            );
+            let _ = writeln!(s, "- 429s: {} vs {}", c.arm.throttled, a.arm.throttled);
+        }
+        if let Some(b) = &self.b {
+            let _ = writeln!(
+                s,
+                "\n## B: at rest\n\n{} finished RemoteCommands and {} exported KubeconfigExports exist before the operator starts. \
+                 It listed and reconciled them all and settled in {:.1} s, using {:.2} CPU seconds; **peak RSS {:.1} MiB**; ARM requests: {}.",
+                b.commands,
+                b.exports,
+                b.settle_seconds,
+                b.cpu_seconds,
+                b.peak_rss_mib,
+                b.arm_requests
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n## How the figures are taken\n\n\
+             - *time until all finished*: from the driver's first create request to the moment its watch sees the last resource in a terminal phase (C: the thread pool's wall time).\n\
+             - *dispatch latency*: the emulator's log time of the accepted runCommand POST (matched through `x-ms-correlation-request-id`, `<uid>-<attempt>` for the operator) minus the moment the create call returned (C: the moment the call was submitted to the pool). *Under budget*: the first commands created, as many as the client's write burst.\n\
+             - *status lag*: when the watch saw the terminal status (C: when `.result()` returned) minus when the result became available at ARM (POST time + `commandDuration`).\n\
+             - ARM requests, 429s and early requests come from the emulator (`/_emulator/requests`, `/_emulator/counters`); Entra token requests are listed but not counted as ARM requests.\n\
+             - CPU: utime + stime from `/proc/<pid>/stat` between readiness and the end of the run (B: since start); peak RSS: `VmHWM` from `/proc/<pid>/status`. C measures itself with `getrusage`.\n\
+             - Goals are reported, never enforced: the run fails only when it cannot finish."
+        );
+        s
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# make bench: scenarios A (1000 AKS run commands through the operator), B (10 000 finished
+# RemoteCommands + 1 000 KubeconfigExports at rest) and C (the same 1000 commands through the Azure
+# SDK for Python) against a throw-away local control plane and the emulator with ARM's real token
+# buckets; writes bench/RESULTS.md.
+#   hack/bench.sh            release build, full size (about 5 minutes after the build)
+#   hack/bench.sh --smoke    debug build, small N, report in a temp dir (part of make test)
+# Extra arguments go to kubeinvoke-bench (e.g. --client-budget 0.9,1.0, --sdk-concurrency 64).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$HERE/.."
+
+smoke=0
+if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/kubeinvoke-bench.XXXXXX")
+trap '"$HERE/cluster.sh" down "$dir/cluster" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+
+# The Azure SDK for Python (scenario C): the conformance tests' virtualenv, same pinned set.
+cache="${KUBEINVOKE_CACHE:-$HOME/.cache/kubeinvoke}"
+venv="$cache/venv"
+req=emulator/conformance/requirements.txt
+if [[ ! -x "$venv/bin/python" ]]; then mkdir -p "$cache"; python3 -m venv "$venv"; fi
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [[ ! -f "$venv/.requirements.sha256" || "$(cat "$venv/.requirements.sha256")" != "$want" ]]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  echo "$want" > "$venv/.requirements.sha256"
+fi
+
+if [ "$smoke" = 1 ]; then
+  cargo build --workspace --bins
+  bin=target/debug
+  scratch=$dir
+  set -- --commands 30 --rest-commands 300 --rest-exports 30 --out "$dir/RESULTS.md" \
+    --label "hack/bench.sh --smoke" --require-success "$@"
+else
+  echo "bench: building the release binaries (a few minutes the first time)"
+  cargo build --release --workspace --bins
+  bin=target/release
+  scratch="${TMPDIR:-/tmp}/kubeinvoke-bench-logs"
+fi
+
+"$HERE/cluster.sh" up "$dir/cluster" >/dev/null
+"$bin/kubeinvoke-bench" --cluster-dir "$dir/cluster" --scratch "$scratch" \
+  --operator "$bin/kubeinvoke" --emulator "$bin/kubeinvoke-emulator" \
+  --python "$venv/bin/python" "$@"
