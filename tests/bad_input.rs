@@ -524,7 +524,10 @@ async fn malformed_arm_responses_map_to_their_reason() {
                     (f.reason.as_str().into(), f.transient)
                 }
             },
-            Call::RunCommand => match aks.run_command(&ctx, &cluster, "true", None, None).await {
+            Call::RunCommand => match aks
+                .run_command(&ctx, &cluster, "true", None, None, false)
+                .await
+            {
                 Ok(_) => ("accepted".into(), false),
                 Err(e) => {
                     let f = failure(&e);

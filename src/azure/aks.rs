@@ -19,6 +19,8 @@ use super::resource_id::AksClusterId;
 use super::secret::Secret;
 
 pub const DEFAULT_API_VERSION: &str = "2025-10-01";
+/// Operation name of the run command dispatch (metrics, logs, budget reservations).
+pub const RUN_COMMAND_OP: &str = "ManagedClusters_RunCommand";
 
 /// The cluster facts the controllers need before dispatching; callers cache them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -248,8 +250,9 @@ impl AksClient {
         command: &str,
         context_b64: Option<String>,
         cluster_token: Option<Secret>,
+        budget_reserved: bool,
     ) -> Result<RunCommandAccepted, ArmError> {
-        const OP: &str = "ManagedClusters_RunCommand";
+        const OP: &str = RUN_COMMAND_OP;
         if command.trim().is_empty() {
             return Err(ArmError::Validation("command is empty".into()));
         }
@@ -264,7 +267,8 @@ impl AksClient {
                 ctx,
                 ArmRequest::path(OP, Method::POST, path, &self.api_version)
                     .json(body)
-                    .not_idempotent(),
+                    .not_idempotent()
+                    .prepaid(budget_reserved),
             )
             .await?;
         let invalid = |m: String| ArmError::invalid_response(OP, m);

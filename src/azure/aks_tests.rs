@@ -122,6 +122,7 @@ async fn run_command_sends_body_and_parses_location() {
             "kubectl get pods",
             Some("UEsFBg==".into()),
             Some(Secret::new("aad-tok")),
+            false,
         )
         .await
         .unwrap();
@@ -137,7 +138,7 @@ async fn run_command_sends_body_and_parses_location() {
         serde_json::json!({"command":"kubectl get pods","context":"UEsFBg==","clusterToken":"aad-tok"})
     );
 
-    aks.run_command(&ctx(Duration::from_secs(5)), &id(), "ls", None, None)
+    aks.run_command(&ctx(Duration::from_secs(5)), &id(), "ls", None, None, false)
         .await
         .unwrap();
     let body = f.bodies.lock().unwrap()[1].clone();
@@ -147,7 +148,7 @@ async fn run_command_sends_body_and_parses_location() {
         "no clusterToken for non-AAD clusters"
     );
     assert!(matches!(
-        aks.run_command(&ctx(Duration::from_secs(5)), &id(), "  ", None, None)
+        aks.run_command(&ctx(Duration::from_secs(5)), &id(), "  ", None, None, false)
             .await,
         Err(ArmError::Validation(_))
     ));

@@ -155,6 +155,9 @@ pub struct ArmRequest {
     /// Safe to send twice. When false, only answers that prove the request was not processed
     /// (429, connection not established) are retried.
     pub idempotent: bool,
+    /// The caller already took this request's budget token ([`ArmClient::reserve`]); only
+    /// retries take another.
+    pub prepaid: bool,
 }
 
 impl ArmRequest {
@@ -167,11 +170,18 @@ impl ArmRequest {
             query: Vec::new(),
             body: None,
             idempotent: true,
+            prepaid: false,
         }
     }
 
     pub fn not_idempotent(mut self) -> Self {
         self.idempotent = false;
+        self
+    }
+
+    /// The budget token was taken beforehand with [`ArmClient::reserve`].
+    pub fn prepaid(mut self, prepaid: bool) -> Self {
+        self.prepaid = prepaid;
         self
     }
 
@@ -360,14 +370,8 @@ impl ArmClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let waited = tokio::time::timeout_at(ctx.deadline, self.inner.throttle.acquire(&key))
-                .await
-                .map_err(|_| ArmError::Timeout {
-                    operation: op,
-                    last_error: Some("waiting for the ARM request budget".into()),
-                })?;
-            if !waited.is_zero() {
-                self.inner.observer.throttle_wait(op, waited);
+            if !(attempt == 1 && req.prepaid) {
+                self.take_budget(ctx, op, &key).await?;
             }
             let result = self.send_once(ctx, &req, &url).await;
             let err = match result {
@@ -393,9 +397,16 @@ impl ArmClient {
                 return Err(err);
             }
             if Instant::now() + delay > ctx.deadline {
-                return Err(ArmError::Timeout {
-                    operation: op,
-                    last_error: Some(err.to_string()),
+                return Err(if err.may_have_been_processed() {
+                    ArmError::Timeout {
+                        operation: op,
+                        last_error: Some(err.to_string()),
+                    }
+                } else {
+                    ArmError::NotSent {
+                        operation: op,
+                        reason: format!("the last answer ({err}) asks to wait past the deadline"),
+                    }
                 });
             }
             tracing::warn!(
@@ -415,6 +426,41 @@ impl ArmClient {
         }
     }
 
+    /// Takes one token of the (subscription, principal, `kind`) budget now, waiting up to the
+    /// context's deadline. A caller that must record something between "budget granted" and
+    /// "request sent" reserves first and sends with [`ArmRequest::prepaid`].
+    pub async fn reserve(
+        &self,
+        ctx: &CallContext,
+        operation: &'static str,
+        kind: OpKind,
+    ) -> Result<(), ArmError> {
+        let key = BucketKey {
+            subscription: ctx.subscription.to_ascii_lowercase(),
+            principal: ctx.principal.clone(),
+            kind,
+        };
+        self.take_budget(ctx, operation, &key).await
+    }
+
+    async fn take_budget(
+        &self,
+        ctx: &CallContext,
+        op: &'static str,
+        key: &BucketKey,
+    ) -> Result<(), ArmError> {
+        let waited = tokio::time::timeout_at(ctx.deadline, self.inner.throttle.acquire(key))
+            .await
+            .map_err(|_| ArmError::NotSent {
+                operation: op,
+                reason: "waiting for the client-side ARM request budget".into(),
+            })?;
+        if !waited.is_zero() {
+            self.inner.observer.throttle_wait(op, waited);
+        }
+        Ok(())
+    }
+
     async fn send_once(
         &self,
         ctx: &CallContext,
@@ -424,9 +470,9 @@ impl ArmClient {
         let op = req.operation;
         let remaining = ctx.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(ArmError::Timeout {
+            return Err(ArmError::NotSent {
                 operation: op,
-                last_error: None,
+                reason: "the deadline had passed".into(),
             });
         }
         let token = tokio::time::timeout(
@@ -434,9 +480,9 @@ impl ArmClient {
             get_token(ctx.credential.as_ref(), &self.inner.scope, op),
         )
         .await
-        .map_err(|_| ArmError::Timeout {
+        .map_err(|_| ArmError::NotSent {
             operation: op,
-            last_error: Some("waiting for an Entra ID token".into()),
+            reason: "waiting for an Entra ID token".into(),
         })??;
         let mut auth =
             HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {

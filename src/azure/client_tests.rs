@@ -9,6 +9,7 @@ use axum::routing::any;
 
 use super::*;
 use crate::azure::testutil::{self, ctx, serve};
+use crate::azure::throttle::BucketConfig;
 
 /// A fake that answers from a script of (status, headers, body) and records what it saw.
 type ScriptedReply = (u16, Vec<(&'static str, String)>, String);
@@ -184,14 +185,16 @@ async fn honours_retry_after_on_429_and_pauses_the_bucket() {
 }
 
 #[tokio::test]
-async fn retry_after_past_the_deadline_is_a_timeout_without_waiting() {
+async fn retry_after_past_the_deadline_gives_up_without_waiting_as_not_sent() {
     let (base, script) = fake(vec![(429, vec![("retry-after", "3600".into())], "{}")]).await;
     let started = std::time::Instant::now();
     let err = testutil::client(&base)
         .send(&ctx(Duration::from_secs(5)), get("/x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ArmError::Timeout { .. }), "{err:?}");
+    // A 429 is a refusal: giving up after it means ARM processed nothing.
+    assert!(matches!(err, ArmError::NotSent { .. }), "{err:?}");
+    assert!(!err.may_have_been_processed());
     assert!(started.elapsed() < Duration::from_secs(4));
     assert_eq!(script.calls.load(Ordering::SeqCst), 1);
     // Every caller of the bucket is now held back.
@@ -427,4 +430,42 @@ async fn requests_ask_for_the_arm_scope() {
     c.credential = stub.clone();
     testutil::client(&base).send(&c, get("/x")).await.unwrap();
     assert_eq!(*stub.scopes.lock().unwrap(), [format!("{base}/.default")]);
+}
+
+#[tokio::test]
+async fn a_budget_that_outlasts_the_deadline_is_not_sent_and_a_reservation_is_spent_once() {
+    let (base, script) = fake(vec![(200, vec![], "{}"), (200, vec![], "{}")]).await;
+    let client = ArmClient::from_parts(
+        reqwest::Client::new(),
+        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        Throttle::new(ThrottleConfig {
+            read: BucketConfig {
+                burst: 1.0,
+                per_second: 0.001,
+            },
+            write: BucketConfig {
+                burst: 1.0,
+                per_second: 0.001,
+            },
+        }),
+        RetryPolicy::default(),
+        Arc::new(NoopObserver),
+    );
+    let call = ctx(Duration::from_millis(200));
+    // The one write token is reserved, then spent by the prepaid request: no second wait.
+    client.reserve(&call, "Op", OpKind::Write).await.unwrap();
+    let post = |prepaid| {
+        ArmRequest::path("Op", Method::POST, "/x", "v")
+            .not_idempotent()
+            .prepaid(prepaid)
+    };
+    client.send(&call, post(true)).await.unwrap();
+    // The bucket is empty for far longer than the deadline: the next write is never sent.
+    let err = client.send(&call, post(false)).await.unwrap_err();
+    assert!(matches!(err, ArmError::NotSent { .. }), "{err:?}");
+    assert!(
+        !err.may_have_been_processed(),
+        "a request that never left cannot have been processed"
+    );
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
 }

@@ -44,6 +44,13 @@ pub enum ArmError {
         operation: &'static str,
         message: String,
     },
+    /// The deadline passed before the request left (waiting for the request budget, a token, or
+    /// a Retry-After after a refusal): ARM certainly did not process it.
+    #[error("{operation}: not sent before the deadline: {reason}")]
+    NotSent {
+        operation: &'static str,
+        reason: String,
+    },
     #[error("{operation}: deadline exceeded{}", last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
     Timeout {
         operation: &'static str,
@@ -95,6 +102,7 @@ impl ArmError {
             ArmError::Transport { .. } => "transport",
             ArmError::Auth { .. } => "auth",
             ArmError::Timeout { .. } => "timeout",
+            ArmError::NotSent { .. } => "not_sent",
             ArmError::InvalidResponse { .. } => "invalid_response",
             ArmError::OperationFailed { .. } => "operation_failed",
             ArmError::Validation(_) => "validation",

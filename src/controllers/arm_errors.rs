@@ -39,6 +39,8 @@ pub fn failure(err: &ArmError) -> Failure {
         | ArmError::Transport { .. }
         | ArmError::InvalidResponse { .. } => Failure::transient(Reason::Retrying, message),
         ArmError::Timeout { .. } => Failure::terminal(Reason::DeadlineExceeded, message),
+        // Nothing was sent: the request budget (or a Retry-After) outlasted this step.
+        ArmError::NotSent { .. } => Failure::transient(Reason::Throttled, message),
         ArmError::OperationFailed { .. } => Failure::terminal(Reason::ArmOperationFailed, message),
         ArmError::Validation(_) => Failure::terminal(Reason::InvalidSpec, message),
         ArmError::ContextTooLarge { .. } => Failure::terminal(Reason::ContextTooLarge, message),

@@ -115,7 +115,16 @@ where
         None => Api::all(ctx.client.clone()),
     };
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, watcher::Config::default()))
+    // The cache keeps what reconciles read: no managedFields, no last-applied copy of the spec
+    // (status is written with server-side apply, never by sending the cached object back).
+    let watch = watcher(api, watcher::Config::default()).modify(|obj| {
+        let meta = obj.meta_mut();
+        meta.managed_fields = None;
+        if let Some(annotations) = meta.annotations.as_mut() {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    });
+    let stream = reflector(writer, watch)
         .default_backoff()
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

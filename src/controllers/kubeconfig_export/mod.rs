@@ -17,7 +17,6 @@ use kube::runtime::events::EventType;
 
 use super::context::Context;
 use super::reason::{Failure, Reason};
-use super::references;
 use crate::api::kubeconfig_export::{
     DEFAULT_REFRESH_INTERVAL, KubeconfigExport, KubeconfigExportStatus,
 };
@@ -88,13 +87,12 @@ async fn export(
     base: &KubeconfigExportStatus,
     interval: Duration,
 ) -> Result<(Export, SecretWrite), Failure> {
-    let credential = references::resolve_credential(
-        &ctx.client,
-        &kcx.namespace().unwrap_or_default(),
-        kcx.spec.credential_ref.as_ref(),
-        &ctx.settings.global_credential_namespaces,
-    )
-    .await?;
+    let credential = ctx
+        .credential(
+            &kcx.namespace().unwrap_or_default(),
+            kcx.spec.credential_ref.as_ref(),
+        )
+        .await?;
     let fetched = fetch::fetch(ctx, kcx, &credential).await?;
     let render_ctx = RenderContext {
         authentication: kcx.spec.authentication,

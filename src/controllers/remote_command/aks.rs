@@ -15,7 +15,8 @@ use super::status::{self, Outcome};
 use super::{children, fail, may_redispatch, not_started, write_status};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
-use crate::azure::aks::{CommandId, CommandStatus};
+use crate::azure::aks::{CommandId, CommandStatus, RUN_COMMAND_OP};
+use crate::azure::throttle::OpKind;
 use crate::azure::{AksClusterId, ArmError, CallContext};
 use crate::controllers::arm_errors;
 use crate::controllers::context::Context;
@@ -101,6 +102,19 @@ pub async fn start(
         None
     };
 
+    // Take the write budget first: waiting for it can be long when many commands start at once,
+    // and a crash while waiting must not look like an interrupted dispatch. The wait is bounded by
+    // the run's timeout, not by one step's.
+    let budget = CallContext {
+        deadline: Instant::now() + Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64),
+        ..call.clone()
+    };
+    ctx.azure
+        .arm
+        .reserve(&budget, RUN_COMMAND_OP, OpKind::Write)
+        .await
+        .map_err(|e| arm_errors::failure(&e))?;
+
     // Record the intent before the request: after a crash, Running without a command id means
     // "ARM may or may not have accepted it".
     let s = status::dispatching(base, Timestamp::now());
@@ -113,7 +127,7 @@ pub async fn start(
     match ctx
         .azure
         .aks
-        .run_command(&call, &id, &rc.spec.command, context, cluster_token)
+        .run_command(&call, &id, &rc.spec.command, context, cluster_token, true)
         .await
     {
         Ok(accepted) => {
@@ -202,13 +216,12 @@ pub async fn continue_run(
         (None, None) => return interrupted(api, rc, ctx, current).await,
     };
     let id = cluster_id(rc)?;
-    let credential = references::resolve_credential(
-        &ctx.client,
-        &rc.namespace().unwrap_or_default(),
-        rc.spec.credential_ref.as_ref(),
-        &ctx.settings.global_credential_namespaces,
-    )
-    .await;
+    let credential = ctx
+        .credential(
+            &rc.namespace().unwrap_or_default(),
+            rc.spec.credential_ref.as_ref(),
+        )
+        .await;
     let credential = match credential {
         Ok(c) => c,
         Err(f) if f.transient => return Err(f),

@@ -17,7 +17,6 @@ use kube::runtime::events::EventType;
 
 use super::context::Context;
 use super::reason::{Failure, Reason};
-use super::references;
 use crate::api::Phase;
 use crate::api::remote_command::{DispatchPolicy, RemoteCommand, RemoteCommandStatus};
 use status::{is_current_run, run_key};
@@ -103,13 +102,12 @@ async fn start(
     ctx: &Arc<Context>,
     base: RemoteCommandStatus,
 ) -> Result<Action, Failure> {
-    let credential = match references::resolve_credential(
-        &ctx.client,
-        &rc.namespace().unwrap_or_default(),
-        rc.spec.credential_ref.as_ref(),
-        &ctx.settings.global_credential_namespaces,
-    )
-    .await
+    let credential = match ctx
+        .credential(
+            &rc.namespace().unwrap_or_default(),
+            rc.spec.credential_ref.as_ref(),
+        )
+        .await
     {
         Ok(c) => c,
         Err(f) => return not_started(api, rc, ctx, base, f).await,
