@@ -579,6 +579,11 @@ async fn empty_kubeconfig_keeps_previous_secret() {
 }
 
 #[tokio::test]
+async fn empty_kubeconfig_list_keeps_previous_secret() {
+    bad_content_keeps_previous_secret("kcx-empty-list", "emptyList").await;
+}
+
+#[tokio::test]
 async fn kubeconfig_without_clusters_keeps_previous_secret() {
     bad_content_keeps_previous_secret("kcx-no-clusters", "noClusters").await;
 }

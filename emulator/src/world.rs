@@ -206,6 +206,8 @@ pub enum KubeconfigFault {
     InvalidBase64,
     InvalidYaml,
     Empty,
+    /// AKS list*Credential answers `{"kubeconfigs": []}`.
+    EmptyList,
     NoClusters,
 }
 

@@ -365,6 +365,9 @@ pub fn list_credential(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, admin: bo
         ca_data,
         user,
     };
+    if c.kubeconfig_fault == Some(crate::world::KubeconfigFault::EmptyList) {
+        return axum::Json(json!({"kubeconfigs": []})).into_response();
+    }
     let value = kubeconfig::encode(&doc, c.kubeconfig_fault);
     axum::Json(json!({"kubeconfigs": [{"name": role, "value": value}]})).into_response()
 }

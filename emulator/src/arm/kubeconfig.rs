@@ -100,7 +100,8 @@ pub fn encode(doc: &Doc<'_>, fault: Option<KubeconfigFault>) -> String {
         Some(KubeconfigFault::InvalidYaml) => {
             b64("apiVersion: v1\nclusters: [ {unclosed\n  - : :\n")
         }
-        Some(KubeconfigFault::Empty) => String::new(),
+        // An empty list has no value at all; where a value is still needed (hybrid), it is empty.
+        Some(KubeconfigFault::Empty | KubeconfigFault::EmptyList) => String::new(),
         Some(KubeconfigFault::NoClusters) => b64(&render(doc, false)),
     }
 }
