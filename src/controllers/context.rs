@@ -302,6 +302,7 @@ impl Journal {
             .unwrap_or_else(|e| e.into_inner())
             .remove(uid);
     }
+
     /// Stops the live session of `uid`, if any (the resource was deleted or its run replaced).
     pub fn abort_session(&self, uid: &str) {
         if let Some((_, handle)) = self
@@ -312,15 +313,6 @@ impl Journal {
         {
             handle.abort();
         }
-    }
-    /// Live sessions, for metrics.
-    pub fn live_sessions(&self) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|(_, h)| !h.is_finished())
-            .count()
     }
 }
 
