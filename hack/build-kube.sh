@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl v1.20.2 from Debian's `kubernetes` source package, once, and caches
-# them under ~/.cache/kubeinvoke/v1.20.2/. Installs what it needs with apt (run as root, as CI does).
+# Builds the Kubernetes v1.20.2 binaries a one-node cluster needs (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kubectl) from Debian's `kubernetes` source package, once, and caches them
+# under ~/.cache/kubeinvoke/v1.20.2/. Installs what it needs with apt (run as root, as CI does).
 # Why from source: no Debian package ships kube-apiserver, and nothing outside the package registries
 # can be downloaded here. Recipe and pitfalls: shared/reference/real-apiserver.md.
 set -euo pipefail
@@ -12,8 +13,11 @@ OUT="$CACHE/$VERSION"
 
 say() { printf '[build-kube %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-if [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kubectl" ] && command -v etcd >/dev/null; then
-  say "cached: $OUT (kube-apiserver, kubectl $VERSION); etcd $(command -v etcd)"
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+cached=1
+for b in "${BINARIES[@]}"; do [ -x "$OUT/$b" ] || cached=0; done
+if [ "$cached" = 1 ] && command -v etcd >/dev/null; then
+  say "cached: $OUT (${BINARIES[*]} $VERSION); etcd $(command -v etcd)"
   exit 0
 fi
 
@@ -64,12 +68,12 @@ cp -r /usr/share/gocode/src/github.com/json-iterator/go vendor/github.com/json-i
 find vendor/github.com/json-iterator/go -name '*_test.go' -delete
 
 mkdir -p .go/src/k8s.io && ln -s ../../.. .go/src/k8s.io/kubernetes
-say "go build of cmd/kube-apiserver and cmd/kubectl (about 8-10 minutes on 2 cores the first time)"
+say "go build of ${BINARIES[*]} (about 8-10 minutes on 2 cores the first time)"
 start=$(date +%s)
 (
   export GOPATH="$PWD/.go" GOCACHE="$CACHE/go-build" CGO_ENABLED=0 GOFLAGS=-mod=vendor
   cd .go/src/k8s.io/kubernetes
-  make WHAT="cmd/kube-apiserver cmd/kubectl" KUBE_GIT_VERSION="$VERSION" KUBE_GIT_TREE_STATE=clean \
+  make WHAT="${BINARIES[*]/#/cmd/}" KUBE_GIT_VERSION="$VERSION" KUBE_GIT_TREE_STATE=clean \
     > "$work/build.log" 2>&1
 ) &
 pid=$!
@@ -83,6 +87,6 @@ if ! wait "$pid"; then
   echo "build-kube: the kube-apiserver build failed (log above)" >&2
   exit 1
 fi
-cp _output/local/bin/linux/amd64/kube-apiserver _output/local/bin/linux/amd64/kubectl "$OUT/"
+for b in "${BINARIES[@]}"; do cp "_output/local/bin/linux/amd64/$b" "$OUT/"; done
 rm -rf "$CACHE/go-build"
-say "built in $(( $(date +%s) - start ))s: $OUT/kube-apiserver, $OUT/kubectl"
+say "built in $(( $(date +%s) - start ))s: ${BINARIES[*]} in $OUT"

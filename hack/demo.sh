@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# `make demo`: the whole product on this machine. A local control plane (kube-apiserver v1.20.2 +
-# etcd), the emulator standing in for Azure (its "private AKS cluster" runs commands with kubectl
-# against the local control plane), the operator, and every manifest of examples/. Everything keeps
-# running for you to explore; `make cluster-down` stops all of it.
+# `make demo`: the whole product on this machine, installed as a user would. A local one-node cluster
+# (v1.20.2: etcd, API server, controller-manager, scheduler, containerd, kubelet), the emulator standing
+# in for Azure (its "private AKS cluster" runs each command in a pod of namespace aks-command, as AKS
+# does), the operator image (make image) installed with Helm into kubeinvoke-system (two replicas,
+# leader election), and every manifest of examples/. Everything keeps running for you to explore;
+# `make cluster-down` stops all of it.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$HERE/.."
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 target=${CARGO_TARGET_DIR:-target}/debug
 
-step "local control plane (kube-apiserver v1.20.2 + etcd on loopback)"
+step "local one-node cluster (Kubernetes v1.20.2 on loopback: control plane, containerd, kubelet)"
 env_file=$("$HERE/cluster.sh" up)
 # shellcheck disable=SC1090
 source "$env_file"
 dir=$KUBEINVOKE_CLUSTER_DIR
 k() { "$KUBEINVOKE_KUBECTL" "$@"; }
+"$HERE/images.sh" import "$KUBEINVOKE_CONTAINERD_SOCKET" operator runner
 
 step "kubeinvoke-emulator (ARM + Entra ID over TLS on loopback)"
 ca_b64=$(base64 -w0 "$KUBEINVOKE_CA_FILE")
 kubeconfig="{server: \"$KUBEINVOKE_APISERVER\", certificateAuthorityData: \"$ca_b64\", userToken: \"$KUBEINVOKE_USER_TOKEN\", adminToken: \"$KUBEINVOKE_USER_TOKEN\", userExec: true}"
-command_env="{KUBECONFIG: \"$KUBECONFIG\", PATH: \"$(dirname "$KUBEINVOKE_KUBECTL"):/usr/local/bin:/usr/bin:/bin\"}"
+command_pod="{startTimeoutSeconds: 60}"
 cat > "$dir/world.yaml" <<WORLD
 tenants: [{id: 00000000-0000-0000-0000-000000000001}]
 principals:
@@ -29,8 +32,8 @@ subscriptions:
     resourceGroups:
       - name: rg1
         managedClusters:
-          - {name: aks1, privateCluster: true, commandDuration: 2, commandEnv: $command_env, kubeconfig: $kubeconfig}
-          - {name: aks-aad, aadManaged: true, commandEnv: $command_env, kubeconfig: $kubeconfig}
+          - {name: aks1, privateCluster: true, commandPod: $command_pod, kubeconfig: $kubeconfig}
+          - {name: aks-aad, aadManaged: true, commandPod: $command_pod, kubeconfig: $kubeconfig}
         containerGroups:
           - {name: cg1, containers: [{name: app, logs: [ready]}]}
         connectedClusters:
@@ -45,13 +48,27 @@ arm=$(sed -n 's/.*"armEndpoint":"\([^"]*\)".*/\1/p' "$dir/emulator.ready")
 ca=$(sed -n 's/.*"caFile":"\([^"]*\)".*/\1/p' "$dir/emulator.ready")
 echo "ARM and Entra ID at $arm (CA $ca)"
 
-step "CRDs and the operator (kubeinvoke controller)"
-k apply -f crds/ >/dev/null
-k wait --for condition=established --timeout=60s crd/remotecommands.kubeinvoke.io crd/kubeconfigexports.kubeinvoke.io >/dev/null
-"$target/kubeinvoke" controller --arm-endpoint "$arm" --authority-host "$arm" --ca-file "$ca" --log-format text \
-  > "$dir/operator.log" 2>&1 < /dev/null &
-echo $! > "$dir/operator.pid"
-echo "operator log: $dir/operator.log"
+step "the operator: helm install kubeinvoke charts/kubeinvoke -n kubeinvoke-system"
+k create namespace kubeinvoke-system --dry-run=client -o yaml | k apply -f - >/dev/null
+k create configmap emulator-ca -n kubeinvoke-system --from-file=ca.crt="$ca" --dry-run=client -o yaml | k apply -f - >/dev/null
+# What this cluster needs beyond the chart's defaults: the image imported into the node, the host
+# network (pods reach the API server and the emulator on 127.0.0.1; there is no kube-proxy) and the
+# emulator as a custom cloud.
+cat > "$dir/values.yaml" <<VALUES
+image: {repository: localhost/kubeinvoke/kubeinvoke, tag: dev, pullPolicy: Never}
+hostNetwork: true
+extraEnv:
+  - {name: KUBERNETES_SERVICE_HOST, value: "127.0.0.1"}
+  - {name: KUBERNETES_SERVICE_PORT, value: "$KUBEINVOKE_APISERVER_PORT"}
+armEndpoint: "$arm"
+authorityHost: "$arm"
+caFile: {configMap: emulator-ca, key: ca.crt}
+logFormat: text
+VALUES
+"$KUBEINVOKE_HELM" upgrade --install kubeinvoke charts/kubeinvoke -n kubeinvoke-system -f "$dir/values.yaml" \
+  --wait --timeout 3m >/dev/null
+k get pods -n kubeinvoke-system -o wide
+echo "operator logs: $KUBEINVOKE_KUBECTL logs -n kubeinvoke-system deploy/kubeinvoke-kubeinvoke"
 
 step "examples/ into namespace demo"
 k create namespace demo --dry-run=client -o yaml | k apply -f - >/dev/null
@@ -59,11 +76,11 @@ k apply -n demo -f examples/
 
 step "waiting for the commands to finish"
 for rc in list-system-pods apply-manifests app-disk-usage app-env; do
-  k wait -n demo --for=condition=Ready --timeout=60s "rcmd/$rc" >/dev/null 2>&1 || true
+  k wait -n demo --for=condition=Ready --timeout=120s "rcmd/$rc" >/dev/null 2>&1 || true
 done
 k get rcmd,kcx -n demo -o wide
 
-step "list-system-pods ran kubectl on the 'private cluster'; its status and output:"
+step "list-system-pods ran kubectl in a command pod of the 'private cluster'; its status and output:"
 k get rcmd -n demo list-system-pods -o jsonpath='{"phase: "}{.status.phase}{"\nexitCode: "}{.status.exitCode}{"\nreason: "}{.status.reason}{"\nmessage: "}{.status.message}{"\n"}'
 echo "--- output (Secret list-system-pods-output, key output) ---"
 k get secret -n demo list-system-pods-output -o jsonpath='{.data.output}' | base64 -d

@@ -18,9 +18,13 @@ pub struct ControllerArgs {
     pub leader: LeaderArgs,
     #[command(flatten)]
     pub log: LogArgs,
-    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    /// Address of the HTTP server for /metrics, /healthz and /readyz (port 0: any free port).
     #[arg(long, env = "KUBEINVOKE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
+    /// Write the address the HTTP server bound to into this file, for `kubeinvoke probe`: with the
+    /// host network several replicas on one node cannot share a fixed port.
+    #[arg(long, env = "KUBEINVOKE_HTTP_ADDR_FILE")]
+    pub http_addr_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -36,6 +36,21 @@ enum Command {
     Crds,
     /// Print the version.
     Version,
+    /// Check the running controller's /healthz or /readyz (an exec probe: the image has no shell
+    /// or curl). Exits 0 when it answers 200.
+    Probe {
+        #[arg(value_enum)]
+        kind: server::ProbeKind,
+        /// The file `--http-addr-file` names.
+        #[arg(long, env = "KUBEINVOKE_HTTP_ADDR_FILE", conflicts_with = "addr")]
+        addr_file: Option<std::path::PathBuf>,
+        /// The address itself.
+        #[arg(long)]
+        addr: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 2)]
+        timeout_seconds: u64,
+    },
 }
 
 #[tokio::main]
@@ -44,6 +59,25 @@ async fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Crds => print!("{}", kubeinvoke::api::crds::to_yaml()),
         Command::Version => println!("kubeinvoke {}", env!("CARGO_PKG_VERSION")),
+        Command::Probe {
+            kind,
+            addr_file,
+            addr,
+            timeout_seconds,
+        } => {
+            let addr = match (addr, addr_file) {
+                (Some(addr), _) => Ok(addr),
+                (None, Some(file)) => {
+                    std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))
+                }
+                (None, None) => Err("give --addr or --addr-file".to_string()),
+            };
+            let timeout = std::time::Duration::from_secs(timeout_seconds.max(1));
+            if let Err(e) = addr.and_then(|a| server::probe(kind, &a, timeout)) {
+                eprintln!("kubeinvoke probe: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
         Command::Controller(args) => {
             kubeinvoke::telemetry::init(&args.log);
             if let Err(e) = controller(*args).await {
@@ -99,7 +133,7 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
         .kubernetes
         .instance
         .clone()
-        .unwrap_or_else(|| format!("kubeinvoke-{}", std::process::id()));
+        .unwrap_or_else(fallback_identity);
     let reporter = Reporter {
         controller: args.kubernetes.controller_name.clone(),
         instance: Some(identity.clone()),
@@ -135,6 +169,10 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
     let listener = server::bind(args.http_addr)
         .await
         .map_err(|e| format!("--http-addr {}: {e}", args.http_addr))?;
+    if let Some(path) = &args.http_addr_file {
+        server::write_addr_file(path, listener.local_addr()?)
+            .map_err(|e| format!("--http-addr-file {}: {e}", path.display()))?;
+    }
     let http = tokio::spawn(server::serve(listener, probes.clone(), shutdown()));
 
     let leadership = if args.leader.leader_elect {
@@ -199,6 +237,18 @@ async fn finish(
     }
     tracing::info!("kubeinvoke controller stopped");
     Ok(())
+}
+
+/// The leader-election identity when no `POD_NAME` is given: the host name and a random suffix, so
+/// two containers never share one (a pid alone is 1 in every container).
+fn fallback_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kubeinvoke".to_string());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).

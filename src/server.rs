@@ -1,9 +1,12 @@
 //! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the process serves),
 //! `/readyz` (caches synced and, with leader election, a known leader).
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -83,6 +86,60 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     Ok(listener)
+}
+
+/// Records the bound address in `path` (written aside, then renamed: a probe never reads half).
+pub fn write_addr_file(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, addr.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// What `kubeinvoke probe` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeKind {
+    Healthz,
+    Readyz,
+}
+
+/// `kubeinvoke probe`: one GET of `/healthz` or `/readyz` on the address written by
+/// `--http-addr-file` (or given), for exec probes where an HTTP probe cannot know the port. `Ok`
+/// when it answers 200; the error says what failed.
+pub fn probe(kind: ProbeKind, addr: &str, timeout: Duration) -> Result<(), String> {
+    let path = match kind {
+        ProbeKind::Healthz => "/healthz",
+        ProbeKind::Readyz => "/readyz",
+    };
+    let addr: SocketAddr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < head.len() {
+        match stream.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(format!("read from {addr}: {e}")),
+        }
+        if head[..read].contains(&b'\n') {
+            break;
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..read]);
+    let status = status_line.lines().next().unwrap_or_default();
+    match status.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        _ => Err(format!("{path}: {status:?}")),
+    }
 }
 
 /// Serves until `shutdown` completes.

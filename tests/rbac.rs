@@ -2,8 +2,6 @@
 //! operator runs whole scenarios with nothing but the chart's ServiceAccount and roles, the chart
 //! grants nothing beyond [`NEEDED`], and the chart's CRDs are the generated ones.
 
-#[path = "support/chart.rs"]
-mod chart;
 #[path = "support/rbac.rs"]
 mod rbac_support;
 mod support;
@@ -17,9 +15,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubeinvoke::api::RemoteCommand;
 use serde_json::{Value, json};
 
-use chart::{Chart, Release};
 use rbac_support::{ScopedOperator, can_i, install, kubeconfig, token};
 use support::emulator::{Emulator, world};
+use support::helm::{Chart, Release};
 use support::{Cluster, credential_secret, install_crds, namespace, rcmd, repo_root, wait_until};
 
 /// Every grant the operator needs, as `(API group, resource, resource name or "*", verb)`, and why:

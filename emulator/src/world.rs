@@ -171,8 +171,64 @@ pub struct ManagedCluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_duration: Option<f64>,
     /// Extra environment for run commands (e.g. `KUBECONFIG` pointing at a local apiserver).
+    /// Host-process commands only: a command pod gets its kubeconfig from `kubeconfig`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub command_env: BTreeMap<String, String>,
+    /// Run commands in pods, as AKS does, on the Kubernetes that `kubeconfig` names (server, CA and
+    /// admin token); absent: a host process (`sh -c`), for load tests and the emulator's own tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_pod: Option<CommandPod>,
+}
+
+/// How command pods are made. Defaults are AKS's: namespace `aks-command`, 30 s to start, requests
+/// 200m CPU / 500Mi, limits 500m / 1Gi.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandPod {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+}
+
+impl CommandPod {
+    pub fn image(&self) -> String {
+        self.image
+            .clone()
+            .unwrap_or_else(|| "localhost/kubeinvoke/aks-runner:1".into())
+    }
+    pub fn namespace(&self) -> String {
+        self.namespace
+            .clone()
+            .unwrap_or_else(|| "aks-command".into())
+    }
+    pub fn start_timeout(&self) -> u64 {
+        self.start_timeout_seconds.unwrap_or(30)
+    }
+    pub fn cpu_request(&self) -> String {
+        self.cpu_request.clone().unwrap_or_else(|| "200m".into())
+    }
+    pub fn memory_request(&self) -> String {
+        self.memory_request
+            .clone()
+            .unwrap_or_else(|| "500Mi".into())
+    }
+    pub fn cpu_limit(&self) -> String {
+        self.cpu_limit.clone().unwrap_or_else(|| "500m".into())
+    }
+    pub fn memory_limit(&self) -> String {
+        self.memory_limit.clone().unwrap_or_else(|| "1Gi".into())
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -275,6 +331,23 @@ impl World {
     }
 
     fn validate(&self) -> Result<(), String> {
+        for sub in &self.subscriptions {
+            for rg in &sub.resource_groups {
+                for c in &rg.managed_clusters {
+                    let k = &c.kubeconfig;
+                    let complete = k.server.is_some()
+                        && k.certificate_authority_data.is_some()
+                        && (k.admin_token.is_some() || k.user_token.is_some());
+                    if c.command_pod.is_some() && !complete {
+                        return Err(format!(
+                            "managed cluster {} has commandPod but its kubeconfig lacks server, \
+                             certificateAuthorityData or a token (the pods' cluster)",
+                            c.name
+                        ));
+                    }
+                }
+            }
+        }
         for p in &self.principals {
             if p.client_secret.is_none() && !p.federated {
                 return Err(format!(

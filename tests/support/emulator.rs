@@ -38,12 +38,7 @@ pub fn connected_id(name: &str) -> String {
 /// `extra_clusters`, `extra_groups` and `extra_connected` (YAML list items, indented by the caller
 /// to 10 spaces) added to resource group `rg1`.
 pub fn world(extra_clusters: &str, extra_connected: &str) -> String {
-    let cluster = Cluster::get();
-    let ca = base64_file(&cluster.ca_file);
-    let kubeconfig = format!(
-        "kubeconfig: {{server: \"{}\", certificateAuthorityData: \"{ca}\", userToken: \"{}\", adminToken: \"{}\"}}",
-        cluster.server, cluster.user_token, cluster.user_token
-    );
+    let kubeconfig = kubeconfig_spec(Cluster::get());
     format!(
         r#"tenants: [{{id: "{TENANT}"}}]
 principals:
@@ -66,6 +61,15 @@ subscriptions:
           - {{name: arc1, lroPolls: 2, {kubeconfig}}}
 {extra_connected}
 "#,
+    )
+}
+
+/// The world's `kubeconfig:` entry for the local cluster (server, CA, a system:masters token).
+pub fn kubeconfig_spec(cluster: &Cluster) -> String {
+    let ca = base64_file(&cluster.ca_file);
+    format!(
+        "kubeconfig: {{server: \"{}\", certificateAuthorityData: \"{ca}\", userToken: \"{}\", adminToken: \"{}\"}}",
+        cluster.server, cluster.user_token, cluster.user_token
     )
 }
 

@@ -3,9 +3,11 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod emulator;
+pub mod helm;
 pub mod kcx;
 pub mod operator;
 pub mod rcmd;
+pub mod release;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,11 @@ pub struct Cluster {
     pub user_token: String,
     pub ca_file: PathBuf,
     pub kubectl: PathBuf,
+    pub helm: PathBuf,
+    /// The node's name (the kubelet's).
+    pub node: String,
+    /// The node's containerd socket.
+    pub containerd_socket: PathBuf,
 }
 
 impl Cluster {
@@ -66,6 +73,9 @@ impl Cluster {
                 user_token: var("KUBEINVOKE_USER_TOKEN"),
                 ca_file: PathBuf::from(var("KUBEINVOKE_CA_FILE")),
                 kubectl: PathBuf::from(var("KUBEINVOKE_KUBECTL")),
+                helm: PathBuf::from(var("KUBEINVOKE_HELM")),
+                node: var("KUBEINVOKE_NODE"),
+                containerd_socket: PathBuf::from(var("KUBEINVOKE_CONTAINERD_SOCKET")),
             }
         })
     }

@@ -11,8 +11,8 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use super::chart::{Chart, Release};
 use crate::support::emulator::Emulator;
+use crate::support::helm::{Chart, Release};
 use crate::support::{Cluster, scratch_dir};
 
 /// The chart's templates that make up the operator's identity and permissions.
@@ -31,11 +31,10 @@ const API_AUDIENCE: &str = "https://kubernetes.default.svc";
 pub async fn install(admin: &Client, chart: &Chart, release: &Release) -> Vec<Value> {
     let mut objects = Vec::new();
     for file in RBAC_TEMPLATES {
-        let Some(object) = chart.render_object(file, release) else {
-            continue;
-        };
-        apply(admin, &object).await;
-        objects.push(object);
+        if let Some(object) = chart.render_object(file, release) {
+            apply(admin, &object).await;
+            objects.push(object);
+        }
     }
     objects
 }

@@ -224,8 +224,17 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         .dispatches
         .entry(req.command.clone())
         .or_default() += 1;
+    let pod_target = c
+        .command_pod
+        .as_ref()
+        .and_then(|p| super::command_pod::PodTarget::from_world(&c.kubeconfig, p));
     if failure.is_some() {
         let _ = std::fs::remove_dir_all(&dir);
+    } else if let Some(target) = pod_target {
+        // The context was checked by extracting it above; the pod unzips it again itself.
+        let _ = std::fs::remove_dir_all(&dir);
+        let zip = runner::decode_context(req.context.as_deref().unwrap_or("")).unwrap_or_default();
+        runner::spawn_pod(ctx.state.clone(), id.clone(), req.command, zip, target);
     } else {
         runner::spawn(
             ctx.state.clone(),

@@ -4,6 +4,7 @@
 pub mod aci;
 pub mod aks;
 mod auth;
+mod command_pod;
 pub mod hybrid;
 pub mod kubeconfig;
 pub mod path;

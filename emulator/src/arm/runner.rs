@@ -106,6 +106,34 @@ pub fn spawn(
     });
 }
 
+/// Like [`spawn`], in a pod on the world cluster's Kubernetes (see `command_pod`).
+pub fn spawn_pod(
+    state: Shared,
+    id: String,
+    command: String,
+    context_zip: Vec<u8>,
+    target: super::command_pod::PodTarget,
+) {
+    tokio::spawn(async move {
+        let cap = state.settings.log_cap;
+        let outcome = super::command_pod::run(&target, &id, &command, context_zip, cap).await;
+        if let Some(rec) = state.commands.lock().expect("commands lock").get_mut(&id) {
+            rec.outcome = Some(outcome);
+        }
+    });
+}
+
+/// The zip bytes of `context` (base64, MIME line breaks tolerated); empty when there is none.
+pub fn decode_context(context: &str) -> Result<Vec<u8>, String> {
+    let compact: String = context
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| format!("context is not valid base64: {e}"))
+}
+
 async fn run(command: &str, dir: &Path, env: &BTreeMap<String, String>, cap: usize) -> Outcome {
     let failed = |e: std::io::Error| Outcome::Failed {
         reason: "KubernetesOperationError".into(),

@@ -1,0 +1,189 @@
+//! The operator as users run it: the image imported into the node, installed with the Helm chart
+//! (two replicas, leader election, the chart's own ServiceAccount), pointed at an emulator.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::emulator::Emulator;
+use super::helm::{Chart, Release};
+use super::{Cluster, wait_until};
+
+/// Name of the leader-election Lease (the chart's default).
+pub const LEASE: &str = "kubeinvoke";
+/// The chart's default lease duration (`--leader-election-lease-seconds`).
+pub const LEASE_SECONDS: u64 = 15;
+
+pub struct Installed {
+    pub chart: Chart,
+    pub release: Release,
+    admin: Client,
+}
+
+impl Installed {
+    /// `helm upgrade --install` of the chart into a fresh namespace `<watch_ns>-op`, watching
+    /// `watch_ns`, pointed at `emulator`; waits until `replicas` pods are Ready.
+    pub async fn install(admin: &Client, emulator: &Emulator, watch_ns: &str) -> Installed {
+        let release_ns = format!("{watch_ns}-op");
+        let namespaces = Api::<Namespace>::all(admin.clone());
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": release_ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create the release namespace");
+        let ca = std::fs::read_to_string(&emulator.ca_file).expect("emulator CA");
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": "emulator-ca"}, "data": {"ca.crt": ca}}),
+        )
+        .unwrap();
+        Api::<ConfigMap>::namespaced(admin.clone(), &release_ns)
+            .create(&PostParams::default(), &cm)
+            .await
+            .expect("create the emulator CA ConfigMap");
+        let cluster = Cluster::get();
+        let port = cluster.server.rsplit(':').next().expect("API server port");
+        let mut chart = Chart::load();
+        // What this cluster needs beyond the chart's defaults: the imported image, the host network
+        // (no kube-proxy: the API server and the emulator are on 127.0.0.1) and the custom cloud.
+        chart.with_values(&format!(
+            r#"image: {{repository: localhost/kubeinvoke/kubeinvoke, tag: dev, pullPolicy: Never}}
+hostNetwork: true
+extraEnv:
+  - {{name: KUBERNETES_SERVICE_HOST, value: "127.0.0.1"}}
+  - {{name: KUBERNETES_SERVICE_PORT, value: "{port}"}}
+armEndpoint: "{arm}"
+authorityHost: "{arm}"
+caFile: {{configMap: emulator-ca, key: ca.crt}}
+watchNamespace: "{watch_ns}"
+logLevel: "info,kubeinvoke=debug"
+"#,
+            arm = emulator.arm
+        ));
+        let release = Release {
+            name: format!("{watch_ns}-op"),
+            namespace: release_ns,
+        };
+        let installed = Installed {
+            chart,
+            release,
+            admin: admin.clone(),
+        };
+        installed.upgrade();
+        installed.wait_ready_pods(2).await;
+        installed
+    }
+
+    /// `helm upgrade --install --wait` with the chart's current values; panics with Helm's error,
+    /// the pods and their logs.
+    pub fn upgrade(&self) {
+        if let Err(e) = self
+            .chart
+            .install(&self.release, &["--wait", "--timeout", "2m"])
+        {
+            let pods = Cluster::get()
+                .kubectl(&["get", "pods", "-o", "wide", "-n", &self.release.namespace])
+                .stdout;
+            panic!("{e}\n{}\n{}", String::from_utf8_lossy(&pods), self.logs());
+        }
+    }
+
+    pub fn pods_api(&self) -> Api<Pod> {
+        Api::namespaced(self.admin.clone(), &self.release.namespace)
+    }
+
+    /// The release's pods that are not being deleted.
+    pub async fn live_pods(&self) -> Vec<Pod> {
+        let selector = format!("app.kubernetes.io/instance={}", self.release.name);
+        self.pods_api()
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .expect("list pods")
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect()
+    }
+
+    /// Waits until exactly `n` live pods exist and all are Running and Ready.
+    pub async fn wait_ready_pods(&self, n: usize) -> Vec<Pod> {
+        wait_until(
+            Duration::from_secs(120),
+            &format!("{n} Ready pods of release {}", self.release.name),
+            || async move {
+                let pods = self.live_pods().await;
+                let ready = pods.iter().filter(|p| is_ready(p)).count();
+                (pods.len() == n && ready == n).then_some(pods)
+            },
+        )
+        .await
+    }
+
+    /// The Lease holder (the leader's pod name), once there is one.
+    pub async fn leader(&self) -> String {
+        let leases = Api::<Lease>::namespaced(self.admin.clone(), &self.release.namespace);
+        wait_until(Duration::from_secs(60), "a leader Lease holder", || {
+            let leases = leases.clone();
+            async move {
+                leases
+                    .get_opt(LEASE)
+                    .await
+                    .ok()??
+                    .spec?
+                    .holder_identity
+                    .filter(|h| !h.is_empty())
+            }
+        })
+        .await
+    }
+
+    /// The current Lease holder, if any, without waiting.
+    pub async fn holder(&self) -> Option<String> {
+        Api::<Lease>::namespaced(self.admin.clone(), &self.release.namespace)
+            .get_opt(LEASE)
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+            .filter(|h| !h.is_empty())
+    }
+
+    /// Every container log of the release's pods, the previous containers' included.
+    pub fn logs(&self) -> String {
+        let cluster = Cluster::get();
+        let selector = format!("app.kubernetes.io/instance={}", self.release.name);
+        let out = cluster.kubectl(&[
+            "logs",
+            "-n",
+            &self.release.namespace,
+            "-l",
+            &selector,
+            "--tail=-1",
+            "--prefix",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The names of the live pods.
+    pub async fn pod_names(&self) -> Vec<String> {
+        self.live_pods()
+            .await
+            .iter()
+            .map(|p| p.name_any())
+            .collect()
+    }
+}
+
+pub fn is_ready(pod: &Pod) -> bool {
+    let status = pod.status.clone().unwrap_or_default();
+    status.phase.as_deref() == Some("Running")
+        && status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
