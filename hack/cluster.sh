@@ -92,8 +92,8 @@ in_node() { nsenter -t "$(cat "$DIR/ns.pid")" -m -- "$@"; }
 start_node_namespace() {
   setsid unshare --mount --propagation private sleep infinity < /dev/null > /dev/null 2>&1 &
   echo $! > "$DIR/ns.pid"
-  wait_for 10 "mount namespace" test "$(readlink "/proc/$(cat "$DIR/ns.pid")/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" \
-    || die "could not create a private mount namespace (unshare --mount)"
+  own_mount_ns() { [ "$(readlink "/proc/$(cat "$DIR/ns.pid")/ns/mnt")" != "$(readlink /proc/$$/ns/mnt)" ]; }
+  wait_for 10 "mount namespace" own_mount_ns || die "could not create a private mount namespace (unshare --mount)"
   local ns=$DIR/ns
   in_node bash -euc '
     ns=$1
