@@ -68,7 +68,7 @@ VALUES
 "$KUBEINVOKE_HELM" upgrade --install kubeinvoke charts/kubeinvoke -n kubeinvoke-system -f "$dir/values.yaml" \
   --wait --timeout 3m >/dev/null
 k get pods -n kubeinvoke-system -o wide
-echo "operator logs: $KUBEINVOKE_KUBECTL logs -n kubeinvoke-system deploy/kubeinvoke-kubeinvoke"
+echo "operator logs: $KUBEINVOKE_KUBECTL logs -n kubeinvoke-system deploy/kubeinvoke"
 
 step "examples/ into namespace demo"
 k create namespace demo --dry-run=client -o yaml | k apply -f - >/dev/null

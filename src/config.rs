@@ -57,11 +57,12 @@ pub struct KubernetesArgs {
     #[arg(long, env = "KUBEINVOKE_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
     /// Namespaces whose resources may use the operator's own Azure identity when they name no
-    /// credential Secret: comma-separated, or `*` for all.
+    /// credential Secret: comma-separated, or `*` for all. Default: none (the operator's identity
+    /// reaches every cluster it may: granting it to a tenant is an explicit decision).
     #[arg(
         long,
         env = "KUBEINVOKE_GLOBAL_CREDENTIAL_NAMESPACES",
-        default_value = "*"
+        default_value = ""
     )]
     pub global_credential_namespaces: String,
     /// Largest encoded AKS run-command context (zipped `spec.files`, base64) in bytes; past it a run

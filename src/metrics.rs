@@ -13,7 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::azure::client::ArmObserver;
-use crate::azure::throttle::BucketLevel;
+use crate::azure::throttle::{BucketLevel, OpKind};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
@@ -42,10 +42,10 @@ struct PhaseLabels {
     phase: String,
 }
 
+/// Buckets are per (subscription, principal) and tenants choose both: the metrics aggregate them
+/// by kind (reads | writes) only, so no tenant-chosen value or client id becomes a label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BucketLabels {
-    subscription: String,
-    client_id: String,
     kind: String,
 }
 
@@ -63,6 +63,8 @@ pub struct Metrics {
     arm_retries: Family<OperationLabels, Counter>,
     commands: Family<PhaseLabels, Gauge>,
     bucket_tokens: Family<BucketLabels, Gauge<f64, AtomicU64>>,
+    buckets: Family<BucketLabels, Gauge>,
+    buckets_paused: Family<BucketLabels, Gauge>,
     leader: Gauge,
 }
 
@@ -94,6 +96,8 @@ impl Metrics {
             arm_retries: Family::default(),
             commands: Family::default(),
             bucket_tokens: Family::default(),
+            buckets: Family::default(),
+            buckets_paused: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
         };
@@ -144,8 +148,18 @@ impl Metrics {
         );
         registry.register(
             "arm_bucket_tokens",
-            "Tokens left in the client-side ARM bucket per (subscription, principal, reads|writes)",
+            "Fewest tokens left in any client-side ARM bucket (subscription, principal) of this kind",
             m.bucket_tokens.clone(),
+        );
+        registry.register(
+            "arm_buckets",
+            "Client-side ARM buckets in use (idle full buckets are dropped)",
+            m.buckets.clone(),
+        );
+        registry.register(
+            "arm_buckets_paused",
+            "Client-side ARM buckets paused by a 429 Retry-After",
+            m.buckets_paused.clone(),
         );
         registry.register(
             "leader",
@@ -198,13 +212,21 @@ impl Metrics {
                 })
                 .set(*n);
         }
-        for level in buckets {
+        for kind in [OpKind::Read, OpKind::Write] {
+            let of_kind: Vec<&BucketLevel> =
+                buckets.iter().filter(|l| l.key.kind == kind).collect();
             let labels = BucketLabels {
-                subscription: level.key.subscription.clone(),
-                client_id: level.key.principal.client_id.clone(),
-                kind: level.key.kind.as_str().to_string(),
+                kind: kind.as_str().to_string(),
             };
-            self.bucket_tokens.get_or_create(&labels).set(level.tokens);
+            self.buckets
+                .get_or_create(&labels)
+                .set(of_kind.len() as i64);
+            self.buckets_paused
+                .get_or_create(&labels)
+                .set(of_kind.iter().filter(|l| l.paused).count() as i64);
+            if let Some(min) = of_kind.iter().map(|l| l.tokens).reduce(f64::min) {
+                self.bucket_tokens.get_or_create(&labels).set(min);
+            }
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

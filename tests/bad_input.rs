@@ -484,7 +484,11 @@ async fn malformed_arm_responses_map_to_their_reason() {
         }
         script.lock().expect("script").insert(name.to_string(), r);
     }
-    let cloud = Cloud::custom(&format!("{base}/"), "https://login.invalid").expect("cloud");
+    // The scripted ARM speaks plain HTTP, which `Cloud::custom` refuses: build the variant directly.
+    let cloud = Cloud::Custom {
+        arm_endpoint: reqwest::Url::parse(&format!("{base}/")).expect("ARM URL"),
+        authority_host: reqwest::Url::parse("https://login.invalid").expect("authority URL"),
+    };
     let arm = ArmClient::from_parts(
         reqwest::Client::new(),
         &cloud,

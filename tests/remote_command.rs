@@ -106,6 +106,96 @@ async fn non_zero_exit_fails_with_non_zero_exit() {
     assert!(output(&client, &ns, &rc).await.contains("before-failing"));
 }
 
+/// A tenant cannot send Secrets it did not mark for it, nor credentials, nor more bytes than the
+/// context may hold; each is refused before any ARM request, with its reason.
+#[tokio::test]
+async fn files_refuse_credentials_unlabelled_secrets_and_oversized_content() {
+    let (client, ns) = setup("rc-files-deny").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    for (name, labelled) in [("plain", false), ("creds-copy", true)] {
+        let mut data = json!({"a": "x"});
+        if name == "creds-copy" {
+            data = json!({"AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s"});
+        }
+        let mut meta = json!({"name": name});
+        if labelled {
+            meta["labels"] = json!({"kubeinvoke.io/allow-as-file": "true"});
+        }
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": meta, "stringData": data})).unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    // One ConfigMap key of 1 MiB, named 5 times: over the 4 MiB limit before anything is copied.
+    let big: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "big"}, "data": {"k": "x".repeat(1024 * 1024 - 64)}}),
+    )
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &big)
+        .await
+        .unwrap();
+    let items: Vec<_> = (0..5)
+        .map(|i| json!({"key": "k", "path": format!("k{i}")}))
+        .collect();
+    for (name, files, reason) in [
+        (
+            "credential",
+            json!([{"secretRef": {"name": "kubeinvoke-credentials"}}]),
+            "FileNotAllowed",
+        ),
+        (
+            "unlabelled",
+            json!([{"secretRef": {"name": "plain"}}]),
+            "FileNotAllowed",
+        ),
+        (
+            "looks-like-credentials",
+            json!([{"secretRef": {"name": "creds-copy"}}]),
+            "FileNotAllowed",
+        ),
+        (
+            "oversized",
+            json!([{"configMapRef": {"name": "big", "items": items}}]),
+            "ContextTooLarge",
+        ),
+    ] {
+        let mut spec = aks("aks1", &format!("echo {name}"));
+        spec["files"] = files;
+        create(&client, &ns, name, spec).await;
+        let rc = wait_finished(&client, &ns, name).await;
+        assert_eq!(
+            outcome(&rc),
+            ("Failed".into(), reason.into()),
+            "{name}: {:?}",
+            rc.status
+        );
+        assert_eq!(
+            emulator.dispatches(&format!("echo {name}")).await,
+            0,
+            "{name} reached ARM"
+        );
+    }
+    // The schema caps the lists: 300 items on one key is refused by the API server.
+    let items: Vec<_> = (0..300)
+        .map(|i| json!({"key": "k", "path": format!("k{i}")}))
+        .collect();
+    let mut spec = aks("aks1", "true");
+    spec["files"] = json!([{"configMapRef": {"name": "big", "items": items}}]);
+    let rc = json!({"apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand",
+                    "metadata": {"name": "too-many", "namespace": ns}, "spec": spec});
+    let out = support::Cluster::get().kubectl_stdin(&["create", "-f", "-"], &rc.to_string());
+    assert!(!out.status.success(), "300 items were accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("spec.files.configMapRef.items"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn configmap_and_secret_files_arrive_in_the_working_directory() {
     let (client, ns) = setup("rc-files").await;
@@ -118,7 +208,7 @@ async fn configmap_and_secret_files_arrive_in_the_working_directory() {
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "values"}, "stringData": {"prod.yaml": "sigma\n", "unused": "x"}})).unwrap();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "values", "labels": {"kubeinvoke.io/allow-as-file": "true"}}, "stringData": {"prod.yaml": "sigma\n", "unused": "x"}})).unwrap();
     Api::<Secret>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &secret)
         .await
@@ -216,6 +306,84 @@ async fn missing_credential_secret_is_credential_not_found() {
     let rc = wait_finished(&client, &ns, "nocred").await;
     assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
     assert!(rc.status.unwrap().message.unwrap().contains("not-there"));
+}
+
+/// The operator's own identity is opt-in: by default a namespace without a credential Secret gets
+/// nothing, and nothing reaches ARM.
+#[tokio::test]
+async fn operator_identity_is_not_granted_by_default() {
+    let client = support::Cluster::get().client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "rc-noglobal").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "borrow",
+        aks("aks1", "echo borrowed-identity"),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "borrow").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
+    let message = rc.status.unwrap().message.unwrap_or_default();
+    assert!(
+        message.contains("--global-credential-namespaces"),
+        "{message}"
+    );
+    assert_eq!(emulator.dispatches("echo borrowed-identity").await, 0);
+}
+
+/// A credential Secret with a client id and no client secret would make the operator present its
+/// own ServiceAccount token for that client id: refused before any token request.
+#[tokio::test]
+async fn a_client_id_without_a_secret_cannot_borrow_the_operator_token() {
+    let (client, ns) = setup("rc-borrow").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "federated"},
+        "stringData": {"AZURE_TENANT_ID": emulator::TENANT, "AZURE_CLIENT_ID": "22222222-2222-2222-2222-222222222222"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut spec = aks("aks1", "echo borrowed-token");
+    spec["credentialRef"] = json!({"name": "federated"});
+    create(&client, &ns, "borrow", spec).await;
+    let rc = wait_finished(&client, &ns, "borrow").await;
+    assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
+    let message = rc.status.unwrap().message.unwrap_or_default();
+    assert!(message.contains("AZURE_CLIENT_SECRET"), "{message}");
+    assert_eq!(emulator.dispatches("echo borrowed-token").await, 0);
+}
+
+/// A rotated credential Secret takes effect for the very next run: no cached copy of the old one.
+#[tokio::test]
+async fn a_rotated_client_secret_takes_effect_at_once() {
+    let (client, ns) = setup("rc-rotate").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(&client, &ns, "before", aks("aks1", "echo before-rotation")).await;
+    let rc = wait_finished(&client, &ns, "before").await;
+    assert_eq!(outcome(&rc).1, "Completed", "{:?}", rc.status);
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    secrets
+        .patch(
+            "kubeinvoke-credentials",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"AZURE_CLIENT_SECRET": "revoked"}})),
+        )
+        .await
+        .unwrap();
+    create(&client, &ns, "after", aks("aks1", "echo after-rotation")).await;
+    let rc = wait_finished(&client, &ns, "after").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "Forbidden".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(emulator.dispatches("echo after-rotation").await, 0);
 }
 
 #[tokio::test]

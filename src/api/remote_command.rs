@@ -81,8 +81,10 @@ pub struct RemoteCommandSpec {
     pub command: String,
 
     /// AKS only: files zipped into the request context and placed in the command's working
-    /// directory, like `az aks command invoke --file`.
+    /// directory, like `az aks command invoke --file`. A Secret is used only when it carries the
+    /// label `kubeinvoke.io/allow-as-file: "true"`, and never a credential Secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub files: Vec<FileSource>,
 
     /// Change it to run the same spec again. A re-apply with the same runId and generation never
@@ -198,6 +200,7 @@ pub struct KeysRef {
     pub name: String,
     /// Keys to use and the paths to give them; when empty, every key becomes a file named after it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub items: Vec<KeyToPath>,
 }
 

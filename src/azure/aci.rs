@@ -173,10 +173,13 @@ impl AciClient {
             .await?;
         let body: ExecResponse = expect_json(&resp, OP)?;
         match (body.web_socket_uri, body.password) {
-            (Some(uri), Some(password)) if !uri.is_empty() => Ok(ExecEndpoint {
-                web_socket_uri: Secret::new(uri),
-                password: Secret::new(password),
-            }),
+            (Some(uri), Some(password)) if !uri.is_empty() => {
+                check_websocket_uri(&uri, self.arm.cloud(), self.arm.endpoint())?;
+                Ok(ExecEndpoint {
+                    web_socket_uri: Secret::new(uri),
+                    password: Secret::new(password),
+                })
+            }
             _ => Err(ArmError::invalid_response(
                 OP,
                 "exec response without webSocketUri and password",
@@ -257,6 +260,36 @@ fn check_container(container: &str) -> Result<(), ArmError> {
             "container name '{container}' is not valid"
         )))
     }
+}
+
+/// The websocket ARM names must be `wss://` (plain `ws://` only while ARM itself is plain HTTP,
+/// i.e. in tests) on a host of the cloud's ACI domain (see [`Cloud::websocket_host_allowed`]): the
+/// session password and the command are sent there. The URI itself is never quoted (it holds a
+/// token).
+fn check_websocket_uri(
+    uri: &str,
+    cloud: &super::cloud::Cloud,
+    arm: &reqwest::Url,
+) -> Result<(), ArmError> {
+    const OP: &str = "Containers_ExecuteCommand";
+    let Ok(url) = reqwest::Url::parse(uri) else {
+        return Err(ArmError::invalid_response(OP, "webSocketUri is not a URL"));
+    };
+    let secure = url.scheme() == "wss" || (url.scheme() == "ws" && arm.scheme() == "http");
+    if !secure {
+        return Err(ArmError::invalid_response(
+            OP,
+            format!("webSocketUri uses '{}': only wss is accepted", url.scheme()),
+        ));
+    }
+    let host = url.host_str().unwrap_or_default();
+    if !cloud.websocket_host_allowed(host) {
+        return Err(ArmError::invalid_response(
+            OP,
+            format!("webSocketUri host '{host}' is outside the cloud's container instances domain"),
+        ));
+    }
+    Ok(())
 }
 
 type Socket =

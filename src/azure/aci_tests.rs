@@ -30,6 +30,13 @@ async fn exec(
     let kind = match body["command"].as_str() {
         Some("/bin/sh") => "shell",
         Some("/bin/hang") => "hang",
+        Some("/bin/elsewhere") => {
+            // A hostile or broken answer: the session on another host.
+            f.exec_bodies.lock().unwrap().push(body);
+            return Json(
+                serde_json::json!({"webSocketUri": "ws://attacker.example/ws/direct", "password": "pw-123"}),
+            );
+        }
         _ => "direct",
     };
     f.exec_bodies.lock().unwrap().push(body);
@@ -206,6 +213,40 @@ async fn direct_exec_rejects_whitespace_before_calling_arm() {
         other => panic!("{other:?}"),
     }
     assert!(f.exec_bodies.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_websocket_outside_the_cloud_is_never_joined() {
+    let (aci, _f) = fake().await;
+    let err = aci
+        .run(
+            &ctx(Duration::from_secs(10)),
+            &id(),
+            "app",
+            "/bin/elsewhere",
+            None,
+            &limits(10),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        ArmError::InvalidResponse { message, .. } => {
+            assert!(message.contains("outside"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn only_wss_is_accepted_from_an_https_arm() {
+    let cloud = crate::azure::Cloud::AzurePublicCloud;
+    let arm = cloud.arm_endpoint();
+    assert!(
+        check_websocket_uri("wss://b.eastus.azurecontainer.io/exec/1?t=x", &cloud, &arm).is_ok()
+    );
+    assert!(check_websocket_uri("ws://b.eastus.azurecontainer.io/exec/1", &cloud, &arm).is_err());
+    assert!(check_websocket_uri("wss://evil.example/exec/1", &cloud, &arm).is_err());
+    assert!(check_websocket_uri("not a url", &cloud, &arm).is_err());
 }
 
 #[tokio::test]

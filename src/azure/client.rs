@@ -95,7 +95,10 @@ pub fn build_http_client(
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<reqwest::Client, ArmError> {
+    // No redirects: a 307/308 would re-send a run command's body (command, files, clusterToken)
+    // and the bearer token to wherever the answer points. ARM's APIs never redirect.
     let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
         .user_agent(concat!("kubeinvoke/", env!("CARGO_PKG_VERSION")));
@@ -233,6 +236,7 @@ impl ArmResponse {
 
 struct Inner {
     http: reqwest::Client,
+    cloud: Cloud,
     endpoint: Url,
     scope: String,
     throttle: Arc<Throttle>,
@@ -280,6 +284,7 @@ impl ArmClient {
         Self {
             inner: Arc::new(Inner {
                 http,
+                cloud: cloud.clone(),
                 endpoint: cloud.arm_endpoint(),
                 scope: cloud.arm_scope(),
                 throttle,
@@ -291,6 +296,10 @@ impl ArmClient {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    pub fn cloud(&self) -> &Cloud {
+        &self.inner.cloud
     }
 
     pub fn throttle(&self) -> &Arc<Throttle> {

@@ -315,7 +315,7 @@ async fn a_429_holds_back_other_callers_of_the_same_bucket() {
     .await;
     let client = ArmClient::from_parts(
         reqwest::Client::new(),
-        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        &testutil::plain_cloud(&base),
         Throttle::new(ThrottleConfig::default()),
         RetryPolicy {
             max_attempts: 1,
@@ -366,7 +366,7 @@ async fn observer_counts_requests_429s_and_retries() {
     let observer = Arc::new(Counting::default());
     let client = ArmClient::from_parts(
         reqwest::Client::new(),
-        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        &testutil::plain_cloud(&base),
         Throttle::new(ThrottleConfig::default()),
         RetryPolicy {
             max_attempts: 5,
@@ -437,7 +437,7 @@ async fn a_budget_that_outlasts_the_deadline_is_not_sent_and_a_reservation_is_sp
     let (base, script) = fake(vec![(200, vec![], "{}"), (200, vec![], "{}")]).await;
     let client = ArmClient::from_parts(
         reqwest::Client::new(),
-        &Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap(),
+        &testutil::plain_cloud(&base),
         Throttle::new(ThrottleConfig {
             read: BucketConfig {
                 burst: 1.0,
@@ -468,4 +468,33 @@ async fn a_budget_that_outlasts_the_deadline_is_not_sent_and_a_reservation_is_sp
         "a request that never left cannot have been processed"
     );
     assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_http_client_never_follows_a_redirect() {
+    testutil::install_crypto();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let followed = hits.clone();
+    let router = Router::new()
+        .route(
+            "/runCommand",
+            any(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")]) }),
+        )
+        .route(
+            "/elsewhere",
+            any(move || {
+                followed.fetch_add(1, Ordering::SeqCst);
+                async { StatusCode::OK }
+            }),
+        );
+    let base = serve(router).await;
+    let http = build_http_client(None, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+    let resp = http
+        .post(format!("{base}/runCommand"))
+        .body("{\"command\":\"secret\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the body was re-sent");
 }

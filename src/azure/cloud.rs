@@ -33,9 +33,10 @@ impl Cloud {
             .map_err(|e| InvalidCloud(format!("ARM endpoint '{arm_endpoint}': {e}")))?;
         let auth = Url::parse(authority_host)
             .map_err(|e| InvalidCloud(format!("authority host '{authority_host}': {e}")))?;
-        if !matches!(arm.scheme(), "https" | "http") || arm.host_str().is_none() {
+        // Bearer tokens, commands and their files travel to ARM: never in clear text.
+        if arm.scheme() != "https" || arm.host_str().is_none() {
             return Err(InvalidCloud(format!(
-                "ARM endpoint '{arm_endpoint}' must be an http(s) URL"
+                "ARM endpoint '{arm_endpoint}' must be an https URL"
             )));
         }
         if auth.scheme() != "https" || auth.host_str().is_none() {
@@ -47,6 +48,24 @@ impl Cloud {
             arm_endpoint: arm,
             authority_host: auth,
         })
+    }
+
+    /// Where an ACI exec websocket may be: a host under ACI's domain in this cloud, or, for a
+    /// custom cloud, the ARM endpoint's own host. ARM's exec answer names the host; anything else is
+    /// refused, so the session password and the typed command go nowhere else.
+    pub fn websocket_host_allowed(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let suffix = match self {
+            Cloud::AzurePublicCloud => ".azurecontainer.io",
+            Cloud::AzureChinaCloud => ".azurecontainer.console.azure.cn",
+            Cloud::AzureUSGovernment => ".azurecontainer.console.azure.us",
+            Cloud::Custom { arm_endpoint, .. } => {
+                return arm_endpoint
+                    .host_str()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&host));
+            }
+        };
+        host.ends_with(suffix) && host.len() > suffix.len()
     }
 
     pub fn arm_endpoint(&self) -> Url {
@@ -180,10 +199,37 @@ mod tests {
             "authority must be https"
         );
         assert!(Cloud::custom("ftp://arm", "https://login").is_err());
+        assert!(
+            Cloud::custom("http://arm", "https://login").is_err(),
+            "ARM must be https"
+        );
         assert!(Cloud::custom("not a url", "https://login").is_err());
         match &*cloud.core_configuration() {
             CloudConfiguration::Custom(c) => assert_eq!(c.authority_host, "https://127.0.0.1:8444"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn websocket_hosts() {
+        let public = Cloud::AzurePublicCloud;
+        assert!(public.websocket_host_allowed("bridge-linux-02.eastus.azurecontainer.io"));
+        assert!(public.websocket_host_allowed("Bridge.WestEurope.AzureContainer.io."));
+        for bad in [
+            "azurecontainer.io",
+            "evil.example",
+            "azurecontainer.io.evil.example",
+            "evilazurecontainer.io",
+        ] {
+            assert!(!public.websocket_host_allowed(bad), "{bad}");
+        }
+        assert!(
+            Cloud::AzureChinaCloud
+                .websocket_host_allowed("b.chinaeast2.azurecontainer.console.azure.cn")
+        );
+        assert!(!Cloud::AzureChinaCloud.websocket_host_allowed("b.eastus.azurecontainer.io"));
+        let custom = Cloud::custom("https://127.0.0.1:8443", "https://127.0.0.1:8443").unwrap();
+        assert!(custom.websocket_host_allowed("127.0.0.1"));
+        assert!(!custom.websocket_host_allowed("127.0.0.2"));
     }
 }

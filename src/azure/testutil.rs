@@ -63,8 +63,17 @@ pub async fn serve(router: axum::Router) -> String {
 }
 
 /// A client for `base` with a fast retry policy and a generous throttle.
+/// A custom cloud whose ARM is the plain-HTTP test server at `base` (which `Cloud::custom`
+/// refuses: the variant is built directly).
+pub fn plain_cloud(base: &str) -> Cloud {
+    Cloud::Custom {
+        arm_endpoint: reqwest::Url::parse(&format!("{base}/")).unwrap(),
+        authority_host: reqwest::Url::parse("https://login.invalid").unwrap(),
+    }
+}
+
 pub fn client(base: &str) -> ArmClient {
-    let cloud = Cloud::custom(&format!("{base}/"), "https://login.invalid").unwrap();
+    let cloud = plain_cloud(base);
     ArmClient::from_parts(
         reqwest::Client::new(),
         &cloud,

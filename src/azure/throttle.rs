@@ -80,10 +80,15 @@ pub struct BucketLevel {
     pub paused: bool,
 }
 
+/// A bucket that is full, not paused and unused for this long is dropped: one is kept per
+/// (subscription, principal) a tenant ever named, and a new one starts full anyway.
+const IDLE_EVICTION: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Default)]
 pub struct Throttle {
     config: ThrottleConfig,
     buckets: Mutex<HashMap<BucketKey, Bucket>>,
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 impl Throttle {
@@ -91,7 +96,24 @@ impl Throttle {
         Arc::new(Self {
             config,
             buckets: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         })
+    }
+
+    /// Drops idle full buckets, at most once a minute (an O(buckets) walk).
+    fn sweep(&self, buckets: &mut HashMap<BucketKey, Bucket>, now: Instant) {
+        let mut last = self.last_sweep.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(60)) {
+            return;
+        }
+        *last = Some(now);
+        buckets.retain(|key, b| {
+            let cfg = self.config_for(key.kind);
+            let idle = now.saturating_duration_since(b.updated);
+            let full = b.tokens + idle.as_secs_f64() * cfg.per_second >= cfg.burst;
+            let paused = b.paused_until.is_some_and(|p| p > now);
+            paused || !full || idle < IDLE_EVICTION
+        });
     }
 
     fn config_for(&self, kind: OpKind) -> BucketConfig {
@@ -105,6 +127,7 @@ impl Throttle {
     fn try_take(&self, key: &BucketKey, now: Instant) -> Result<(), Duration> {
         let cfg = self.config_for(key.kind);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        self.sweep(&mut buckets, now);
         let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
             tokens: cfg.burst,
             updated: now,
@@ -158,10 +181,11 @@ impl Throttle {
         bucket.paused_until = Some(bucket.paused_until.map_or(until, |p| p.max(until)));
     }
 
-    /// Fill of every bucket seen so far (refilled to now), for metrics.
+    /// Fill of every bucket in use (refilled to now), for metrics.
     pub fn levels(&self) -> Vec<BucketLevel> {
         let now = Instant::now();
-        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        self.sweep(&mut buckets, now);
         buckets
             .iter()
             .map(|(key, b)| {
@@ -249,6 +273,23 @@ mod tests {
             "{a:?} {b:?}"
         );
         assert!(Instant::now() >= until);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_full_buckets_are_dropped_and_paused_ones_kept() {
+        let t = small();
+        for n in 0..1000 {
+            let mut k = key(OpKind::Read);
+            k.subscription = format!("sub-{n}");
+            t.acquire(&k).await;
+        }
+        let paused = key(OpKind::Write);
+        t.pause_until(&paused, Instant::now() + Duration::from_secs(3600));
+        assert_eq!(t.levels().len(), 1001);
+        tokio::time::advance(IDLE_EVICTION + Duration::from_secs(61)).await;
+        let left = t.levels();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].key, paused);
     }
 
     #[tokio::test(start_paused = true)]

@@ -42,15 +42,7 @@ pub struct Context {
     pub azure: Azure,
     pub journal: Journal,
     pub metrics: Arc<Metrics>,
-    credentials: Mutex<HashMap<CredentialKey, (Instant, CredentialSource)>>,
 }
-
-/// (namespace, `credentialRef` name or none for the default Secret).
-type CredentialKey = (String, Option<String>);
-
-/// How long a resolved credential Secret is reused before it is read again: polling many commands
-/// must not read the same Secret from the API server for every poll.
-const CREDENTIAL_TTL: Duration = Duration::from_secs(10);
 
 impl Context {
     pub fn new(
@@ -67,42 +59,25 @@ impl Context {
             azure,
             journal: Journal::default(),
             metrics,
-            credentials: Mutex::default(),
         }
     }
 
-    /// The resource's credential (design §4), from a short-lived cache or the API server. A
-    /// changed Secret is picked up within [`CREDENTIAL_TTL`]; failures are never cached.
+    /// The resource's credential (design §4), read from the API server for every use: a rotated,
+    /// revoked or newly created Secret takes effect for the next ARM request. The Azure credential
+    /// built from it (and its token cache) is kept per Secret version, so an unchanged Secret costs
+    /// one GET, not a token request.
     pub async fn credential(
         &self,
         namespace: &str,
         credential_ref: Option<&crate::api::CredentialRef>,
     ) -> Result<CredentialSource, Failure> {
-        let key = (
-            namespace.to_string(),
-            credential_ref.map(|r| r.name.clone()),
-        );
-        if let Some((at, source)) = self
-            .credentials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            && at.elapsed() < CREDENTIAL_TTL
-        {
-            return Ok(source.clone());
-        }
-        let source = super::references::resolve_credential(
+        super::references::resolve_credential(
             &self.client,
             namespace,
             credential_ref,
             &self.settings.global_credential_namespaces,
         )
-        .await?;
-        self.credentials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (Instant::now(), source.clone()));
-        Ok(source)
+        .await
     }
 
     /// Publishes an Event about `obj`; the note is cut to 1024 bytes. Failing to publish is logged,

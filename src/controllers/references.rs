@@ -67,17 +67,22 @@ impl std::fmt::Debug for CredentialSource {
 }
 
 /// Which namespaces may use the operator's own identity.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum GlobalCredentialNamespaces {
-    /// Every namespace (the default).
-    #[default]
+    /// Every namespace (`*`).
     All,
-    /// Only these.
+    /// Only these; none by default.
     Only(Vec<String>),
 }
 
+impl Default for GlobalCredentialNamespaces {
+    fn default() -> Self {
+        Self::Only(Vec::new())
+    }
+}
+
 impl GlobalCredentialNamespaces {
-    /// Parses the flag value: empty or `*` = all; else a comma-separated list.
+    /// Parses the flag value: empty = none; `*` = all; else a comma-separated list.
     pub fn parse(value: &str) -> Self {
         let names: Vec<String> = value
             .split(',')
@@ -85,7 +90,7 @@ impl GlobalCredentialNamespaces {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        if names.is_empty() || names.iter().any(|n| n == "*") {
+        if names.iter().any(|n| n == "*") {
             Self::All
         } else {
             Self::Only(names)
@@ -150,12 +155,26 @@ fn secret_credential(namespace: &str, secret: &Secret) -> Result<SecretCredentia
             format!("credential Secret {namespace}/{name} has no key {key}"),
         )
     };
+    // Without a client secret the credential would be workload identity federation, and the only
+    // token the operator could present is its own ServiceAccount's: any namespace naming a client
+    // id federated to the operator would borrow that identity. Refused until tokens are minted for
+    // a ServiceAccount of the resource's own namespace.
+    let client_secret = get("AZURE_CLIENT_SECRET").ok_or_else(|| {
+        Failure::terminal(
+            Reason::CredentialNotFound,
+            format!(
+                "credential Secret {namespace}/{name} has no key AZURE_CLIENT_SECRET; workload identity \
+                 federation from a credential Secret is not supported (the operator never presents \
+                 its own ServiceAccount token for a namespace's client id)"
+            ),
+        )
+    })?;
     Ok(SecretCredential {
         namespace: namespace.to_string(),
         resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
         tenant_id: get("AZURE_TENANT_ID").ok_or_else(|| missing("AZURE_TENANT_ID"))?,
         client_id: get("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?,
-        client_secret: get("AZURE_CLIENT_SECRET"),
+        client_secret: Some(client_secret),
         subscription_id: get("AZURE_SUBSCRIPTION_ID"),
         name,
     })
@@ -189,37 +208,34 @@ impl std::fmt::Debug for File {
     }
 }
 
+/// (is a Secret, name) of a `spec.files` source.
+type SourceKey = (bool, String);
+/// Key → contents of a ConfigMap or Secret.
+type FileData = BTreeMap<String, Vec<u8>>;
+
+/// Label a Secret must carry (value `"true"`) before a RemoteCommand may send it as a file.
+pub const ALLOW_AS_FILE_LABEL: &str = "kubeinvoke.io/allow-as-file";
+
 /// Reads the files of `spec.files` from ConfigMaps and Secrets in `namespace`.
+///
+/// A tenant's resource can reach every Secret of its namespace, so a Secret is used only when it
+/// opted in with [`ALLOW_AS_FILE_LABEL`], and never one of `credential_secrets` (whatever its
+/// labels). Sizes are checked before anything is copied: the files together may hold at most
+/// `max_bytes` (uncompressed), so no spec can make the operator copy more than that.
 pub async fn collect_files(
     client: &Client,
     namespace: &str,
     sources: &[FileSource],
+    credential_secrets: &[&str],
+    max_bytes: usize,
 ) -> Result<Vec<File>, Failure> {
-    let mut files = Vec::new();
+    let mut fetched: BTreeMap<SourceKey, Option<FileData>> = BTreeMap::new();
+    let mut selected: Vec<(String, SourceKey, String)> = Vec::new();
+    let mut total = 0usize;
     for (index, source) in sources.iter().enumerate() {
-        let (kind, keys_ref, data) = match (&source.config_map_ref, &source.secret_ref) {
-            (Some(r), None) => {
-                let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-                    .get_opt(&r.name)
-                    .await?;
-                let data = cm.map(|cm| {
-                    let mut data: BTreeMap<String, Vec<u8>> = cm
-                        .data
-                        .into_iter()
-                        .flatten()
-                        .map(|(k, v)| (k, v.into_bytes()))
-                        .collect();
-                    data.extend(cm.binary_data.into_iter().flatten().map(|(k, v)| (k, v.0)));
-                    data
-                });
-                ("ConfigMap", r, data)
-            }
-            (None, Some(r)) => {
-                let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-                    .get_opt(&r.name)
-                    .await?;
-                ("Secret", r, secret.as_ref().map(secret_data))
-            }
+        let (is_secret, keys_ref) = match (&source.config_map_ref, &source.secret_ref) {
+            (Some(r), None) => (false, r),
+            (None, Some(r)) => (true, r),
             _ => {
                 return Err(Failure::terminal(
                     Reason::InvalidSpec,
@@ -229,7 +245,20 @@ pub async fn collect_files(
                 ));
             }
         };
-        let Some(data) = data else {
+        let kind = if is_secret { "Secret" } else { "ConfigMap" };
+        let key = (is_secret, keys_ref.name.clone());
+        if !fetched.contains_key(&key) {
+            let data = if is_secret {
+                file_secret(client, namespace, &keys_ref.name, index, credential_secrets).await?
+            } else {
+                Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                    .get_opt(&keys_ref.name)
+                    .await?
+                    .map(config_map_data)
+            };
+            fetched.insert(key.clone(), data);
+        }
+        let Some(data) = fetched.get(&key).and_then(Option::as_ref) else {
             return Err(Failure::terminal(
                 Reason::FileNotFound,
                 format!(
@@ -238,31 +267,120 @@ pub async fn collect_files(
                 ),
             ));
         };
-        if keys_ref.items.is_empty() {
-            files.extend(
-                data.into_iter()
-                    .map(|(path, contents)| File { path, contents }),
-            );
-            continue;
-        }
-        for item in &keys_ref.items {
-            let Some(contents) = data.get(&item.key) else {
+        let wanted: Vec<(String, String)> = if keys_ref.items.is_empty() {
+            data.keys().map(|k| (k.clone(), k.clone())).collect()
+        } else {
+            keys_ref
+                .items
+                .iter()
+                .map(|i| {
+                    (
+                        i.key.clone(),
+                        i.path.clone().unwrap_or_else(|| i.key.clone()),
+                    )
+                })
+                .collect()
+        };
+        for (data_key, path) in wanted {
+            let Some(contents) = data.get(&data_key) else {
                 return Err(Failure::terminal(
                     Reason::FileNotFound,
                     format!(
-                        "{kind} {namespace}/{} has no key {} (spec.files[{index}])",
-                        keys_ref.name, item.key
+                        "{kind} {namespace}/{} has no key {data_key} (spec.files[{index}])",
+                        keys_ref.name
                     ),
                 ));
             };
-            let path = item.path.clone().unwrap_or_else(|| item.key.clone());
-            files.push(File {
-                path,
-                contents: contents.clone(),
-            });
+            total = total.saturating_add(contents.len());
+            if total > max_bytes {
+                return Err(Failure::terminal(
+                    Reason::ContextTooLarge,
+                    format!(
+                        "spec.files add up to more than {max_bytes} bytes (reached at {kind} {namespace}/{} key {data_key}, spec.files[{index}])",
+                        keys_ref.name
+                    ),
+                ));
+            }
+            selected.push((path, key.clone(), data_key));
         }
     }
-    Ok(files)
+    // Only now, with the total known to fit, are the contents copied.
+    Ok(selected
+        .into_iter()
+        .map(|(path, source, data_key)| {
+            let contents = fetched
+                .get(&source)
+                .and_then(Option::as_ref)
+                .and_then(|d| d.get(&data_key))
+                .cloned()
+                .unwrap_or_default();
+            File { path, contents }
+        })
+        .collect())
+}
+
+fn config_map_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> = cm
+        .data
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    data.extend(cm.binary_data.into_iter().flatten().map(|(k, v)| (k, v.0)));
+    data
+}
+
+/// A Secret named by `spec.files`, if it may be used as one (see [`collect_files`]).
+async fn file_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    index: usize,
+    credential_secrets: &[&str],
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, Failure> {
+    if credential_secrets.contains(&name) {
+        return Err(Failure::terminal(
+            Reason::FileNotAllowed,
+            format!(
+                "Secret {namespace}/{name} (spec.files[{index}]) holds Azure credentials and is never sent as a file"
+            ),
+        ));
+    }
+    let Some(secret) = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !allowed_as_file(&secret) {
+        return Err(Failure::terminal(
+            Reason::FileNotAllowed,
+            format!(
+                "Secret {namespace}/{name} (spec.files[{index}]) does not carry the label \
+                 {ALLOW_AS_FILE_LABEL}: \"true\"; label it to let RemoteCommands send it as a file"
+            ),
+        ));
+    }
+    // A Secret that looks like a credential is refused too, labelled or not.
+    let data = secret_data(&secret);
+    if data.contains_key("AZURE_CLIENT_SECRET") || data.contains_key("AZURE_CLIENT_ID") {
+        return Err(Failure::terminal(
+            Reason::FileNotAllowed,
+            format!(
+                "Secret {namespace}/{name} (spec.files[{index}]) holds Azure credentials and is never sent as a file"
+            ),
+        ));
+    }
+    Ok(Some(data))
+}
+
+fn allowed_as_file(secret: &Secret) -> bool {
+    secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(ALLOW_AS_FILE_LABEL))
+        .is_some_and(|v| v == "true")
 }
 
 #[cfg(test)]
@@ -271,7 +389,8 @@ mod tests {
 
     #[test]
     fn global_namespaces() {
-        assert!(GlobalCredentialNamespaces::parse("").allows("x"));
+        assert!(!GlobalCredentialNamespaces::parse("").allows("x"));
+        assert!(!GlobalCredentialNamespaces::default().allows("x"));
         assert!(GlobalCredentialNamespaces::parse("*").allows("x"));
         let only = GlobalCredentialNamespaces::parse("a, b");
         assert!(only.allows("a") && only.allows("b") && !only.allows("c"));

@@ -52,23 +52,25 @@ pub async fn apply_secret(
     let namespace = kcx.namespace().unwrap_or_default();
     let name = kcx.spec.secret.name.clone();
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    if let Some(existing) =
-        crate::controllers::owned::owned_secret(&api, kcx, &name, "spec.secret.name").await?
-    {
+    const FIELD: &str = "spec.secret.name";
+    let mut existing = crate::controllers::owned::owned_secret(&api, kcx, &name, FIELD).await?;
+    if let Some(current) = existing.take() {
         if previous_hash == Some(hash) {
             return Ok(SecretWrite::Unchanged);
         }
         // A Secret's type is immutable: a format change that changes it needs a new Secret.
-        let existing_type = existing.type_.as_deref().unwrap_or("Opaque");
-        if existing_type != rendered.type_ {
+        let current_type = current.type_.as_deref().unwrap_or("Opaque");
+        if current_type != rendered.type_ {
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
-                    uid: existing.uid(),
+                    uid: current.uid(),
                     resource_version: None,
                 }),
                 ..Default::default()
             };
             api.delete(&name, &params).await?;
+        } else {
+            existing = Some(current);
         }
     }
     let secret = Secret {
@@ -84,12 +86,7 @@ pub async fn apply_secret(
         data: Some(rendered.data_as_byte_strings()),
         ..Default::default()
     };
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&secret),
-    )
-    .await?;
+    crate::controllers::owned::write_secret(&api, kcx, existing.as_ref(), secret, FIELD).await?;
     Ok(SecretWrite::Written)
 }
 

@@ -68,7 +68,22 @@ pub async fn start(
 ) -> Result<Action, Failure> {
     let id = cluster_id(rc)?;
     let namespace = rc.namespace().unwrap_or_default();
-    let files = references::collect_files(&ctx.client, &namespace, &rc.spec.files).await?;
+    let credential_secrets: Vec<&str> = rc
+        .spec
+        .credential_ref
+        .as_ref()
+        .map(|r| r.name.as_str())
+        .into_iter()
+        .chain([references::DEFAULT_CREDENTIAL_SECRET])
+        .collect();
+    let files = references::collect_files(
+        &ctx.client,
+        &namespace,
+        &rc.spec.files,
+        &credential_secrets,
+        ctx.settings.max_context_bytes,
+    )
+    .await?;
     let context = if files.is_empty() {
         None
     } else {

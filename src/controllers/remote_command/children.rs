@@ -52,7 +52,8 @@ pub async fn write_output(
     let namespace = rc.namespace().unwrap_or_default();
     let name = output_secret_name(rc);
     let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    crate::controllers::owned::owned_secret(&api, rc, &name, "spec.output.secretName").await?;
+    const FIELD: &str = "spec.output.secretName";
+    let existing = crate::controllers::owned::owned_secret(&api, rc, &name, FIELD).await?;
     let mut data = BTreeMap::from([("output".to_string(), ByteString(output.to_vec()))]);
     if let Some(code) = exit_code {
         data.insert(
@@ -75,11 +76,6 @@ pub async fn write_output(
         data: Some(data),
         ..Default::default()
     };
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&secret),
-    )
-    .await?;
+    crate::controllers::owned::write_secret(&api, rc, existing.as_ref(), secret, FIELD).await?;
     Ok(name)
 }
