@@ -11,7 +11,7 @@ declare -A pkgs=(
   [lua5.1]=/usr/bin/lua5.1
   # the node: container runtime, CNI loopback plugin, image building without a daemon
   [containerd]=/usr/bin/containerd [runc]=/usr/sbin/runc [containernetworking-plugins]=/usr/lib/cni/loopback
-  [buildah]=/usr/bin/buildah [busybox-static]=/bin/busybox [util-linux]=/usr/bin/nsenter
+  [buildah]=/usr/bin/buildah [busybox-static]=/bin/busybox [util-linux]=/usr/bin/nsenter [procps]=/usr/bin/pgrep
 )
 missing=()
 for p in "${!pkgs[@]}"; do [ -e "${pkgs[$p]}" ] || missing+=("$p"); done

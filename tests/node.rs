@@ -102,19 +102,30 @@ async fn chart_pods_are_ready_secure_and_work_with_their_own_token() {
         op.logs()
     );
     assert_eq!(rcmd::output(&admin, &ns, &rc).await, "hello from a pod\n");
-    let instances = Cluster::get().kubectl_ok(&[
-        "get",
-        "events.events.k8s.io",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={range .items[*]}{.reportingInstance}{\"\\n\"}{end}",
-    ]);
-    let instances: BTreeSet<&str> = instances.lines().filter(|l| !l.is_empty()).collect();
+    // Events are published after the status write: wait for the run's Completed Event, then look
+    // at who reported every Event of the namespace.
+    let reporters = wait_until(Duration::from_secs(30), "the Completed Event", || async {
+        let text = Cluster::get().kubectl_ok(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={range .items[*]}{.reason} {.reportingInstance}{\"\\n\"}{end}",
+        ]);
+        text.lines()
+            .any(|l| l.starts_with("Completed "))
+            .then_some(text)
+    })
+    .await;
+    let instances: BTreeSet<&str> = reporters
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
     assert_eq!(
         instances,
         BTreeSet::from([leader.as_str()]),
-        "Events must come from the leader only"
+        "Events must come from the leader only:\n{reporters}"
     );
     let export: KubeconfigExport = serde_json::from_value(json!({
         "apiVersion": "kubeinvoke.io/v1alpha1",

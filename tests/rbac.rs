@@ -15,7 +15,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubeinvoke::api::RemoteCommand;
 use serde_json::{Value, json};
 
-use rbac_support::{ScopedOperator, can_i, install, kubeconfig, token};
+use rbac_support::{ScopedOperator, apply, can_i, install, kubeconfig, token};
 use support::emulator::{Emulator, world};
 use support::helm::{Chart, Release};
 use support::{Cluster, credential_secret, install_crds, namespace, rcmd, repo_root, wait_until};
@@ -175,6 +175,102 @@ fn chart_grants_exactly_what_the_operator_needs() {
             "{file}"
         );
     }
+}
+
+#[test]
+fn watching_one_namespace_grants_only_in_that_namespace() {
+    let mut chart = Chart::load();
+    chart.set("watchNamespace", json!("team-a"));
+    let release = release("ops");
+    let role = chart.render_object("clusterrole.yaml", &release).unwrap();
+    assert_eq!(role["kind"], "Role");
+    assert_eq!(role["metadata"]["namespace"], "team-a");
+    let lease = chart.values["leaderElectionLeaseName"].as_str().unwrap();
+    assert_eq!(grants(&role), expected(NEEDED, lease));
+    let binding = chart
+        .render_object("clusterrolebinding.yaml", &release)
+        .unwrap();
+    assert_eq!(binding["kind"], "RoleBinding");
+    assert_eq!(binding["metadata"]["namespace"], "team-a");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    let cluster_scoped: Vec<String> = chart
+        .template(&release)
+        .into_iter()
+        .filter(|(file, v)| {
+            file != "user-roles.yaml"
+                && v["kind"].as_str().is_some_and(|k| k.starts_with("Cluster"))
+        })
+        .map(|(file, v)| format!("{file}: {}", v["kind"]))
+        .collect();
+    assert!(
+        cluster_scoped.is_empty(),
+        "cluster-wide grants: {cluster_scoped:?}"
+    );
+}
+
+/// `edit` (aggregated) lets a user manage exports and look at runs, but running a command takes the
+/// separate runner role.
+#[tokio::test]
+async fn edit_cannot_run_commands_without_the_runner_role() {
+    let admin = Cluster::get().client().await;
+    install_crds(&admin).await;
+    let ns = namespace(&admin, "rbac-users").await;
+    let chart = Chart::load();
+    let release = release(&ns);
+    let roles: Vec<Value> = chart
+        .template(&release)
+        .into_iter()
+        .filter(|(file, _)| file == "user-roles.yaml")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(roles.len(), 3);
+    for role in &roles {
+        apply(&admin, role).await;
+    }
+    let bind = |name: &str, kind: &str, role: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": name, "namespace": ns},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]})
+    };
+    apply(&admin, &bind("alice-edit", "ClusterRole", "edit")).await;
+    let alice = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-n", &ns, "--as", "alice"]);
+        let out = Cluster::get().kubectl(&all);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    // The controller-manager aggregates the chart's rules into `edit`.
+    wait_until(
+        Duration::from_secs(30),
+        "edit to include the chart's rules",
+        || async { alice(&["create", "kubeconfigexports.kubeinvoke.io"]).then_some(()) },
+    )
+    .await;
+    assert!(alice(&["get", "remotecommands.kubeinvoke.io"]));
+    assert!(alice(&["delete", "remotecommands.kubeinvoke.io"]));
+    assert!(
+        !alice(&["create", "remotecommands.kubeinvoke.io"]),
+        "edit may run commands"
+    );
+    assert!(
+        !alice(&["patch", "remotecommands.kubeinvoke.io"]),
+        "edit may change commands"
+    );
+    let runner = roles
+        .iter()
+        .filter_map(|r| r["metadata"]["name"].as_str())
+        .find(|n| n.ends_with("-runner"))
+        .expect("a runner role")
+        .to_string();
+    apply(&admin, &bind("alice-runner", "ClusterRole", &runner)).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the runner role to apply",
+        || async { alice(&["create", "remotecommands.kubeinvoke.io"]).then_some(()) },
+    )
+    .await;
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub async fn install(admin: &Client, chart: &Chart, release: &Release) -> Vec<Va
     objects
 }
 
-async fn apply(admin: &Client, object: &Value) {
+pub async fn apply(admin: &Client, object: &Value) {
     let (group, version) = match object["apiVersion"].as_str().expect("apiVersion") {
         v if v.contains('/') => v.split_once('/').expect("group/version"),
         v => ("", v),
