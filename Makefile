@@ -74,7 +74,7 @@ chaos: prereqs
 
 ## test: everything CI runs: unit, Lua, end-to-end (chaos and bad-input smoke included), conformance, bench smoke
 test: prereqs unit lua-test e2e conformance bench-smoke
-	@echo "make test: unit, Lua, end-to-end (kube-apiserver v1.20.2 + emulator + operator) and Azure SDK conformance tests passed"
+	@echo "make test: unit, Lua, end-to-end (one-node Kubernetes v1.20.2 + emulator + operator pods) and Azure SDK conformance tests passed"
 
 ## demo: local one-node cluster + emulator + the operator installed with Helm + examples
 demo: prereqs build image

@@ -611,6 +611,8 @@ fn rc_cases() -> Vec<(String, Value, Want)> {
         spec
     };
     let ok = || rc_spec(aks_target(&aks_id("aks1")), "echo bad-input");
+    // A missing or unusable reference is waited for until the deadline: keep it short.
+    let waits = || with(ok(), "timeoutSeconds", json!(3));
     let mut cases: Vec<(String, Value, Want)> = bad_cluster_ids()
         .into_iter()
         .map(|(case, bad)| {
@@ -632,12 +634,12 @@ fn rc_cases() -> Vec<(String, Value, Want)> {
         ("absolute file path".into(), with(ok(), "files", json!([{"configMapRef": {"name": "files", "items": [{"key": "a", "path": "/etc/passwd"}]}}])), Want::Refused),
         ("file path with ..".into(), with(ok(), "files", json!([{"configMapRef": {"name": "files", "items": [{"key": "a", "path": "../a"}]}}])), Want::Refused),
         ("container name in upper case".into(), rc_spec(json!({"containerInstance": {"resourceId": group_id("cg1"), "container": "App"}}), "ls"), Want::Refused),
-        ("missing ConfigMap".into(), with(ok(), "files", json!([{"configMapRef": {"name": "nope"}}])), Want::Reason("FileNotFound")),
-        ("missing Secret".into(), with(ok(), "files", json!([{"secretRef": {"name": "nope"}}])), Want::Reason("FileNotFound")),
-        ("missing key".into(), with(ok(), "files", json!([{"configMapRef": {"name": "files", "items": [{"key": "absent"}]}}])), Want::Reason("FileNotFound")),
+        ("missing ConfigMap".into(), with(waits(), "files", json!([{"configMapRef": {"name": "nope"}}])), Want::Reason("FileNotFound")),
+        ("missing Secret".into(), with(waits(), "files", json!([{"secretRef": {"name": "nope"}}])), Want::Reason("FileNotFound")),
+        ("missing key".into(), with(waits(), "files", json!([{"configMapRef": {"name": "files", "items": [{"key": "absent"}]}}])), Want::Reason("FileNotFound")),
         ("files over --max-context-bytes".into(), with(ok(), "files", json!([{"configMapRef": {"name": "noise"}}])), Want::Reason("ContextTooLarge")),
-        ("missing credentialRef".into(), with(ok(), "credentialRef", json!({"name": "nope"})), Want::Reason("CredentialNotFound")),
-        ("credential without AZURE_CLIENT_ID".into(), with(ok(), "credentialRef", json!({"name": "no-client-id"})), Want::Reason("CredentialNotFound")),
+        ("missing credentialRef".into(), with(waits(), "credentialRef", json!({"name": "nope"})), Want::Reason("CredentialNotFound")),
+        ("credential without AZURE_CLIENT_ID".into(), with(waits(), "credentialRef", json!({"name": "no-client-id"})), Want::Reason("CredentialNotFound")),
         ("wrong client secret".into(), with(ok(), "credentialRef", json!({"name": "wrong-secret"})), Want::Reason("Forbidden")),
         ("identity without runcommand/action".into(), with(ok(), "credentialRef", json!({"name": "read-only"})), Want::Reason("Forbidden")),
         ("unknown cluster".into(), rc_spec(aks_target(&aks_id("no-such-cluster")), "true"), Want::Reason("TargetNotFound")),

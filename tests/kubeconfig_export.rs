@@ -617,7 +617,8 @@ async fn credential_ref_to_another_namespace_is_not_found() {
     let k = env
         .wait_reason("edge", "CredentialNotFound", EXPORT_TIMEOUT)
         .await;
-    assert_eq!(condition(&k, "Stalled").as_deref(), Some("True"));
+    // Waited for (it may still appear), never Ready.
+    assert_ne!(condition(&k, "Ready").as_deref(), Some("True"));
     assert_eq!(env.requests("aks.listUserCredential").await, 0);
     assert!(
         env.secrets()
@@ -683,4 +684,33 @@ async fn no_kubeconfig_or_token_content_in_logs_or_events() {
             );
         }
     }
+}
+
+/// GitOps applies an export and its credential Secret in no fixed order: an export created first
+/// waits (not Ready, its reason shown) and is exported within seconds of the Secret appearing,
+/// without being touched.
+#[tokio::test]
+async fn an_export_created_before_its_credential_secret_converges() {
+    let env = env("kcx-late-cred").await;
+    let mut s = spec(aks("aks1", "User"), "late-kubeconfig", "Kubeconfig");
+    s["credentialRef"] = json!({"name": "late-credentials"});
+    env.create("late", s).await;
+    let k = env
+        .wait_reason("late", "CredentialNotFound", EXPORT_TIMEOUT)
+        .await;
+    assert_ne!(condition(&k, "Ready").as_deref(), Some("True"));
+    support::credential_secret(&env.client, &env.ns, "late-credentials").await;
+    let exports = env.exports();
+    wait_until(
+        Duration::from_secs(10),
+        "the export to be Ready within 10 s of its Secret",
+        || {
+            let exports = exports.clone();
+            async move {
+                let k = exports.get("late").await.ok()?;
+                (condition(&k, "Ready").as_deref() == Some("True")).then_some(())
+            }
+        },
+    )
+    .await;
 }

@@ -165,6 +165,7 @@ async fn files_refuse_credentials_unlabelled_secrets_and_oversized_content() {
     ] {
         let mut spec = aks("aks1", &format!("echo {name}"));
         spec["files"] = files;
+        spec["timeoutSeconds"] = json!(3);
         create(&client, &ns, name, spec).await;
         let rc = wait_finished(&client, &ns, name).await;
         assert_eq!(
@@ -233,6 +234,7 @@ async fn missing_file_source_is_file_not_found() {
     let (emulator, _operator) = start(&ns, &[]);
     let mut spec = aks("aks1", "true");
     spec["files"] = json!([{"configMapRef": {"name": "does-not-exist"}}]);
+    spec["timeoutSeconds"] = json!(3);
     create(&client, &ns, "nofile", spec).await;
     let rc = wait_finished(&client, &ns, "nofile").await;
     assert_eq!(outcome(&rc), ("Failed".into(), "FileNotFound".into()));
@@ -302,6 +304,7 @@ async fn missing_credential_secret_is_credential_not_found() {
     let (_emulator, _operator) = start(&ns, &[]);
     let mut spec = aks("aks1", "true");
     spec["credentialRef"] = json!({"name": "not-there"});
+    spec["timeoutSeconds"] = json!(3);
     create(&client, &ns, "nocred", spec).await;
     let rc = wait_finished(&client, &ns, "nocred").await;
     assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
@@ -320,7 +323,8 @@ async fn operator_identity_is_not_granted_by_default() {
         &client,
         &ns,
         "borrow",
-        aks("aks1", "echo borrowed-identity"),
+        json!({"target": {"aks": {"resourceId": emulator::aks_id("aks1")}},
+               "command": "echo borrowed-identity", "timeoutSeconds": 3}),
     )
     .await;
     let rc = wait_finished(&client, &ns, "borrow").await;
@@ -350,6 +354,7 @@ async fn a_client_id_without_a_secret_cannot_borrow_the_operator_token() {
         .unwrap();
     let mut spec = aks("aks1", "echo borrowed-token");
     spec["credentialRef"] = json!({"name": "federated"});
+    spec["timeoutSeconds"] = json!(3);
     create(&client, &ns, "borrow", spec).await;
     let rc = wait_finished(&client, &ns, "borrow").await;
     assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
@@ -394,6 +399,7 @@ async fn credential_ref_cannot_reach_another_namespace() {
     let (emulator, _operator) = start(&ns, &[]);
     let mut spec = aks("aks1", "echo must-not-run");
     spec["credentialRef"] = json!({"name": "team-b-credentials"});
+    spec["timeoutSeconds"] = json!(3);
     create(&client, &ns, "iso", spec).await;
     let rc = wait_finished(&client, &ns, "iso").await;
     assert_eq!(outcome(&rc), ("Failed".into(), "CredentialNotFound".into()));
@@ -904,5 +910,75 @@ async fn aci_session_cut_by_a_restart_is_session_interrupted() {
         emulator.counters().await["execSessions"]["/bin/sh"].as_u64(),
         Some(1),
         "AtMostOnce must not run it again"
+    );
+}
+
+/// A RemoteCommand applied before its credential Secret and its file ConfigMap (GitOps, no fixed
+/// order) waits Pending with the reason, then runs within seconds of each appearing.
+#[tokio::test]
+async fn a_command_created_before_its_references_converges() {
+    let client = support::Cluster::get().client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "rc-late").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "cat late.txt");
+    spec["credentialRef"] = json!({"name": "late-credentials"});
+    spec["files"] = json!([{"configMapRef": {"name": "late-files"}}]);
+    create(&client, &ns, "late", spec).await;
+    let waiting = |reason: &'static str| {
+        move |rc: &kubeinvoke::api::RemoteCommand| {
+            rc.status.as_ref().is_some_and(|s| {
+                s.phase == Some(kubeinvoke::api::Phase::Pending)
+                    && s.reason.as_deref() == Some(reason)
+            })
+        }
+    };
+    rcmd::wait_for(
+        &client,
+        &ns,
+        "late",
+        "Pending on its credential",
+        waiting("CredentialNotFound"),
+    )
+    .await;
+    support::credential_secret(&client, &ns, "late-credentials").await;
+    let within = std::time::Duration::from_secs(10);
+    let api = Api::<kubeinvoke::api::RemoteCommand>::namespaced(client.clone(), &ns);
+    let reason_is = |reason: &'static str| {
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move {
+                let rc = api.get("late").await.ok()?;
+                (rc.status?.reason.as_deref() == Some(reason)).then_some(())
+            }
+        }
+    };
+    support::wait_until(
+        within,
+        "FileNotFound within 10 s of the credential",
+        reason_is("FileNotFound"),
+    )
+    .await;
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "late-files"}, "data": {"late.txt": "made it\n"}}),
+    )
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    support::wait_until(
+        within,
+        "Completed within 10 s of the ConfigMap",
+        reason_is("Completed"),
+    )
+    .await;
+    let rc = rcmd::get(&client, &ns, "late").await;
+    assert_eq!(output(&client, &ns, &rc).await, "made it\n");
+    let events = events(&ns);
+    assert!(
+        events.contains("CredentialNotFound") && events.contains("FileNotFound"),
+        "{events}"
     );
 }

@@ -93,8 +93,10 @@ pub struct RemoteCommandSpec {
     #[schemars(length(max = 63))]
     pub run_id: Option<String>,
 
-    /// Deadline of the whole run, from dispatch to result, in seconds. Past it the run fails with
-    /// `reason: DeadlineExceeded` (ARM has no cancel for run command: the command itself may go on).
+    /// Deadline of the whole run, from its start (the first reconcile, waiting for a credential or
+    /// file Secret included) to the result, in seconds. Past it a dispatched run fails with
+    /// `reason: DeadlineExceeded` (ARM has no cancel for run command: the command itself may go on);
+    /// one still waiting for a reference fails with that reference's reason.
     #[serde(default = "default_timeout_seconds")]
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: i64,
@@ -271,7 +273,8 @@ pub struct RemoteCommandStatus {
     /// AKS only: the ARM command ID of the dispatched command (`commandResults/<id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
-    /// When the command was dispatched.
+    /// When the run started: the operator's first reconcile of this generation and runId (waiting
+    /// for a credential or a file included); `timeoutSeconds` counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
     /// When the run finished.

@@ -102,7 +102,21 @@ impl Failure {
             transient: true,
         }
     }
+
+    /// A missing or unusable reference (credential Secret, file ConfigMap or Secret): GitOps
+    /// applies a resource and what it names in no fixed order, and a person may fix it, so it is
+    /// waited for — retried every [`REFERENCE_RETRY`] — rather than a final verdict.
+    pub fn awaits_reference(&self) -> bool {
+        matches!(
+            self.reason,
+            Reason::CredentialNotFound | Reason::FileNotFound | Reason::FileNotAllowed
+        )
+    }
 }
+
+/// How often a resource waiting for a reference looks again: a Secret or ConfigMap created by
+/// GitOps is picked up within seconds. (Secrets are read one by one, never watched.)
+pub const REFERENCE_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl From<kube::Error> for Failure {
     fn from(e: kube::Error) -> Self {

@@ -140,6 +140,15 @@ async fn fail(
     interval: Duration,
 ) -> Result<Action, Failure> {
     let now = Timestamp::now();
+    // A missing reference is waited for (retried within seconds), not a stall until the next refresh.
+    let failure = if failure.awaits_reference() {
+        Failure {
+            transient: true,
+            ..failure
+        }
+    } else {
+        failure
+    };
     let previous_reason = kcx.status.as_ref().and_then(|s| s.reason.clone());
     let retry_at = status::retry_at(&base, &failure, interval, now);
     let generation = kcx.metadata.generation.unwrap_or_default();

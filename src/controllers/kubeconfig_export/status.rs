@@ -167,6 +167,9 @@ pub fn failed(
 /// Backoff for a transient failure: half of how long the export has been reconciling without
 /// success, between 5 s (10 s when throttled) and 5 min.
 pub fn retry_delay(status: &KubeconfigExportStatus, failure: &Failure, now: Timestamp) -> Duration {
+    if failure.awaits_reference() {
+        return crate::controllers::reason::REFERENCE_RETRY;
+    }
     let floor = match failure.reason {
         Reason::Throttled => MIN_RETRY * 2,
         _ => MIN_RETRY,

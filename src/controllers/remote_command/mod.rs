@@ -126,7 +126,8 @@ async fn start(
     }
 }
 
-/// A failure before anything was dispatched: retry later when it may pass, else the run fails.
+/// A failure before anything was dispatched: retry later when it may pass (a transient error, or
+/// a reference that may still appear) until the run's deadline, else the run fails.
 async fn not_started(
     api: &Api<RemoteCommand>,
     rc: &RemoteCommand,
@@ -134,19 +135,42 @@ async fn not_started(
     base: RemoteCommandStatus,
     failure: Failure,
 ) -> Result<Action, Failure> {
-    if failure.transient {
-        let s = status::progress(
-            base,
-            Phase::Pending,
-            failure.reason,
-            &failure.message,
-            Timestamp::now(),
-        );
-        write_status(api, rc, &s).await?;
-        tracing::info!(rcmd = %rc.name_any(), reason = %failure.reason, "not dispatched yet; will retry");
-        return Ok(Action::requeue(retry_delay(&failure)));
+    if !(failure.transient || failure.awaits_reference()) {
+        return fail(api, rc, ctx, base, failure).await;
     }
-    fail(api, rc, ctx, base, failure).await
+    let now = Timestamp::now();
+    if status::deadline_of(&base, rc).is_some_and(|d| now >= d) {
+        let message = format!(
+            "{}; gave up after timeoutSeconds ({}s) without dispatching",
+            failure.message, rc.spec.timeout_seconds
+        );
+        return fail(
+            api,
+            rc,
+            ctx,
+            base,
+            Failure::terminal(failure.reason, message),
+        )
+        .await;
+    }
+    let starts_waiting = base.reason.as_deref() != Some(failure.reason.as_str());
+    let s = status::progress(base, Phase::Pending, failure.reason, &failure.message, now);
+    write_status(api, rc, &s).await?;
+    tracing::info!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, "not dispatched yet; will retry");
+    if failure.awaits_reference() {
+        if starts_waiting {
+            ctx.event(
+                rc,
+                EventType::Warning,
+                failure.reason.as_str(),
+                "Run",
+                &failure.message,
+            )
+            .await;
+        }
+        return Ok(Action::requeue(super::reason::REFERENCE_RETRY));
+    }
+    Ok(Action::requeue(retry_delay(&failure)))
 }
 
 /// Ends the run with a failure: status, Event, log.

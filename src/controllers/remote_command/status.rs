@@ -49,7 +49,12 @@ where
 
 /// When the current run must be over: dispatch time + `timeoutSeconds`.
 pub fn deadline(rc: &RemoteCommand) -> Option<Timestamp> {
-    let start = rc.status.as_ref()?.start_time.as_ref()?.0;
+    deadline_of(rc.status.as_ref()?, rc)
+}
+
+/// `startTime` (the run's first reconcile) + `timeoutSeconds`.
+pub fn deadline_of(status: &RemoteCommandStatus, rc: &RemoteCommand) -> Option<Timestamp> {
+    let start = status.start_time.as_ref()?.0;
     start
         .checked_add(SignedDuration::from_secs(rc.spec.timeout_seconds))
         .ok()
@@ -85,6 +90,8 @@ pub fn progress(
     s.phase = Some(phase);
     s.reason = Some(reason.to_string());
     s.message = Some(crate::text::truncate(message, 1024).to_string());
+    // The run starts at its first status write: the deadline counts from there, waiting included.
+    s.start_time = s.start_time.or(Some(Time(now)));
     let generation = s.observed_generation;
     conditions::apply(
         &mut s.conditions,
