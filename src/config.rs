@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::controllers::references::GlobalCredentialNamespaces;
+use crate::controllers::grants::OperatorGrants;
 use crate::telemetry::LogArgs;
 
 #[derive(Args, Debug, Clone)]
@@ -25,6 +25,10 @@ pub struct ControllerArgs {
     /// host network several replicas on one node cannot share a fixed port.
     #[arg(long, env = "KUBEINVOKE_HTTP_ADDR_FILE")]
     pub http_addr_file: Option<PathBuf>,
+    /// Serve /metrics on this address instead, and only /healthz and /readyz on --http-addr (e.g.
+    /// `127.0.0.1:8081` to keep metrics off the pod network).
+    #[arg(long, env = "KUBEINVOKE_METRICS_BIND_ADDRESS")]
+    pub metrics_bind_address: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -65,6 +69,12 @@ pub struct KubernetesArgs {
         default_value = ""
     )]
     pub global_credential_namespaces: String,
+    /// Grants of the operator's own identity, as a JSON list:
+    /// `[{"namespace": "team-a", "scopes": ["/subscriptions/<id>/resourceGroups/<rg>"],
+    /// "adminKubeconfig": false, "aadToken": false}]` (`scopes` empty = any). Namespaces in
+    /// --global-credential-namespaces get any scope without admin kubeconfigs or tokens.
+    #[arg(long, env = "KUBEINVOKE_OPERATOR_IDENTITY_GRANTS", default_value = "")]
+    pub operator_identity_grants: String,
     /// Largest encoded AKS run-command context (zipped `spec.files`, base64) in bytes; past it a run
     /// fails with `ContextTooLarge`.
     #[arg(long, env = "KUBEINVOKE_MAX_CONTEXT_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -78,8 +88,11 @@ pub struct KubernetesArgs {
 }
 
 impl KubernetesArgs {
-    pub fn global_namespaces(&self) -> GlobalCredentialNamespaces {
-        GlobalCredentialNamespaces::parse(&self.global_credential_namespaces)
+    pub fn operator_grants(&self) -> Result<OperatorGrants, String> {
+        OperatorGrants::parse(
+            &self.global_credential_namespaces,
+            &self.operator_identity_grants,
+        )
     }
 }
 

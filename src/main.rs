@@ -139,7 +139,7 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
         instance: Some(identity.clone()),
     };
     let settings = Settings {
-        global_credential_namespaces: args.kubernetes.global_namespaces(),
+        operator_grants: args.kubernetes.operator_grants()?,
         max_context_bytes: args.kubernetes.max_context_bytes,
     };
     tracing::info!(
@@ -173,7 +173,27 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
         server::write_addr_file(path, listener.local_addr()?)
             .map_err(|e| format!("--http-addr-file {}: {e}", path.display()))?;
     }
-    let http = tokio::spawn(server::serve(listener, probes.clone(), shutdown()));
+    let endpoints = match args.metrics_bind_address {
+        Some(addr) => {
+            let metrics_listener = server::bind(addr)
+                .await
+                .map_err(|e| format!("--metrics-bind-address {addr}: {e}"))?;
+            tokio::spawn(server::serve(
+                metrics_listener,
+                probes.clone(),
+                server::Endpoints::Metrics,
+                shutdown(),
+            ));
+            server::Endpoints::Probes
+        }
+        None => server::Endpoints::All,
+    };
+    let http = tokio::spawn(server::serve(
+        listener,
+        probes.clone(),
+        endpoints,
+        shutdown(),
+    ));
 
     let leadership = if args.leader.leader_elect {
         let standby = tokio::spawn(kubeinvoke::leader::report_known_leader(
@@ -203,6 +223,11 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
     };
     metrics.set_leader(true);
 
+    let azure = azure.with_service_account_tokens(Arc::new(
+        kubeinvoke::controllers::service_account_tokens::KubeServiceAccountTokens::new(
+            client.clone(),
+        ),
+    ));
     let ctx = Context::new(client, reporter, settings, azure, metrics.clone()).shared();
     kubeinvoke::controllers::run(
         ctx,

@@ -73,18 +73,43 @@ async fn readyz(State(p): State<Arc<Probes>>) -> (StatusCode, &'static str) {
     }
 }
 
-pub fn router(probes: Arc<Probes>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(probes)
+/// What one listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoints {
+    /// `/metrics`, `/healthz` and `/readyz` (no separate metrics address).
+    All,
+    /// `/healthz` and `/readyz` only.
+    Probes,
+    /// `/metrics` only (`--metrics-bind-address`).
+    Metrics,
+}
+
+impl Endpoints {
+    fn paths(self) -> &'static str {
+        match self {
+            Endpoints::All => "/metrics, /healthz, /readyz",
+            Endpoints::Probes => "/healthz, /readyz",
+            Endpoints::Metrics => "/metrics",
+        }
+    }
+}
+
+pub fn router(probes: Arc<Probes>, endpoints: Endpoints) -> Router {
+    let mut router = Router::new();
+    if endpoints != Endpoints::Probes {
+        router = router.route("/metrics", get(metrics));
+    }
+    if endpoints != Endpoints::Metrics {
+        router = router
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz));
+    }
+    router.with_state(probes)
 }
 
 /// Binds the address now, so a taken port fails start-up rather than later.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     Ok(listener)
 }
 
@@ -146,9 +171,70 @@ pub fn probe(kind: ProbeKind, addr: &str, timeout: Duration) -> Result<(), Strin
 pub async fn serve(
     listener: tokio::net::TcpListener,
     probes: Arc<Probes>,
+    endpoints: Endpoints,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(probes))
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, "serving {}", endpoints.paths());
+    }
+    axum::serve(listener, router(probes, endpoints))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status_of(endpoints: Endpoints, path: &str) -> u16 {
+        let probes = Probes::new(Arc::new(Metrics::new()));
+        probes.set_ready(true);
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, probes, endpoints, std::future::pending()));
+        let status = reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        server.abort();
+        status
+    }
+
+    #[tokio::test]
+    async fn metrics_can_live_on_their_own_listener() {
+        assert_eq!(status_of(Endpoints::All, "/metrics").await, 200);
+        assert_eq!(status_of(Endpoints::All, "/readyz").await, 200);
+        assert_eq!(status_of(Endpoints::Probes, "/metrics").await, 404);
+        assert_eq!(status_of(Endpoints::Probes, "/healthz").await, 200);
+        assert_eq!(status_of(Endpoints::Metrics, "/metrics").await, 200);
+        assert_eq!(status_of(Endpoints::Metrics, "/readyz").await, 404);
+    }
+
+    #[tokio::test]
+    async fn probe_reads_the_status_line() {
+        let probes = Probes::new(Arc::new(Metrics::new()));
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(serve(
+            listener,
+            probes.clone(),
+            Endpoints::All,
+            std::future::pending(),
+        ));
+        let timeout = Duration::from_secs(2);
+        let check = move |kind| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || probe(kind, &addr, timeout))
+        };
+        assert!(check(ProbeKind::Healthz).await.unwrap().is_ok());
+        assert!(
+            check(ProbeKind::Readyz).await.unwrap().is_err(),
+            "not ready yet"
+        );
+        probes.set_ready(true);
+        assert!(check(ProbeKind::Readyz).await.unwrap().is_ok());
+        server.abort();
+        assert!(probe(ProbeKind::Healthz, "not an address", timeout).is_err());
+    }
 }

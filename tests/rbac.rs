@@ -29,6 +29,8 @@ use support::{Cluster, credential_secret, install_crds, namespace, rcmd, repo_ro
 ///   patch (server-side apply of output and kubeconfig Secrets; apply needs `create` for the first
 ///   write), delete (a KubeconfigExport's old Secret after `spec.secret.name` or its type changes).
 /// - `configmaps`: get (`spec.files`).
+/// - `serviceaccounts/token`: create (workload identity: a token of the ServiceAccount a
+///   credential Secret names, in its own namespace).
 /// - `events.k8s.io/events`: create, and patch when an Event repeats (kube's `Recorder`).
 /// - `leases` (release namespace only): create, then get and patch of the one named Lease
 ///   (kube-lease-manager).
@@ -46,6 +48,7 @@ const NEEDED: &[(&str, &str, &str, &str)] = &[
     ("", "secrets", "*", "patch"),
     ("", "secrets", "*", "delete"),
     ("", "configmaps", "*", "get"),
+    ("", "serviceaccounts/token", "*", "create"),
     ("events.k8s.io", "events", "*", "create"),
     ("events.k8s.io", "events", "*", "patch"),
 ];
@@ -350,7 +353,6 @@ async fn service_account_is_refused_what_the_chart_does_not_grant() {
         vec!["list", "namespaces"],
         vec!["get", "nodes"],
         vec!["create", "clusterrolebindings"],
-        vec!["create", "serviceaccounts/token", "-n", &ns],
         vec!["impersonate", "serviceaccounts", "-n", &ns],
         vec!["get", "/metrics"],
     ] {

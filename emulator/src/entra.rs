@@ -208,7 +208,7 @@ fn token_inner(
                 "The client_assertion_type must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.",
             ));
         }
-        check_assertion(assertion, principal)
+        check_assertion(assertion, principal, &world.oidc_issuers)
             .map_err(|(code, text)| invalid_client(code, &text))?;
     } else {
         return Err(invalid_client(
@@ -249,8 +249,13 @@ fn token_inner(
     .into_response())
 }
 
-/// Accepts a well-formed JWT; checks `sub`/`aud`/`exp` only where the world asks for it.
-fn check_assertion(jwt: &str, p: &crate::world::Principal) -> Result<(), (u32, String)> {
+/// Accepts a well-formed JWT; checks `iss` and the signature, `sub`, `aud` and `exp` where the
+/// world asks for them.
+fn check_assertion(
+    jwt: &str,
+    p: &crate::world::Principal,
+    issuers: &[crate::world::OidcIssuer],
+) -> Result<(), (u32, String)> {
     let malformed = || (50027, "JWT token is invalid or malformed.".to_string());
     if !p.federated {
         return Err((
@@ -268,12 +273,32 @@ fn check_assertion(jwt: &str, p: &crate::world::Principal) -> Result<(), (u32, S
             .ok()?;
         serde_json::from_slice(&bytes).ok()
     };
-    decode(parts[0])
+    let header = decode(parts[0])
         .filter(|v| v.is_object())
         .ok_or_else(malformed)?;
     let claims = decode(parts[1])
         .filter(|v| v.is_object())
         .ok_or_else(malformed)?;
+    if let Some(want) = &p.issuer {
+        if claims.get("iss").and_then(|v| v.as_str()) != Some(want.as_str()) {
+            return Err((
+                70021,
+                "No matching federated identity record found for presented assertion issuer."
+                    .into(),
+            ));
+        }
+        let keys = issuers
+            .iter()
+            .find(|i| &i.issuer == want)
+            .map(|i| i.jwks.clone())
+            .unwrap_or_default();
+        verify_rs256(&parts, &header, &keys).map_err(|why| {
+            (
+                700027,
+                format!("Client assertion failed signature validation ({why})."),
+            )
+        })?;
+    }
     if let Some(exp) = claims.get("exp").and_then(|v| v.as_u64()) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -308,6 +333,47 @@ fn check_assertion(jwt: &str, p: &crate::world::Principal) -> Result<(), (u32, S
         }
     }
     Ok(())
+}
+
+/// Verifies the RS256 signature of `parts` (header.payload.signature) with the JWKS key the
+/// header's `kid` names (or the only RSA key when there is no `kid`).
+fn verify_rs256(
+    parts: &[&str],
+    header: &serde_json::Value,
+    jwks: &serde_json::Value,
+) -> Result<(), String> {
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+    if header.get("alg").and_then(|v| v.as_str()) != Some("RS256") {
+        return Err("only RS256 is accepted".into());
+    }
+    let kid = header.get("kid").and_then(|v| v.as_str());
+    let keys = jwks
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let key = keys
+        .iter()
+        .filter(|k| k.get("kty").and_then(|v| v.as_str()) == Some("RSA"))
+        .find(|k| kid.is_none() || k.get("kid").and_then(|v| v.as_str()) == kid)
+        .ok_or("no key of the issuer matches the assertion's kid")?;
+    let b64 = |field: &str| -> Result<Vec<u8>, String> {
+        let text = key
+            .get(field)
+            .and_then(|v| v.as_str())
+            .ok_or(format!("key has no {field}"))?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|e| format!("key {field}: {e}"))
+    };
+    let (n, e) = (b64("n")?, b64("e")?);
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[2].trim_end_matches('='))
+        .map_err(|_| "the signature is not base64url".to_string())?;
+    let message = format!("{}.{}", parts[0], parts[1]);
+    RsaPublicKeyComponents { n: &n, e: &e }
+        .verify(&RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &signature)
+        .map_err(|_| "the signature does not match the issuer's key".to_string())
 }
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`
@@ -391,5 +457,84 @@ mod tests {
         );
         assert_eq!(scope_audience("https://management.azure.com", base), None);
         assert_eq!(scope_audience("", base), None);
+    }
+}
+
+#[cfg(test)]
+mod assertion_tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+
+    const ISSUER: &str = "https://issuer.test";
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn jwk(key: &RsaKeyPair, kid: &str) -> serde_json::Value {
+        let public = key.public_key();
+        serde_json::json!({"kty": "RSA", "kid": kid, "alg": "RS256",
+            "n": b64(public.modulus().big_endian_without_leading_zero()),
+            "e": b64(public.exponent().big_endian_without_leading_zero())})
+    }
+
+    fn signed(key: &RsaKeyPair, kid: &str, claims: serde_json::Value) -> String {
+        let head = b64(serde_json::json!({"alg": "RS256", "kid": kid})
+            .to_string()
+            .as_bytes());
+        let body = b64(claims.to_string().as_bytes());
+        let message = format!("{head}.{body}");
+        let mut signature = vec![0; key.public_modulus_len()];
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            message.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
+        format!("{message}.{}", b64(&signature))
+    }
+
+    fn principal() -> crate::world::Principal {
+        crate::world::Principal {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            federated: true,
+            issuer: Some(ISSUER.into()),
+            subject: Some("system:serviceaccount:team-a:deployer".into()),
+            audience: Some("api://AzureADTokenExchange".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_federated_assertion_must_be_signed_by_the_issuer_and_name_the_subject() {
+        let key = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let forger = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let issuers = vec![crate::world::OidcIssuer {
+            issuer: ISSUER.into(),
+            jwks: serde_json::json!({"keys": [jwk(&key, "k1")]}),
+        }];
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let claims = |sub: &str, iss: &str| serde_json::json!({"iss": iss, "sub": sub, "aud": ["api://AzureADTokenExchange"], "exp": exp});
+        let good = claims("system:serviceaccount:team-a:deployer", ISSUER);
+        assert!(check_assertion(&signed(&key, "k1", good.clone()), &principal(), &issuers).is_ok());
+        // Another key claiming the same kid: the signature does not verify.
+        let forged = check_assertion(&signed(&forger, "k1", good), &principal(), &issuers);
+        assert_eq!(forged.unwrap_err().0, 700027);
+        // The issuer's real key, but another namespace's ServiceAccount.
+        let other = claims("system:serviceaccount:mallory:deployer", ISSUER);
+        let refused = check_assertion(&signed(&key, "k1", other), &principal(), &issuers);
+        assert_eq!(refused.unwrap_err().0, 70021);
+        // Another issuer.
+        let elsewhere = claims("system:serviceaccount:team-a:deployer", "https://evil.test");
+        let refused = check_assertion(&signed(&key, "k1", elsewhere), &principal(), &issuers);
+        assert_eq!(refused.unwrap_err().0, 70021);
     }
 }

@@ -31,6 +31,18 @@ pub struct World {
     /// ARM token-bucket sizes; applied when the world is loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budgets: Option<Budgets>,
+    /// OIDC issuers whose tokens federated principals accept (e.g. a Kubernetes API server's
+    /// service-account issuer), each with its JSON Web Key Set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oidc_issuers: Vec<OidcIssuer>,
+}
+
+/// An issuer and its signing keys (`GET <api server>/openid/v1/jwks` for Kubernetes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OidcIssuer {
+    pub issuer: String,
+    pub jwks: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,6 +69,11 @@ pub struct Principal {
     /// Expected `aud` of the assertion; unchecked when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// Expected `iss` of the assertion, one of the world's `oidcIssuers`: the assertion's RS256
+    /// signature is then verified against that issuer's keys, as Entra ID does for a federated
+    /// identity credential. Unchecked (any signature) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// When set, only these ARM actions are authorized (suffix `*` is a wildcard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_actions: Option<Vec<String>>,
@@ -471,6 +488,7 @@ impl World {
             }],
             faults: None,
             budgets: None,
+            oidc_issuers: Vec::new(),
         }
     }
 }

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
+use azure_core::http::ClientMethodOptions;
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{
+    ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions,
     ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
@@ -32,17 +33,61 @@ impl fmt::Display for Principal {
     }
 }
 
-/// The keys of a credentials Secret, already read out of Kubernetes.
+/// The keys of a credentials Secret, already read out of Kubernetes. Exactly one of
+/// `client_secret` and `service_account` authenticates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialConfig {
     pub tenant_id: String,
     pub client_id: String,
-    /// `None` = workload identity federation with this client id.
     pub client_secret: Option<Secret>,
-    /// Federated token file for workload identity; `None` = `AZURE_FEDERATED_TOKEN_FILE`.
-    pub federated_token_file: Option<PathBuf>,
+    /// Workload identity federation with a token of this ServiceAccount (of the resource's own
+    /// namespace), minted for the exchange: the federated credential names the namespace.
+    pub service_account: Option<ServiceAccountRef>,
     /// When set, the credential may only be used in this subscription.
     pub subscription_id: Option<String>,
+}
+
+/// A ServiceAccount in Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Audience of a token presented to Entra ID for workload identity federation.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Mints short-lived tokens for ServiceAccounts (the Kubernetes TokenRequest API), audience
+/// [`TOKEN_EXCHANGE_AUDIENCE`].
+#[async_trait::async_trait]
+pub trait ServiceAccountTokens: Send + Sync + fmt::Debug {
+    async fn token(&self, account: &ServiceAccountRef) -> Result<String, String>;
+}
+
+/// The assertion of a ServiceAccount's federated credential: a fresh token each time Entra ID
+/// needs one (the access token it buys is cached by the credential).
+#[derive(Debug)]
+struct ServiceAccountAssertion {
+    tokens: Arc<dyn ServiceAccountTokens>,
+    account: ServiceAccountRef,
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for ServiceAccountAssertion {
+    async fn secret(
+        &self,
+        _options: Option<ClientMethodOptions<'_>>,
+    ) -> azure_core::Result<String> {
+        self.tokens.token(&self.account).await.map_err(|e| {
+            azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                format!(
+                    "no token for ServiceAccount {}/{}: {e}",
+                    self.account.namespace, self.account.name
+                ),
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,12 +134,23 @@ impl CredentialSource {
 pub struct CredentialFactory {
     cloud: Cloud,
     http: reqwest::Client,
+    tokens: Option<Arc<dyn ServiceAccountTokens>>,
 }
 
 impl CredentialFactory {
     /// `http` should come from [`super::client::build_http_client`] so the `--ca-file` CA is trusted.
     pub fn new(cloud: Cloud, http: reqwest::Client) -> Self {
-        Self { cloud, http }
+        Self {
+            cloud,
+            http,
+            tokens: None,
+        }
+    }
+
+    /// Where ServiceAccount tokens for workload identity come from.
+    pub fn with_service_account_tokens(mut self, tokens: Arc<dyn ServiceAccountTokens>) -> Self {
+        self.tokens = Some(tokens);
+        self
     }
 
     fn client_options(&self) -> ClientOptions {
@@ -114,8 +170,8 @@ impl CredentialFactory {
                         "AZURE_TENANT_ID and AZURE_CLIENT_ID are required".into(),
                     ));
                 }
-                match &c.client_secret {
-                    Some(secret) => {
+                match (&c.client_secret, &c.service_account) {
+                    (Some(secret), _) => {
                         let cred = ClientSecretCredential::new(
                             &c.tenant_id,
                             c.client_id.clone(),
@@ -127,16 +183,31 @@ impl CredentialFactory {
                         .map_err(fail)?;
                         Ok(cred)
                     }
-                    None => {
-                        let mut options = WorkloadIdentityCredentialOptions {
-                            client_id: Some(c.client_id.clone()),
-                            tenant_id: Some(c.tenant_id.clone()),
-                            token_file_path: c.federated_token_file.clone(),
-                            ..Default::default()
+                    (None, Some(account)) => {
+                        let tokens = self.tokens.clone().ok_or_else(|| {
+                            ArmError::Credential(
+                                "workload identity needs ServiceAccount tokens, which this operator cannot mint".into(),
+                            )
+                        })?;
+                        let assertion = ServiceAccountAssertion {
+                            tokens,
+                            account: account.clone(),
                         };
-                        options.credential_options.client_options = self.client_options();
-                        Ok(WorkloadIdentityCredential::new(Some(options)).map_err(fail)?)
+                        let options = ClientAssertionCredentialOptions {
+                            client_options: self.client_options(),
+                        };
+                        Ok(ClientAssertionCredential::new(
+                            c.tenant_id.clone(),
+                            c.client_id.clone(),
+                            assertion,
+                            Some(options),
+                        )
+                        .map_err(fail)?)
                     }
+                    // Never the operator's own token for a client id someone else names.
+                    (None, None) => Err(ArmError::Credential(
+                        "a credential needs a client secret or a ServiceAccount".into(),
+                    )),
                 }
             }
             CredentialSource::OperatorIdentity => {
@@ -239,7 +310,7 @@ mod tests {
             tenant_id: "tenant".into(),
             client_id: "client".into(),
             client_secret: secret.map(Secret::new),
-            federated_token_file: Some("/var/run/token".into()),
+            service_account: None,
             subscription_id: Some("SUB-1".into()),
         }
     }
@@ -260,19 +331,36 @@ mod tests {
         factory
             .build(&CredentialSource::Config(config(Some("x"))))
             .unwrap();
-        let token_file =
-            std::env::temp_dir().join(format!("kubeinvoke-token-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&token_file, "federated-jwt").unwrap();
-        let mut federated = config(None);
-        federated.federated_token_file = Some(token_file.clone());
-        factory.build(&CredentialSource::Config(federated)).unwrap();
-        let _ = std::fs::remove_file(token_file);
-        let mut missing = config(None);
-        missing.federated_token_file = Some("/nonexistent/kubeinvoke/token".into());
+        // Neither a secret nor a ServiceAccount: refused, never the operator's own token.
         assert!(matches!(
-            factory.build(&CredentialSource::Config(missing)),
+            factory.build(&CredentialSource::Config(config(None))),
             Err(ArmError::Credential(_))
         ));
+        let mut federated = config(None);
+        federated.service_account = Some(ServiceAccountRef {
+            namespace: "team-a".into(),
+            name: "deployer".into(),
+        });
+        assert!(
+            matches!(
+                factory.build(&CredentialSource::Config(federated.clone())),
+                Err(ArmError::Credential(_))
+            ),
+            "no token source configured"
+        );
+        #[derive(Debug)]
+        struct Fixed;
+        #[async_trait::async_trait]
+        impl ServiceAccountTokens for Fixed {
+            async fn token(&self, _: &ServiceAccountRef) -> Result<String, String> {
+                Ok("jwt".into())
+            }
+        }
+        factory
+            .clone()
+            .with_service_account_tokens(Arc::new(Fixed))
+            .build(&CredentialSource::Config(federated))
+            .unwrap();
         let mut empty = config(Some("x"));
         empty.tenant_id = " ".into();
         assert!(matches!(

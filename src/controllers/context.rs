@@ -12,8 +12,9 @@ use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::arm_errors;
+use super::grants::OperatorGrants;
 use super::reason::{Failure, Reason};
-use super::references::{CredentialSource, GlobalCredentialNamespaces};
+use super::references::CredentialSource;
 use crate::azure::aci::AciClient;
 use crate::azure::aks::{AksClient, ClusterInfo};
 use crate::azure::hybrid::HybridClient;
@@ -31,7 +32,8 @@ const CLUSTER_INFO_TTL: Duration = Duration::from_secs(300);
 /// Operator settings the controllers read.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub global_credential_namespaces: GlobalCredentialNamespaces,
+    /// Who may use the operator's own identity, and where.
+    pub operator_grants: OperatorGrants,
     pub max_context_bytes: usize,
 }
 
@@ -75,7 +77,7 @@ impl Context {
             &self.client,
             namespace,
             credential_ref,
-            &self.settings.global_credential_namespaces,
+            &self.settings.operator_grants,
         )
         .await
     }
@@ -132,6 +134,16 @@ impl Azure {
         }
     }
 
+    /// Lets credential Secrets name a ServiceAccount of their namespace (workload identity):
+    /// tokens for it come from `tokens`.
+    pub fn with_service_account_tokens(
+        mut self,
+        tokens: Arc<dyn azure::credentials::ServiceAccountTokens>,
+    ) -> Self {
+        self.factory = self.factory.with_service_account_tokens(tokens);
+        self
+    }
+
     /// A call context for `subscription` with the resolved credential (cached per Secret version).
     pub fn call_context(
         &self,
@@ -148,11 +160,16 @@ impl Azure {
                     tenant_id: s.tenant_id.clone(),
                     client_id: s.client_id.clone(),
                     client_secret: s.client_secret.clone().map(Secret::new),
-                    federated_token_file: None,
+                    service_account: s.service_account.clone().map(|name| {
+                        azure::credentials::ServiceAccountRef {
+                            namespace: s.namespace.clone(),
+                            name,
+                        }
+                    }),
                     subscription_id: s.subscription_id.clone(),
                 }),
             ),
-            CredentialSource::Operator => (
+            CredentialSource::Operator(_) => (
                 "operator".to_string(),
                 String::new(),
                 azure::CredentialSource::OperatorIdentity,

@@ -3,11 +3,13 @@
 pub mod arm_errors;
 pub mod conditions;
 pub mod context;
+pub mod grants;
 pub mod kubeconfig_export;
 pub mod owned;
 pub mod reason;
 pub mod references;
 pub mod remote_command;
+pub mod service_account_tokens;
 
 use std::future::Future;
 use std::sync::Arc;

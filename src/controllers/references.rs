@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 
+use super::grants::{Grant, OperatorGrants, Use};
 use super::reason::{Failure, Reason};
 use crate::api::CredentialRef;
 use crate::api::remote_command::FileSource;
@@ -18,8 +19,9 @@ pub const DEFAULT_CREDENTIAL_SECRET: &str = "kubeinvoke-credentials";
 pub enum CredentialSource {
     /// A Secret in the resource's namespace.
     Secret(SecretCredential),
-    /// The operator's own identity (workload identity, else managed identity).
-    Operator,
+    /// The operator's own identity (workload identity, else managed identity), within the grant
+    /// of the resource's namespace.
+    Operator(Grant),
 }
 
 /// The keys of a credential Secret. `Debug` never shows the client secret.
@@ -32,6 +34,9 @@ pub struct SecretCredential {
     pub tenant_id: String,
     pub client_id: String,
     pub client_secret: Option<String>,
+    /// `AZURE_SERVICE_ACCOUNT`: workload identity federation with a token of this ServiceAccount
+    /// of the same namespace.
+    pub service_account: Option<String>,
     pub subscription_id: Option<String>,
 }
 
@@ -52,6 +57,7 @@ impl std::fmt::Debug for SecretCredential {
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("service_account", &self.service_account)
             .field("subscription_id", &self.subscription_id)
             .finish()
     }
@@ -61,46 +67,18 @@ impl std::fmt::Debug for CredentialSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CredentialSource::Secret(s) => s.fmt(f),
-            CredentialSource::Operator => f.write_str("OperatorIdentity"),
+            CredentialSource::Operator(_) => f.write_str("OperatorIdentity"),
         }
     }
 }
 
-/// Which namespaces may use the operator's own identity.
-#[derive(Debug, Clone)]
-pub enum GlobalCredentialNamespaces {
-    /// Every namespace (`*`).
-    All,
-    /// Only these; none by default.
-    Only(Vec<String>),
-}
-
-impl Default for GlobalCredentialNamespaces {
-    fn default() -> Self {
-        Self::Only(Vec::new())
-    }
-}
-
-impl GlobalCredentialNamespaces {
-    /// Parses the flag value: empty = none; `*` = all; else a comma-separated list.
-    pub fn parse(value: &str) -> Self {
-        let names: Vec<String> = value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        if names.iter().any(|n| n == "*") {
-            Self::All
-        } else {
-            Self::Only(names)
-        }
-    }
-
-    pub fn allows(&self, namespace: &str) -> bool {
+impl CredentialSource {
+    /// Refuses, before any ARM request, what the namespace's grant of the operator's identity does
+    /// not cover; a namespace's own credential Secret may do anything its Azure RBAC allows.
+    pub fn check_use(&self, namespace: &str, wanted: Use<'_>) -> Result<(), Failure> {
         match self {
-            Self::All => true,
-            Self::Only(names) => names.iter().any(|n| n == namespace),
+            CredentialSource::Secret(_) => Ok(()),
+            CredentialSource::Operator(grant) => grant.check(namespace, wanted),
         }
     }
 }
@@ -111,7 +89,7 @@ pub async fn resolve_credential(
     client: &Client,
     namespace: &str,
     credential_ref: Option<&CredentialRef>,
-    global: &GlobalCredentialNamespaces,
+    grants: &OperatorGrants,
 ) -> Result<CredentialSource, Failure> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     if let Some(r) = credential_ref {
@@ -129,14 +107,14 @@ pub async fn resolve_credential(
     if let Some(secret) = secrets.get_opt(DEFAULT_CREDENTIAL_SECRET).await? {
         return secret_credential(namespace, &secret).map(CredentialSource::Secret);
     }
-    if global.allows(namespace) {
-        return Ok(CredentialSource::Operator);
+    if let Some(grant) = grants.for_namespace(namespace) {
+        return Ok(CredentialSource::Operator(grant.clone()));
     }
     Err(Failure::terminal(
         Reason::CredentialNotFound,
         format!(
             "no spec.credentialRef, no Secret {namespace}/{DEFAULT_CREDENTIAL_SECRET}, and the operator's own \
-             identity is not allowed in namespace {namespace} (--global-credential-namespaces)"
+             identity is not granted to namespace {namespace} (--global-credential-namespaces, --operator-identity-grants)"
         ),
     ))
 }
@@ -155,29 +133,51 @@ fn secret_credential(namespace: &str, secret: &Secret) -> Result<SecretCredentia
             format!("credential Secret {namespace}/{name} has no key {key}"),
         )
     };
-    // Without a client secret the credential would be workload identity federation, and the only
-    // token the operator could present is its own ServiceAccount's: any namespace naming a client
-    // id federated to the operator would borrow that identity. Refused until tokens are minted for
-    // a ServiceAccount of the resource's own namespace.
-    let client_secret = get("AZURE_CLIENT_SECRET").ok_or_else(|| {
-        Failure::terminal(
+    // A client secret, or workload identity federation with a ServiceAccount of this namespace
+    // (a token minted for it, never the operator's own: the federated credential in Entra ID names
+    // the namespace, so no other namespace can use the identity).
+    let client_secret = get("AZURE_CLIENT_SECRET");
+    let service_account = get("AZURE_SERVICE_ACCOUNT");
+    if client_secret.is_some() == service_account.is_some() {
+        return Err(Failure::terminal(
             Reason::CredentialNotFound,
             format!(
-                "credential Secret {namespace}/{name} has no key AZURE_CLIENT_SECRET; workload identity \
-                 federation from a credential Secret is not supported (the operator never presents \
-                 its own ServiceAccount token for a namespace's client id)"
+                "credential Secret {namespace}/{name} needs exactly one of AZURE_CLIENT_SECRET and \
+                 AZURE_SERVICE_ACCOUNT (a ServiceAccount of this namespace, for workload identity)"
             ),
-        )
-    })?;
+        ));
+    }
+    if let Some(sa) = &service_account
+        && !is_dns_subdomain(sa)
+    {
+        return Err(Failure::terminal(
+            Reason::CredentialNotFound,
+            format!(
+                "credential Secret {namespace}/{name}: AZURE_SERVICE_ACCOUNT is not a ServiceAccount name"
+            ),
+        ));
+    }
     Ok(SecretCredential {
         namespace: namespace.to_string(),
         resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
         tenant_id: get("AZURE_TENANT_ID").ok_or_else(|| missing("AZURE_TENANT_ID"))?,
         client_id: get("AZURE_CLIENT_ID").ok_or_else(|| missing("AZURE_CLIENT_ID"))?,
-        client_secret: Some(client_secret),
+        client_secret,
+        service_account,
         subscription_id: get("AZURE_SUBSCRIPTION_ID"),
         name,
     })
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
 /// `data` merged with `stringData` (a Secret read back from the API server only has `data`, but a
@@ -388,15 +388,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn global_namespaces() {
-        assert!(!GlobalCredentialNamespaces::parse("").allows("x"));
-        assert!(!GlobalCredentialNamespaces::default().allows("x"));
-        assert!(GlobalCredentialNamespaces::parse("*").allows("x"));
-        let only = GlobalCredentialNamespaces::parse("a, b");
-        assert!(only.allows("a") && only.allows("b") && !only.allows("c"));
-    }
-
-    #[test]
     fn debug_hides_the_client_secret() {
         let c = SecretCredential {
             namespace: "ns".into(),
@@ -405,6 +396,7 @@ mod tests {
             tenant_id: "t".into(),
             client_id: "c".into(),
             client_secret: Some("super-secret-value".into()),
+            service_account: None,
             subscription_id: None,
         };
         let shown = format!("{:?}", CredentialSource::Secret(c));

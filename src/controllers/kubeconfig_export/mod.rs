@@ -93,6 +93,21 @@ async fn export(
             kcx.spec.credential_ref.as_ref(),
         )
         .await?;
+    let source = &kcx.spec.source;
+    let (resource_id, role) = match (&source.hybrid, &source.aks) {
+        (Some(h), _) => (h.connected_cluster_resource_id.as_str(), h.role),
+        (None, Some(a)) => (a.resource_id.as_str(), a.role),
+        (None, None) => ("", Default::default()),
+    };
+    credential.check_use(
+        &kcx.namespace().unwrap_or_default(),
+        super::grants::Use {
+            resource_id,
+            admin_kubeconfig: role == crate::api::kubeconfig_export::Role::Admin,
+            aad_token: kcx.spec.authentication
+                == crate::api::kubeconfig_export::Authentication::Token,
+        },
+    )?;
     let fetched = fetch::fetch(ctx, kcx, &credential).await?;
     let render_ctx = RenderContext {
         authentication: kcx.spec.authentication,

@@ -112,6 +112,27 @@ async fn start(
         Ok(c) => c,
         Err(f) => return not_started(api, rc, ctx, base, f).await,
     };
+    let target = rc
+        .spec
+        .target
+        .aks
+        .as_ref()
+        .map(|t| t.resource_id.as_str())
+        .or(rc
+            .spec
+            .target
+            .container_instance
+            .as_ref()
+            .map(|t| t.resource_id.as_str()))
+        .unwrap_or_default();
+    let wanted = super::grants::Use {
+        resource_id: target,
+        admin_kubeconfig: false,
+        aad_token: false,
+    };
+    if let Err(f) = credential.check_use(&rc.namespace().unwrap_or_default(), wanted) {
+        return not_started(api, rc, ctx, base, f).await;
+    }
     let result = match (&rc.spec.target.aks, &rc.spec.target.container_instance) {
         (Some(_), None) => aks::start(api, rc, ctx, base.clone(), &credential).await,
         (None, Some(_)) => aci::start(api, rc, ctx, base.clone(), &credential).await,

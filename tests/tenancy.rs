@@ -1,0 +1,279 @@
+//! Tenants are adversaries: workload identity bound to the namespace. Two namespaces with their own
+//! ServiceAccounts and federated credentials run commands side by side, each seen by the emulator
+//! as its own principal; `mallory` naming their client ids gets nothing: Entra (the emulator, which
+//! checks the token's signature against the API server's keys, its issuer, subject, audience and
+//! expiry) refuses every exchange, and no ARM request is ever made on mallory's behalf.
+
+mod support;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+use support::emulator::{Emulator, TENANT, world};
+use support::operator::Operator;
+use support::rcmd::{aks, create, outcome, output, wait_finished};
+use support::{Cluster, install_crds, namespace};
+
+const ISSUER: &str = "https://kubernetes.default.svc";
+const AUDIENCE: &str = "api://AzureADTokenExchange";
+const TEAM_A: &str = "a1a1a1a1-0000-0000-0000-00000000000a";
+const TEAM_B: &str = "b2b2b2b2-0000-0000-0000-00000000000b";
+
+/// The API server's service-account signing keys, as Entra ID would fetch them from the issuer.
+fn jwks() -> Value {
+    let text = Cluster::get().kubectl_ok(&["get", "--raw", "/openid/v1/jwks"]);
+    serde_json::from_str(&text).expect("JWKS JSON")
+}
+
+/// A world where `TEAM_A` trusts `<ns_a>:deployer` and `TEAM_B` trusts `<ns_b>:deployer`.
+fn federated_world(ns_a: &str, ns_b: &str) -> String {
+    let jwks = jwks();
+    let principal = |id: &str, ns: &str| {
+        format!(
+            "  - {{tenantId: \"{TENANT}\", clientId: \"{id}\", federated: true, issuer: \"{ISSUER}\", \
+             subject: \"system:serviceaccount:{ns}:deployer\", audience: \"{AUDIENCE}\"}}\n"
+        )
+    };
+    let base = world("", "");
+    let base = base.replacen(
+        "principals:\n",
+        &format!(
+            "principals:\n{}{}",
+            principal(TEAM_A, ns_a),
+            principal(TEAM_B, ns_b)
+        ),
+        1,
+    );
+    format!("{base}oidcIssuers:\n  - {{issuer: \"{ISSUER}\", jwks: {jwks}}}\n")
+}
+
+/// A namespace with a ServiceAccount `deployer` and a credential Secret naming `client_id` with it.
+async fn tenant(client: &Client, prefix: &str, client_id: &str) -> String {
+    let ns = namespace(client, prefix).await;
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "deployer"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("create ServiceAccount");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "kubeinvoke-credentials"},
+        "stringData": {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": client_id, "AZURE_SERVICE_ACCOUNT": "deployer"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create credential Secret");
+    ns
+}
+
+/// Emulator log entries: (operation, client id, status).
+async fn log(emulator: &Emulator) -> Vec<(String, String, u64)> {
+    emulator
+        .requests()
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap_or_default().to_string(),
+                e["clientId"]
+                    .as_str()
+                    .or(e["client_id"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                e["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn namespaces_act_only_with_their_own_federated_identity() {
+    let client = Cluster::get().client().await;
+    install_crds(&client).await;
+    let ns_a = tenant(&client, "team-a", TEAM_A).await;
+    let ns_b = tenant(&client, "team-b", TEAM_B).await;
+    // mallory has a ServiceAccount of the same name and names team A's client id.
+    let mallory = tenant(&client, "mallory", TEAM_A).await;
+    let emulator = Emulator::start(&federated_world(&ns_a, &ns_b), &[]);
+    let _a = Operator::start(&emulator, &ns_a, &[]);
+    let _b = Operator::start(&emulator, &ns_b, &[]);
+    let _m = Operator::start(&emulator, &mallory, &[]);
+
+    for ns in [&ns_a, &ns_b] {
+        create(
+            &client,
+            ns,
+            "hello",
+            aks("aks1", &format!("echo from {ns}")),
+        )
+        .await;
+    }
+    let mut spec = aks("aks1", "echo mallory-was-here");
+    spec["timeoutSeconds"] = json!(5);
+    create(&client, &mallory, "steal", spec).await;
+
+    for ns in [&ns_a, &ns_b] {
+        let rc = wait_finished(&client, ns, "hello").await;
+        assert_eq!(
+            outcome(&rc),
+            ("Succeeded".into(), "Completed".into()),
+            "{ns}: {:?}",
+            rc.status
+        );
+        assert_eq!(output(&client, ns, &rc).await, format!("from {ns}\n"));
+    }
+    let rc = wait_finished(&client, &mallory, "steal").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "Forbidden".into()),
+        "mallory's run must be refused: {:?}",
+        rc.status
+    );
+    assert_eq!(emulator.dispatches("echo mallory-was-here").await, 0);
+
+    // Each team was its own principal at ARM; Entra refused every exchange mallory caused, and ARM
+    // saw exactly the two teams' runs for team A's client id.
+    let entries = log(&emulator).await;
+    let arm_by = |id: &str| {
+        entries
+            .iter()
+            .filter(|(op, c, _)| !op.starts_with("entra.") && c == id)
+            .count()
+    };
+    assert!(arm_by(TEAM_A) > 0 && arm_by(TEAM_B) > 0, "{entries:?}");
+    let tokens_for_a: Vec<u64> = entries
+        .iter()
+        .filter(|(op, c, _)| op == "entra.token" && c == TEAM_A)
+        .map(|(_, _, status)| *status)
+        .collect();
+    assert!(
+        tokens_for_a.contains(&200),
+        "team A's own exchange failed: {tokens_for_a:?}"
+    );
+    assert!(
+        tokens_for_a.iter().any(|s| *s != 200),
+        "mallory's exchange was not refused: {tokens_for_a:?}"
+    );
+}
+
+/// The operator's own identity is granted per namespace and scope: outside the scope, and for
+/// admin kubeconfigs or its AAD token without a grant, the resource is refused before any request
+/// reaches Entra or ARM.
+#[tokio::test]
+async fn the_operator_identity_stays_within_its_grant() {
+    let client = Cluster::get().client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "granted").await;
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let grants = format!(
+        r#"[{{"namespace": "{ns}", "scopes": ["/subscriptions/{}/resourceGroups/rg2"]}}, {{"namespace": "other", "adminKubeconfig": true}}]"#,
+        support::emulator::SUBSCRIPTION
+    );
+    let _operator = Operator::start(&emulator, &ns, &["--operator-identity-grants", &grants]);
+    create(
+        &client,
+        &ns,
+        "outside",
+        aks("aks1", "echo outside-the-grant"),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "outside").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "Forbidden".into()),
+        "{:?}",
+        rc.status
+    );
+    let message = rc.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains("not granted"), "{message}");
+
+    let export = |name: &str, role: &str, authentication: &str| {
+        let mut spec = support::kcx::spec(
+            json!({"aks": {"resourceId": format!("/subscriptions/{}/resourceGroups/rg2/providers/Microsoft.ContainerService/managedClusters/aks9", support::emulator::SUBSCRIPTION), "role": role}}),
+            &format!("{name}-kubeconfig"),
+            "Kubeconfig",
+        );
+        spec["authentication"] = json!(authentication);
+        json!({"apiVersion": "kubeinvoke.io/v1alpha1", "kind": "KubeconfigExport",
+               "metadata": {"name": name, "namespace": ns}, "spec": spec})
+    };
+    let exports = Api::<kubeinvoke::api::KubeconfigExport>::namespaced(client.clone(), &ns);
+    for (name, role, authentication) in [
+        ("admin", "Admin", "Passthrough"),
+        ("token", "User", "Token"),
+    ] {
+        let k: kubeinvoke::api::KubeconfigExport =
+            serde_json::from_value(export(name, role, authentication)).unwrap();
+        exports.create(&PostParams::default(), &k).await.unwrap();
+    }
+    for name in ["admin", "token"] {
+        let exports = exports.clone();
+        support::wait_until(
+            std::time::Duration::from_secs(30),
+            &format!("export {name} to be Forbidden"),
+            || {
+                let exports = exports.clone();
+                async move {
+                    let k = exports.get(name).await.ok()?;
+                    (k.status?.reason.as_deref() == Some("Forbidden")).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    // Nothing reached Entra ID or ARM.
+    let entries = log(&emulator).await;
+    assert!(entries.is_empty(), "requests were made: {entries:?}");
+}
+
+/// Tenants choose subscription ids freely; none of them becomes a metrics label, and the series
+/// count does not grow with them.
+#[tokio::test]
+async fn tenant_chosen_subscriptions_do_not_grow_the_metrics() {
+    let client = Cluster::get().client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "noisy").await;
+    support::credential_secret(&client, &ns, "kubeinvoke-credentials").await;
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let operator = Operator::start(&emulator, &ns, &[]);
+    let mut subscriptions = Vec::new();
+    for i in 0..60 {
+        let sub = format!("{:08x}-0000-4000-8000-{:012x}", 0xdead0000u32 + i, i);
+        let id = format!(
+            "/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1"
+        );
+        let spec =
+            json!({"target": {"aks": {"resourceId": id}}, "command": "true", "timeoutSeconds": 30});
+        create(&client, &ns, &format!("noise-{i}"), spec).await;
+        subscriptions.push(sub);
+    }
+    for i in 0..60 {
+        wait_finished(&client, &ns, &format!("noise-{i}")).await;
+    }
+    let url = format!("{}/metrics", operator.http_url().await);
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let leaked: Vec<&String> = subscriptions
+        .iter()
+        .filter(|s| text.contains(s.as_str()))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "subscription ids in /metrics: {leaked:?}"
+    );
+    assert!(
+        !text.contains(support::emulator::CLIENT_ID),
+        "a client id in /metrics"
+    );
+    let bucket_series = text
+        .lines()
+        .filter(|l| l.starts_with("kubeinvoke_arm_bucket"))
+        .count();
+    assert!(bucket_series <= 6, "{bucket_series} bucket series:\n{text}");
+}
