@@ -118,6 +118,21 @@ async fn namespaces_act_only_with_their_own_federated_identity() {
     let mut spec = aks("aks1", "echo mallory-was-here");
     spec["timeoutSeconds"] = json!(5);
     create(&client, &mallory, "steal", spec).await;
+    // ...and, with its own ServiceAccount, the client id of a principal that is not federated at all
+    // (here the emulator's secret-based principal, like an operator's own identity).
+    let borrowed: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "borrowed"},
+        "stringData": {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": support::emulator::CLIENT_ID, "AZURE_SERVICE_ACCOUNT": "deployer"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &mallory)
+        .create(&PostParams::default(), &borrowed)
+        .await
+        .unwrap();
+    let mut spec = aks("aks1", "echo mallory-borrowed");
+    spec["credentialRef"] = json!({"name": "borrowed"});
+    spec["timeoutSeconds"] = json!(5);
+    create(&client, &mallory, "borrow", spec).await;
 
     for ns in [&ns_a, &ns_b] {
         let rc = wait_finished(&client, ns, "hello").await;
@@ -137,6 +152,14 @@ async fn namespaces_act_only_with_their_own_federated_identity() {
         rc.status
     );
     assert_eq!(emulator.dispatches("echo mallory-was-here").await, 0);
+    let rc = wait_finished(&client, &mallory, "borrow").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "Forbidden".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(emulator.dispatches("echo mallory-borrowed").await, 0);
 
     // Each team was its own principal at ARM; Entra refused every exchange mallory caused, and ARM
     // saw exactly the two teams' runs for team A's client id.
