@@ -127,18 +127,7 @@ async fn chart_pods_are_ready_secure_and_work_with_their_own_token() {
         BTreeSet::from([leader.as_str()]),
         "Events must come from the leader only:\n{reporters}"
     );
-    let export: KubeconfigExport = serde_json::from_value(json!({
-        "apiVersion": "kubeinvoke.io/v1alpha1",
-        "kind": "KubeconfigExport",
-        "metadata": {"name": "edge"},
-        "spec": kcx::spec(kcx::aks("aks1", "User"), "edge-kubeconfig", "Kubeconfig"),
-    }))
-    .unwrap();
-    let exports = Api::<KubeconfigExport>::namespaced(admin.clone(), &ns);
-    exports
-        .create(&PostParams::default(), &export)
-        .await
-        .unwrap();
+    let exports = create_export(&admin, &ns).await;
     wait_until(Duration::from_secs(60), "export edge Ready", || {
         let exports = exports.clone();
         async move {
@@ -224,18 +213,7 @@ async fn garbage_collector_deletes_what_the_operator_owns() {
         .unwrap();
     wait_gone(&secrets, &output).await;
 
-    let export: KubeconfigExport = serde_json::from_value(json!({
-        "apiVersion": "kubeinvoke.io/v1alpha1",
-        "kind": "KubeconfigExport",
-        "metadata": {"name": "edge"},
-        "spec": kcx::spec(kcx::aks("aks1", "User"), "edge-kubeconfig", "Kubeconfig"),
-    }))
-    .unwrap();
-    let exports = Api::<KubeconfigExport>::namespaced(admin.clone(), &ns);
-    exports
-        .create(&PostParams::default(), &export)
-        .await
-        .unwrap();
+    let exports = create_export(&admin, &ns).await;
     wait_until(Duration::from_secs(60), "the export's Secret", || {
         let secrets = secrets.clone();
         async move { secrets.get_opt("edge-kubeconfig").await.ok()? }
@@ -345,6 +323,23 @@ async fn aks_commands_run_in_pods_with_aks_resources() {
     );
     let message = rc.status.and_then(|s| s.message).unwrap_or_default();
     assert!(message.contains("did not start"), "{message}");
+}
+
+/// Creates KubeconfigExport `edge` (aks1's user kubeconfig into Secret `edge-kubeconfig`).
+async fn create_export(admin: &Client, ns: &str) -> Api<KubeconfigExport> {
+    let export: KubeconfigExport = serde_json::from_value(json!({
+        "apiVersion": "kubeinvoke.io/v1alpha1",
+        "kind": "KubeconfigExport",
+        "metadata": {"name": "edge"},
+        "spec": kcx::spec(kcx::aks("aks1", "User"), "edge-kubeconfig", "Kubeconfig"),
+    }))
+    .unwrap();
+    let exports = Api::<KubeconfigExport>::namespaced(admin.clone(), ns);
+    exports
+        .create(&PostParams::default(), &export)
+        .await
+        .unwrap();
+    exports
 }
 
 /// Creates `n` AKS commands `<prefix>-<i>` on `aks-slow`, each with a distinct command line.

@@ -125,18 +125,8 @@ logLevel: "info,kubeinvoke=debug"
 
     /// The Lease holder (the leader's pod name), once there is one.
     pub async fn leader(&self) -> String {
-        let leases = Api::<Lease>::namespaced(self.admin.clone(), &self.release.namespace);
         wait_until(Duration::from_secs(60), "a leader Lease holder", || {
-            let leases = leases.clone();
-            async move {
-                leases
-                    .get_opt(LEASE)
-                    .await
-                    .ok()??
-                    .spec?
-                    .holder_identity
-                    .filter(|h| !h.is_empty())
-            }
+            self.holder()
         })
         .await
     }

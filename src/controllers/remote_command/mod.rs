@@ -180,14 +180,7 @@ async fn not_started(
     tracing::info!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, "not dispatched yet; will retry");
     if failure.awaits_reference() {
         if starts_waiting {
-            ctx.event(
-                rc,
-                EventType::Warning,
-                failure.reason.as_str(),
-                "Run",
-                &failure.message,
-            )
-            .await;
+            warn(ctx, rc, &failure).await;
         }
         return Ok(Action::requeue(super::reason::REFERENCE_RETRY));
     }
@@ -207,15 +200,15 @@ async fn fail(
     ctx.metrics.outcome(CONTROLLER, failure.reason.as_str());
     ctx.journal.forget_accepted(&rc.uid().unwrap_or_default());
     tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, message = %failure.message, "run failed");
-    ctx.event(
-        rc,
-        EventType::Warning,
-        failure.reason.as_str(),
-        "Run",
-        &failure.message,
-    )
-    .await;
+    warn(ctx, rc, &failure).await;
     Ok(after_ttl(rc, &s))
+}
+
+/// A Warning Event with the failure's reason and message.
+async fn warn(ctx: &Context, rc: &RemoteCommand, failure: &Failure) {
+    let reason = failure.reason.as_str();
+    ctx.event(rc, EventType::Warning, reason, "Run", &failure.message)
+        .await;
 }
 
 /// A finished run: delete it `ttlSecondsAfterFinished` after completion, if set.
