@@ -982,3 +982,33 @@ async fn a_command_created_before_its_references_converges() {
         "{events}"
     );
 }
+
+/// GitOps re-creates a RemoteCommand that ttlSecondsAfterFinished deleted: the new one runs even
+/// while the old output Secret still waits for the garbage collector.
+#[tokio::test]
+async fn a_name_can_be_reused_after_the_ttl_deleted_the_command() {
+    let (client, ns) = setup("rc-reuse").await;
+    let (_emulator, _operator) = start(&ns, &[]);
+    let api = Api::<kubeinvoke::api::RemoteCommand>::namespaced(client.clone(), &ns);
+    for round in 0..2 {
+        let mut spec = aks("aks1", &format!("echo round {round}"));
+        spec["ttlSecondsAfterFinished"] = json!(1);
+        create(&client, &ns, "nightly", spec).await;
+        let rc = wait_finished(&client, &ns, "nightly").await;
+        assert_eq!(
+            outcome(&rc),
+            ("Succeeded".into(), "Completed".into()),
+            "round {round}: {:?}",
+            rc.status
+        );
+        support::wait_until(
+            std::time::Duration::from_secs(30),
+            "the TTL to delete nightly",
+            || {
+                let api = api.clone();
+                async move { matches!(api.get_opt("nightly").await, Ok(None)).then_some(()) }
+            },
+        )
+        .await;
+    }
+}

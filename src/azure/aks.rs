@@ -131,6 +131,8 @@ struct ClusterBody {
 struct ClusterProperties {
     provisioning_state: Option<String>,
     fqdn: Option<String>,
+    /// ARM spells it `privateFQDN` (not camelCase) in every AKS api-version.
+    #[serde(rename = "privateFQDN", alias = "privateFqdn")]
     private_fqdn: Option<String>,
     aad_profile: Option<AadProfile>,
     api_server_access_profile: Option<ApiServerAccessProfile>,

@@ -75,7 +75,7 @@ async fn credentials(
 async fn cluster() -> Json<Value> {
     Json(
         serde_json::json!({"name":"c1","properties":{"provisioningState":"Succeeded","fqdn":"c1.hcp.example",
-        "aadProfile":{"managed":true},"apiServerAccessProfile":{"enablePrivateCluster":true,"disableRunCommand":false}}}),
+        "privateFQDN":"c1.privatelink.westeurope.azmk8s.io","aadProfile":{"managed":true},"apiServerAccessProfile":{"enablePrivateCluster":true,"disableRunCommand":false}}}),
     )
 }
 
@@ -110,6 +110,10 @@ async fn get_cluster_reads_aad_and_run_command_flags() {
     assert!(info.aad_managed);
     assert!(!info.run_command_disabled);
     assert_eq!(info.fqdn.as_deref(), Some("c1.hcp.example"));
+    assert_eq!(
+        info.private_fqdn.as_deref(),
+        Some("c1.privatelink.westeurope.azmk8s.io")
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use kube::{Resource, ResourceExt};
 
 use super::context::FIELD_MANAGER;
 use super::reason::{Failure, Reason};
+use crate::kubeconfig::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// The Secret `name` if it exists and `owner` owns it; `None` if there is none; `SecretConflict`
 /// if someone else's Secret has that name. `field` names the spec field that chose the name.
@@ -22,11 +23,32 @@ where
     let Some(existing) = api.get_opt(name).await? else {
         return Ok(None);
     };
-    let uid = owner.meta().uid.clone().unwrap_or_default();
-    if existing.owner_references().iter().any(|o| o.uid == uid) {
+    if is_ours(&existing, owner) {
         return Ok(Some(existing));
     }
     Err(conflict(owner, name, field))
+}
+
+/// Whether `secret` belongs to `owner`: it names `owner` as an owner, or it is one the operator
+/// wrote for an earlier object of the same kind and name. Names are unique in a namespace, so that
+/// earlier object is gone (a GitOps re-sync recreates a RemoteCommand that
+/// `ttlSecondsAfterFinished` deleted before the garbage collector got to its Secret).
+fn is_ours<K: Resource<DynamicType = ()>>(secret: &Secret, owner: &K) -> bool {
+    let uid = owner.meta().uid.clone().unwrap_or_default();
+    let name = owner.meta().name.clone().unwrap_or_default();
+    let refs = secret.owner_references();
+    if refs.iter().any(|o| o.uid == uid) {
+        return true;
+    }
+    let managed = secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY);
+    managed
+        && refs.iter().any(|o| {
+            o.controller == Some(true)
+                && o.kind == K::kind(&())
+                && o.api_version == K::api_version(&())
+                && o.name == name
+                && o.uid != uid
+        })
 }
 
 fn conflict<K: Resource<DynamicType = ()>>(owner: &K, name: &str, field: &str) -> Failure {
@@ -85,4 +107,49 @@ where
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::RemoteCommand;
+
+    fn command(uid: &str) -> RemoteCommand {
+        let mut rc: RemoteCommand = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand",
+            "metadata": {"name": "nightly", "namespace": "team-a", "uid": uid},
+            "spec": {"target": {"aks": {"resourceId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c"}}, "command": "true"},
+        }))
+        .unwrap();
+        rc.metadata.uid = Some(uid.into());
+        rc
+    }
+
+    fn secret(owner: &RemoteCommand, managed: bool) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.owner_references = owner.controller_owner_ref(&()).map(|o| vec![o]);
+        if managed {
+            s.metadata.labels = Some([(MANAGED_BY_LABEL.into(), MANAGED_BY.into())].into());
+        }
+        s
+    }
+
+    #[test]
+    fn a_secret_left_by_an_earlier_object_of_the_same_name_is_taken_over() {
+        let old = command("old-uid");
+        let new = command("new-uid");
+        assert!(is_ours(&secret(&new, true), &new));
+        assert!(
+            is_ours(&secret(&old, true), &new),
+            "left over by the earlier nightly"
+        );
+        assert!(
+            !is_ours(&secret(&old, false), &new),
+            "not written by kubeinvoke"
+        );
+        let mut other = command("x");
+        other.metadata.name = Some("weekly".into());
+        assert!(!is_ours(&secret(&other, true), &new), "another object's");
+        assert!(!is_ours(&Secret::default(), &new), "nobody's");
+    }
 }

@@ -14,7 +14,10 @@ use crate::controllers::context::FIELD_MANAGER;
 use crate::controllers::reason::Failure;
 
 /// Label on every object the operator creates.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubeinvoke");
+pub const MANAGED_BY: (&str, &str) = (
+    crate::kubeconfig::MANAGED_BY_LABEL,
+    crate::kubeconfig::MANAGED_BY,
+);
 
 /// Applies the whole status (we own every field of it).
 pub async fn write_status(
