@@ -11,6 +11,7 @@ use support::operator::Operator;
 use support::rcmd::{self, aks, create, events, outcome, output, setup, wait_finished};
 
 const EXTRA: &str = r#"          - {name: aks-slow, commandDuration: 4}
+          - {name: aks-nolocation, acceptWithoutLocation: true}
           - {name: aks-flaky, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s", failFirst: 1}}
           - {name: aks-never, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s"}}"#;
 
@@ -1010,5 +1011,30 @@ async fn a_name_can_be_reused_after_the_ttl_deleted_the_command() {
             },
         )
         .await;
+    }
+}
+
+/// Any 2xx to a run command is an acceptance: an answer that cannot be followed (no Location) ends
+/// the run as ResultUnavailable under either policy, and the command is never sent again.
+#[tokio::test]
+async fn an_unfollowable_acceptance_is_never_sent_again() {
+    let (client, ns) = setup("rc-2xx").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    for policy in ["AtMostOnce", "AtLeastOnce"] {
+        let command = format!("echo accepted-{policy}");
+        let mut spec = aks("aks-nolocation", &command);
+        spec["dispatchPolicy"] = json!(policy);
+        let name = policy.to_ascii_lowercase();
+        create(&client, &ns, &name, spec).await;
+        let rc = wait_finished(&client, &ns, &name).await;
+        assert_eq!(
+            outcome(&rc),
+            ("Failed".into(), "ResultUnavailable".into()),
+            "{policy}: {:?}",
+            rc.status
+        );
+        let message = rc.status.and_then(|s| s.message).unwrap_or_default();
+        assert!(message.contains("may have run"), "{message}");
+        assert_eq!(emulator.dispatches(&command).await, 1, "{policy}");
     }
 }

@@ -195,6 +195,10 @@ pub struct ManagedCluster {
     /// admin token); absent: a host process (`sh -c`), for load tests and the emulator's own tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_pod: Option<CommandPod>,
+    /// Accept run commands (and run them) but answer 202 without a Location: an acceptance the
+    /// client cannot follow.
+    #[serde(default)]
+    pub accept_without_location: bool,
 }
 
 /// How command pods are made. Defaults are AKS's: namespace `aks-command`, 30 s to start, requests

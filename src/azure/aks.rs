@@ -273,19 +273,26 @@ impl AksClient {
                     .prepaid(budget_reserved),
             )
             .await?;
-        let invalid = |m: String| ArmError::invalid_response(OP, m);
+        // Any 2xx is an acceptance: ARM may run the command. What cannot be read of the answer is
+        // recovered where possible (a bad Retry-After is ignored) and never a reason to send again.
+        let status = resp.status;
+        let unreadable = |m: String| ArmError::AcceptedUnreadable {
+            operation: OP,
+            message: format!("its HTTP {status} answer {m}"),
+        };
         let location = resp
             .headers
             .get("location")
-            .ok_or_else(|| invalid(format!("HTTP {} without Location", resp.status)))?
+            .ok_or_else(|| unreadable("has no Location".into()))?
             .to_str()
-            .map_err(|_| invalid("Location is not ASCII".into()))?;
-        let command_id = command_id_from_location(location).map_err(invalid)?;
+            .map_err(|_| unreadable("has a Location that is not ASCII".into()))?;
+        let command_id = command_id_from_location(location)
+            .map_err(|e| unreadable(format!("has an unusable Location ({e})")))?;
         let location = resp
             .url
             .join(location)
-            .map_err(|e| invalid(format!("Location: {e}")))?;
-        let retry_after = lro::retry_after(&resp.headers, SystemTime::now()).map_err(invalid)?;
+            .map_err(|e| unreadable(format!("has an unusable Location ({e})")))?;
+        let retry_after = lro::retry_after(&resp.headers, SystemTime::now()).unwrap_or(None);
         Ok(RunCommandAccepted {
             command_id,
             location,

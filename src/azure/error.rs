@@ -61,6 +61,13 @@ pub enum ArmError {
         operation: &'static str,
         message: String,
     },
+    /// ARM answered 2xx to a request that must not run twice — it accepted it and may run it — but
+    /// the answer cannot be followed (no usable Location, so no result to poll).
+    #[error("{operation}: accepted by ARM, but {message}; the command may have run")]
+    AcceptedUnreadable {
+        operation: &'static str,
+        message: String,
+    },
     /// A long-running operation ended `Failed` or `Canceled`.
     #[error("{operation}: operation {status}: {}{message}", code.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
     OperationFailed {
@@ -104,6 +111,7 @@ impl ArmError {
             ArmError::Timeout { .. } => "timeout",
             ArmError::NotSent { .. } => "not_sent",
             ArmError::InvalidResponse { .. } => "invalid_response",
+            ArmError::AcceptedUnreadable { .. } => "accepted_unreadable",
             ArmError::OperationFailed { .. } => "operation_failed",
             ArmError::Validation(_) => "validation",
             ArmError::ContextTooLarge { .. } => "context_too_large",
@@ -143,7 +151,9 @@ impl ArmError {
     pub fn may_have_been_processed(&self) -> bool {
         match self {
             ArmError::Api(e) => matches!(e.status, 408 | 500 | 502 | 503 | 504),
-            ArmError::Transport { .. } | ArmError::Timeout { .. } => true,
+            ArmError::Transport { .. }
+            | ArmError::Timeout { .. }
+            | ArmError::AcceptedUnreadable { .. } => true,
             _ => false,
         }
     }

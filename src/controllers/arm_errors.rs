@@ -42,6 +42,10 @@ pub fn failure(err: &ArmError) -> Failure {
         // Nothing was sent: the request budget (or a Retry-After) outlasted this step.
         ArmError::NotSent { .. } => Failure::transient(Reason::Throttled, message),
         ArmError::OperationFailed { .. } => Failure::terminal(Reason::ArmOperationFailed, message),
+        // Never sent again, whatever the dispatch policy: ARM accepted it.
+        ArmError::AcceptedUnreadable { .. } => {
+            Failure::terminal(Reason::ResultUnavailable, message)
+        }
         ArmError::Validation(_) => Failure::terminal(Reason::InvalidSpec, message),
         ArmError::ContextTooLarge { .. } => Failure::terminal(Reason::ContextTooLarge, message),
         ArmError::Credential(_) => Failure::terminal(Reason::CredentialNotFound, message),

@@ -244,6 +244,12 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
             c.command_env.clone(),
         );
     }
+    if c.accept_without_location {
+        let mut resp = StatusCode::ACCEPTED.into_response();
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(ctx.retry_after()));
+        return resp;
+    }
     accepted(
         ctx,
         &format!("{}/commandResults/{id}", cluster_path(scope, c)),

@@ -186,6 +186,10 @@ async fn dispatch_failed(
     err: &ArmError,
 ) -> Result<Action, Failure> {
     let failure = arm_errors::failure(err);
+    if matches!(err, ArmError::AcceptedUnreadable { .. }) {
+        // ARM accepted it: the run ends here under either policy, it is never sent again.
+        return fail(api, rc, ctx, s, failure).await;
+    }
     if refused(err) {
         // ARM answered: the command was not accepted, so this attempt does not count.
         let mut s = s;
