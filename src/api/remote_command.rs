@@ -286,9 +286,13 @@ pub struct RemoteCommandStatus {
     /// Name of the Secret holding the full output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_secret_name: Option<String>,
-    /// Size of the full output in bytes.
+    /// Size of the stored output in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_bytes: Option<i64>,
+    /// True when only the end of the output was kept (larger than a Secret holds, or cut by the
+    /// ACI session buffer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_truncated: Option<bool>,
     /// The last `spec.output.tailBytes` of the output, valid UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tail: Option<String>,

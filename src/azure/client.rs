@@ -89,6 +89,45 @@ impl ArmClientConfig {
     }
 }
 
+/// Largest response body read from ARM. Its largest legitimate answers (run-command logs of up to
+/// 512 kB, JSON-escaped; kubeconfig lists) are far below it; a larger body is garbage and must not
+/// cost the operator its memory.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads the body chunk by chunk, refusing it past [`MAX_BODY_BYTES`].
+async fn read_body(mut response: reqwest::Response, op: &'static str) -> Result<Bytes, ArmError> {
+    let too_large = || {
+        ArmError::invalid_response(
+            op,
+            format!("response body larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.into()),
+            Err(e) => {
+                return Err(ArmError::Transport {
+                    operation: op,
+                    message: format!("reading the body: {}", e.without_url()),
+                });
+            }
+        }
+    }
+}
+
 /// The reqwest client used for ARM and Entra ID: rustls, system roots plus the extra CA.
 pub fn build_http_client(
     extra_ca_pem: Option<&[u8]>,
@@ -549,12 +588,8 @@ impl ArmClient {
             .get("x-ms-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response.bytes().await.map_err(|e| {
+        let body = read_body(response, op).await.inspect_err(|_| {
             self.inner.observer.response(op, None);
-            ArmError::Transport {
-                operation: op,
-                message: format!("reading the body: {}", e.without_url()),
-            }
         })?;
         self.inner.observer.response(op, Some(status));
         tracing::debug!(

@@ -498,3 +498,20 @@ async fn the_http_client_never_follows_a_redirect() {
     assert_eq!(resp.status(), StatusCode::TEMPORARY_REDIRECT);
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the body was re-sent");
 }
+
+#[tokio::test]
+async fn a_body_past_the_limit_is_refused_not_buffered() {
+    testutil::install_crypto();
+    let router = Router::new().route("/huge", any(|| async { vec![b'x'; MAX_BODY_BYTES + 1] }));
+    let base = serve(router).await;
+    let err = testutil::client(&base)
+        .send(&ctx(Duration::from_secs(10)), get("/huge"))
+        .await
+        .unwrap_err();
+    match err {
+        ArmError::InvalidResponse { message, .. } => {
+            assert!(message.contains("larger than"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -136,7 +136,8 @@ async fn finish(
     }
     let outcome = match result {
         Ok(out) => {
-            let output = out.output.into_bytes();
+            let (output, cut) = status::stored_output(out.output.into_bytes());
+            let truncated = cut || out.truncated;
             match children::write_output(&ctx.client, rc, &output, out.exit_code).await {
                 Ok(secret) => {
                     let message = match out.exit_code {
@@ -153,6 +154,7 @@ async fn finish(
                     Ok(Outcome {
                         exit_code: out.exit_code,
                         output,
+                        truncated,
                         output_secret_name: secret,
                         tail_bytes: rc.spec.output.tail_bytes.max(0) as usize,
                         message,

@@ -252,7 +252,7 @@ pub async fn continue_run(
     match ctx.azure.aks.command_result(&call, &id, &command).await {
         Ok(CommandStatus::Running { retry_after }) => Ok(Action::requeue(poll_delay(retry_after))),
         Ok(CommandStatus::Finished(result)) if result.succeeded => {
-            let output = result.logs.into_bytes();
+            let (output, truncated) = status::stored_output(result.logs.into_bytes());
             let secret = children::write_output(&ctx.client, rc, &output, result.exit_code).await;
             let secret = match secret {
                 Ok(name) => name,
@@ -267,6 +267,7 @@ pub async fn continue_run(
             let outcome = Outcome {
                 exit_code: Some(exit),
                 output,
+                truncated,
                 output_secret_name: secret,
                 tail_bytes: rc.spec.output.tail_bytes.max(0) as usize,
                 message: message.clone(),

@@ -125,9 +125,25 @@ pub fn dispatching(s: RemoteCommandStatus, now: Timestamp) -> RemoteCommandStatu
 pub struct Outcome {
     pub exit_code: Option<i32>,
     pub output: Vec<u8>,
+    /// Only the end of the output was kept (see [`stored_output`]).
+    pub truncated: bool,
     pub output_secret_name: String,
     pub tail_bytes: usize,
     pub message: String,
+}
+
+/// Most output bytes kept in the output Secret: a Secret holds at most 1 MiB in all.
+pub const MAX_STORED_OUTPUT: usize = 900 * 1024;
+
+/// The output as stored: its last [`MAX_STORED_OUTPUT`] bytes, and whether anything was cut. A run
+/// whose output does not fit still finishes, with the end of it (where errors usually are).
+pub fn stored_output(mut output: Vec<u8>) -> (Vec<u8>, bool) {
+    if output.len() <= MAX_STORED_OUTPUT {
+        return (output, false);
+    }
+    let cut = output.len() - MAX_STORED_OUTPUT;
+    output.drain(..cut);
+    (output, true)
 }
 
 pub fn finished(
@@ -145,6 +161,7 @@ pub fn finished(
     s.completion_time = Some(Time(now));
     s.output_secret_name = Some(outcome.output_secret_name);
     s.output_bytes = Some(outcome.output.len() as i64);
+    s.output_truncated = outcome.truncated.then_some(true);
     s.output_tail = Some(crate::text::tail_utf8(&outcome.output, outcome.tail_bytes));
     s.reason = Some(reason.to_string());
     s.message = Some(crate::text::truncate(&outcome.message, 1024).to_string());
@@ -256,10 +273,23 @@ mod tests {
     }
 
     #[test]
+    fn output_past_a_secret_keeps_its_end() {
+        let small = b"fits".to_vec();
+        assert_eq!(stored_output(small.clone()), (small, false));
+        let mut big = vec![b'a'; MAX_STORED_OUTPUT];
+        big.extend_from_slice(b"the error at the end");
+        let (kept, cut) = stored_output(big);
+        assert!(cut);
+        assert_eq!(kept.len(), MAX_STORED_OUTPUT);
+        assert!(kept.ends_with(b"the error at the end"));
+    }
+
+    #[test]
     fn outcomes_map_to_phase_and_reason() {
         let out = |code| Outcome {
             exit_code: code,
             output: "héllo wörld".as_bytes().to_vec(),
+            truncated: false,
             output_secret_name: "x-output".into(),
             tail_bytes: 6,
             message: "m".into(),
