@@ -24,7 +24,7 @@ fn start(ns: &str, emulator_args: &[&str]) -> (Emulator, Operator) {
 #[tokio::test]
 async fn aks_command_succeeds_with_exit_code_and_output() {
     let (client, ns) = setup("rc-ok").await;
-    let (_emulator, _operator) = start(&ns, &[]);
+    let (emulator, _operator) = start(&ns, &[]);
     create(
         &client,
         &ns,
@@ -41,6 +41,17 @@ async fn aks_command_succeeds_with_exit_code_and_output() {
     );
     assert_eq!(status.exit_code, Some(0));
     assert_eq!(status.attempts, Some(1));
+    // The dispatch's correlation id is a GUID (ARM's contract), kept in status, and what ARM saw.
+    let correlation = status.correlation_id.clone().expect("status.correlationId");
+    assert!(uuid::Uuid::parse_str(&correlation).is_ok(), "{correlation}");
+    let log = emulator.requests().await;
+    assert!(
+        log.as_array().unwrap().iter().any(|e| e["operation"]
+            .as_str()
+            .is_some_and(|o| o.contains("RunCommand") || o.contains("runCommand"))
+            && e["correlationId"] == correlation.as_str()),
+        "no run command with correlation id {correlation}: {log}"
+    );
     assert!(
         status
             .command_id

@@ -94,8 +94,17 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
         return next.run(req).await;
     }
     let h = req.headers();
-    let correlation = header(h, "x-ms-correlation-request-id")
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let sent = header(h, "x-ms-correlation-request-id");
+    // ARM's common API contract makes it a GUID; a client sending anything else gets a 400 here
+    // (the code is the emulator's choice: ARM's own answer is not documented).
+    if let Some(bad) = sent.as_ref().filter(|v| uuid::Uuid::parse_str(v).is_err()) {
+        return crate::arm::arm_error(
+            axum::http::StatusCode::BAD_REQUEST,
+            "InvalidCorrelationRequestId",
+            format!("The x-ms-correlation-request-id header '{bad}' is not a GUID."),
+        );
+    }
+    let correlation = sent.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let client_request_id = header(h, "x-ms-client-request-id");
     let echo =
         header(h, "x-ms-return-client-request-id").is_some_and(|v| v.eq_ignore_ascii_case("true"));

@@ -509,3 +509,32 @@ async fn double_slash_paths_are_rejected() {
         expect_error(r, 400, "InvalidRequestUri").await;
     }
 }
+
+#[tokio::test]
+async fn correlation_request_ids_must_be_guids() {
+    let emu = start(&[]);
+    let token = emu.arm_token().await;
+    let path = format!("{}?api-version=2025-10-01", cluster_path("aks1"));
+    let guid = "2f1e6a0c-5d0b-4c1e-9a43-0d5b6f1f2a77";
+    let ok = emu
+        .http
+        .get(emu.url(&path))
+        .bearer_auth(&token)
+        .header("x-ms-correlation-request-id", guid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-ms-correlation-request-id"], guid);
+    let bad = emu
+        .http
+        .get(emu.url(&path))
+        .bearer_auth(&token)
+        .header("x-ms-correlation-request-id", "run-42-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let v = json_of(bad).await;
+    assert_eq!(v["error"]["code"], "InvalidCorrelationRequestId", "{v}");
+}

@@ -273,6 +273,10 @@ pub struct RemoteCommandStatus {
     /// AKS only: the ARM command ID of the dispatched command (`commandResults/<id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
+    /// The `x-ms-correlation-request-id` of the current attempt's ARM requests (for support
+    /// tickets): a GUID unique per uid, generation, runId and attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
     /// When the run started: the operator's first reconcile of this generation and runId (waiting
     /// for a credential or a file included); `timeoutSeconds` counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]

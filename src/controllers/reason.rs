@@ -116,6 +116,14 @@ impl Failure {
     }
 }
 
+/// The `x-ms-correlation-request-id` of a call: ARM wants a GUID. Derived (UUIDv5) from what
+/// identifies the call — e.g. uid, generation, runId and attempt of a dispatch — so it is unique per
+/// attempt and the same after a restart, for support tickets.
+pub fn correlation_id(parts: &[&str]) -> String {
+    const KUBEINVOKE: uuid::Uuid = uuid::Uuid::from_u128(0x6b75_6265_696e_766f_6b65_2e69_6f2f_7631);
+    uuid::Uuid::new_v5(&KUBEINVOKE, parts.join("/").as_bytes()).to_string()
+}
+
 /// How often a resource waiting for a reference looks again: a Secret or ConfigMap created by
 /// GitOps is picked up within seconds. (Secrets are read one by one, never watched.)
 pub const REFERENCE_RETRY: std::time::Duration = std::time::Duration::from_secs(3);

@@ -59,11 +59,10 @@ pub async fn fetch(
     kcx: &KubeconfigExport,
     credential: &CredentialSource,
 ) -> Result<Fetched, Failure> {
-    let correlation_id = format!(
-        "{}-{}",
-        kcx.uid().unwrap_or_default(),
-        kcx.metadata.generation.unwrap_or_default()
-    );
+    let correlation_id = crate::controllers::reason::correlation_id(&[
+        &kcx.uid().unwrap_or_default(),
+        &kcx.metadata.generation.unwrap_or_default().to_string(),
+    ]);
     let deadline = Instant::now() + FETCH_BUDGET;
     let source = &kcx.spec.source;
     let (call, credentials, cluster_name) = match (&source.hybrid, &source.aks) {

@@ -57,18 +57,13 @@ pub async fn start(
 ) -> Result<Action, Failure> {
     validate(rc)?;
     let id = group_id(rc)?;
-    let s = status::dispatching(base, Timestamp::now());
+    let mut s = status::dispatching(base, Timestamp::now());
+    let correlation = status::correlation_id(rc, s.attempts.unwrap_or(1));
+    s.correlation_id = Some(correlation.clone());
     let deadline = Instant::now() + Duration::from_secs(rc.spec.timeout_seconds as u64);
-    let call = ctx.azure.call_context(
-        credential,
-        id.subscription_id(),
-        format!(
-            "{}-{}",
-            rc.uid().unwrap_or_default(),
-            s.attempts.unwrap_or(1)
-        ),
-        deadline,
-    )?;
+    let call = ctx
+        .azure
+        .call_context(credential, id.subscription_id(), correlation, deadline)?;
     write_status(api, rc, &s).await?;
     let run = status::run_key(rc);
     let task = {

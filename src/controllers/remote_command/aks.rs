@@ -39,10 +39,6 @@ fn step_deadline(rc: &RemoteCommand) -> Instant {
     Instant::now() + budget.min(STEP_BUDGET)
 }
 
-fn correlation_id(rc: &RemoteCommand, attempt: i32) -> String {
-    format!("{}-{}", rc.uid().unwrap_or_default(), attempt)
-}
-
 async fn call_context(
     ctx: &Arc<Context>,
     rc: &RemoteCommand,
@@ -53,7 +49,7 @@ async fn call_context(
     ctx.azure.call_context(
         credential,
         id.subscription_id(),
-        correlation_id(rc, attempt),
+        status::correlation_id(rc, attempt),
         step_deadline(rc),
     )
 }
@@ -132,7 +128,8 @@ pub async fn start(
 
     // Record the intent before the request: after a crash, Running without a command id means
     // "ARM may or may not have accepted it".
-    let s = status::dispatching(base, Timestamp::now());
+    let mut s = status::dispatching(base, Timestamp::now());
+    s.correlation_id = Some(status::correlation_id(rc, s.attempts.unwrap_or(1)));
     write_status(api, rc, &s).await?;
     let run = status::run_key(rc);
     let call = CallContext {

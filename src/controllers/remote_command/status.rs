@@ -132,6 +132,16 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// The correlation id of `attempt` of the current run: unique per (uid, generation, runId, attempt).
+pub fn correlation_id(rc: &RemoteCommand, attempt: i32) -> String {
+    crate::controllers::reason::correlation_id(&[
+        &rc.metadata.uid.clone().unwrap_or_default(),
+        &rc.metadata.generation.unwrap_or_default().to_string(),
+        rc.spec.run_id.as_deref().unwrap_or_default(),
+        &attempt.to_string(),
+    ])
+}
+
 /// Most output bytes kept in the output Secret: a Secret holds at most 1 MiB in all.
 pub const MAX_STORED_OUTPUT: usize = 900 * 1024;
 
@@ -270,6 +280,20 @@ mod tests {
         assert_eq!(s2.attempts, Some(2));
         assert_eq!(s2.start_time, s1.start_time);
         assert_eq!(status_of(&s2.conditions, RECONCILING), Some("True"));
+    }
+
+    #[test]
+    fn correlation_ids_are_guids_unique_per_attempt_and_stable() {
+        let r = rc(1, None, None);
+        let first = correlation_id(&r, 1);
+        assert!(uuid::Uuid::parse_str(&first).is_ok(), "{first}");
+        assert_eq!(first, correlation_id(&r, 1), "stable across restarts");
+        assert_ne!(first, correlation_id(&r, 2), "per attempt");
+        assert_ne!(
+            first,
+            correlation_id(&rc(2, None, None), 1),
+            "per generation"
+        );
     }
 
     #[test]
