@@ -12,6 +12,8 @@ use support::rcmd::{self, aks, create, events, outcome, output, setup, wait_fini
 
 const EXTRA: &str = r#"          - {name: aks-slow, commandDuration: 4}
           - {name: aks-nolocation, acceptWithoutLocation: true}
+          - {name: aks-flaky-post, runCommandFailure: {reason: KubernetesPerformanceError, message: "Failed to run command due to cluster perf issue, container command-0 in aks-command namespace did not start within 30s on your cluster, retry may helps.", failFirst: 1, onPost: true}}
+          - {name: aks-never-post, runCommandFailure: {reason: KubernetesOperationError, message: "container command-0 in aks-command namespace did not start within 30s", onPost: true}}
           - {name: aks-flaky, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s", failFirst: 1}}
           - {name: aks-never, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s"}}"#;
 
@@ -1048,4 +1050,42 @@ async fn an_unfollowable_acceptance_is_never_sent_again() {
         assert!(message.contains("may have run"), "{message}");
         assert_eq!(emulator.dispatches(&command).await, 1, "{policy}");
     }
+}
+
+/// Real AKS reports a command pod that did not start as the POST's error: the command did not
+/// run, so it is dispatched again up to maxAttempts, then fails as CommandDidNotStart.
+#[tokio::test]
+async fn did_not_start_on_the_post_is_retried_then_command_did_not_start() {
+    let (client, ns) = setup("rc-post-dns").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    create(
+        &client,
+        &ns,
+        "flaky",
+        aks("aks-flaky-post", "echo second-time-lucky"),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "flaky").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(rc.status.as_ref().unwrap().attempts, Some(2));
+    assert_eq!(emulator.dispatches("echo second-time-lucky").await, 1);
+
+    let mut spec = aks("aks-never-post", "echo never");
+    spec["maxAttempts"] = json!(3);
+    create(&client, &ns, "never", spec).await;
+    let rc = wait_finished(&client, &ns, "never").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "CommandDidNotStart".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(rc.status.as_ref().unwrap().attempts, Some(3));
+    let events = events(&ns);
+    assert!(events.contains("CommandDidNotStart"), "{events}");
 }

@@ -297,6 +297,10 @@ pub struct RunCommandFailure {
     /// Fail only the first N attempts on this cluster; every attempt when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_first: Option<u32>,
+    /// Fail the POST itself (HTTP 400 with `reason` as the ARM error code), as AKS answers a
+    /// command pod that did not start in time; otherwise the failure is the command's result.
+    #[serde(default)]
+    pub on_post: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -202,6 +202,14 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         .run_command_failure
         .as_ref()
         .filter(|f| f.fail_first.is_none_or(|n| attempt <= n));
+    if let Some(f) = failure.filter(|f| f.on_post) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            &f.reason,
+            f.message.clone().unwrap_or_else(|| f.reason.clone()),
+        );
+    }
     let duration = Duration::from_secs_f64(c.command_duration.unwrap_or(0.0).max(0.0));
     let now = SystemTime::now();
     let record = CommandRecord {

@@ -187,6 +187,9 @@ async fn dispatch_failed(
         // ARM accepted it: the run ends here under either policy, it is never sent again.
         return fail(api, rc, ctx, s, failure).await;
     }
+    if let Some(why) = did_not_start_error(err) {
+        return did_not_start(api, rc, ctx, s, why).await;
+    }
     if refused(err) {
         // ARM answered: the command was not accepted, so this attempt does not count.
         let mut s = s;
@@ -287,28 +290,7 @@ pub async fn continue_run(
             let why = result
                 .reason
                 .unwrap_or_else(|| result.provisioning_state.clone());
-            let attempts = current.attempts.unwrap_or(1);
-            let within_deadline = status::deadline(rc).is_none_or(|d| Timestamp::now() < d);
-            if attempts < rc.spec.max_attempts && within_deadline {
-                tracing::info!(rcmd = %rc.name_any(), attempt = attempts, reason = %why, "command did not start; dispatching again");
-                ctx.event(
-                    rc,
-                    EventType::Warning,
-                    "CommandDidNotStart",
-                    "Dispatch",
-                    &format!("attempt {attempts} did not start ({why}); trying again"),
-                )
-                .await;
-                ctx.journal.forget_accepted(&run.uid);
-                return super::start(api, rc, ctx, current).await;
-            }
-            let failure = Failure::terminal(
-                Reason::CommandDidNotStart,
-                format!(
-                    "the command did not start after {attempts} attempt(s): ARM reported {why}"
-                ),
-            );
-            fail(api, rc, ctx, current, failure).await
+            did_not_start(api, rc, ctx, current, why).await
         }
         Err(e) => {
             let failure = arm_errors::failure(&e);
@@ -319,6 +301,63 @@ pub async fn continue_run(
             fail(api, rc, ctx, current, failure).await
         }
     }
+}
+
+/// AKS could not start the command's pod (reported in the result, or as the POST's error): it did
+/// not run, so it is dispatched again up to `maxAttempts` within the deadline, reading the object
+/// fresh; then the run fails as `CommandDidNotStart`.
+async fn did_not_start(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    current: RemoteCommandStatus,
+    why: String,
+) -> Result<Action, Failure> {
+    let run = status::run_key(rc);
+    let attempts = current.attempts.unwrap_or(1);
+    let within_deadline = status::deadline(rc).is_none_or(|d| Timestamp::now() < d);
+    if attempts < rc.spec.max_attempts && within_deadline {
+        tracing::info!(rcmd = %rc.name_any(), attempt = attempts, reason = %why, "command did not start; dispatching again");
+        ctx.event(
+            rc,
+            EventType::Warning,
+            "CommandDidNotStart",
+            "Dispatch",
+            &format!("attempt {attempts} did not start ({why}); trying again"),
+        )
+        .await;
+        ctx.journal.forget_accepted(&run.uid);
+        // Pending again: the next reconcile reads the object fresh and dispatches attempt + 1.
+        let message = format!("attempt {attempts} did not start ({why}); dispatching again");
+        let mut s = status::progress(
+            current,
+            Phase::Pending,
+            Reason::CommandDidNotStart,
+            &message,
+            Timestamp::now(),
+        );
+        s.command_id = None;
+        write_status(api, rc, &s).await?;
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    let failure = Failure::terminal(
+        Reason::CommandDidNotStart,
+        format!("the command did not start after {attempts} attempt(s): ARM reported {why}"),
+    );
+    fail(api, rc, ctx, current, failure).await
+}
+
+/// AKS's answer to a run command whose pod did not start in time, when it comes as the POST's
+/// error (azure-cli #27776, #22738, #23203): `KubernetesPerformanceError` or
+/// `KubernetesOperationError`, "… did not start within 30s …".
+fn did_not_start_error(err: &ArmError) -> Option<String> {
+    let api = err.api()?;
+    let code = api.code.as_deref()?;
+    let known = matches!(
+        code,
+        "KubernetesPerformanceError" | "KubernetesOperationError"
+    );
+    (known && api.message.contains("did not start")).then(|| format!("{code}: {}", api.message))
 }
 
 /// Running without a command id and no record of acceptance here: an earlier process crashed
