@@ -203,7 +203,10 @@ async fn client_request_id_is_echoed_only_when_asked() {
         .bearer_auth(&t)
         .header("x-ms-client-request-id", "abc")
         .header("x-ms-return-client-request-id", "true")
-        .header("x-ms-correlation-request-id", "corr-1")
+        .header(
+            "x-ms-correlation-request-id",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        )
         .send()
         .await
         .unwrap();
@@ -224,7 +227,10 @@ async fn client_request_id_is_echoed_only_when_asked() {
         .rev()
         .find(|e| e["operation"] == "aks.get")
         .unwrap();
-    assert_eq!(last["correlationId"], "corr-1");
+    assert_eq!(
+        last["correlationId"],
+        "0f8fad5b-d9cb-469f-a165-70867728950e"
+    );
     assert_eq!(last["clientId"], CLIENT);
     assert!(
         !log.to_string().contains(&t),
