@@ -10,6 +10,7 @@ import argparse
 import json
 import resource
 import sys
+import uuid
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +56,8 @@ def main() -> int:
 
     def run(i: int, submitted: float) -> dict:
         nonlocal resubmits
-        corr = f"sdk-{i:05d}"
+        # ARM wants a GUID; a deterministic one per call lets the driver match the emulator's log.
+        corr = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kubeinvoke-bench/sdk/{i}"))
         for attempt in range(args.max_resubmits + 1):
             try:
                 result = client.managed_clusters.begin_run_command(

@@ -314,7 +314,7 @@ impl Report {
             s,
             "\n## How the figures are taken\n\n\
              - *time until all finished*: from the driver's first create request to the moment its watch sees the last resource in a terminal phase (C: the thread pool's wall time).\n\
-             - *dispatch latency*: the emulator's log time of the accepted runCommand POST (matched through `x-ms-correlation-request-id`, `<uid>-<attempt>` for the operator) minus the moment the create call returned (C: the moment the call was submitted to the pool). *Under budget*: the first commands created, as many as the client's write burst.\n\
+             - *dispatch latency*: the emulator's log time of the accepted runCommand POST (matched through `x-ms-correlation-request-id`: for the operator the GUID it derives from uid, generation, runId and attempt) minus the moment the create call returned (C: the moment the call was submitted to the pool). *Under budget*: the first commands created, as many as the client's write burst.\n\
              - *status lag*: when the watch saw the terminal status (C: when `.result()` returned) minus when the result became available at ARM (POST time + `commandDuration`).\n\
              - ARM requests, 429s and early requests come from the emulator (`/_emulator/requests`, `/_emulator/counters`); Entra token requests are listed but not counted as ARM requests.\n\
              - CPU: utime + stime from `/proc/<pid>/stat` between readiness and the end of the run (B: since start); peak RSS: `VmHWM` from `/proc/<pid>/status`. C measures itself with `getrusage`.\n\

@@ -313,12 +313,18 @@ pub async fn burst_through_operator(
         } else {
             *result.other_outcomes.entry(outcome).or_default() += 1;
         }
-        // Correlation ids are `<uid>-<attempt>`; the first accepted attempt is the dispatch.
-        let dispatched = arm
-            .dispatches
-            .iter()
-            .filter(|(corr, _)| corr.starts_with(uid.as_str()))
-            .map(|(_, t)| *t)
+        // Correlation ids are GUIDs derived from (uid, generation 1, no runId, attempt); the first
+        // accepted attempt is the dispatch.
+        let dispatched = (1..=10)
+            .map(|attempt| {
+                kubeinvoke::controllers::reason::correlation_id(&[
+                    uid.as_str(),
+                    "1",
+                    "",
+                    &attempt.to_string(),
+                ])
+            })
+            .filter_map(|corr| arm.dispatches.get(&corr).copied())
             .fold(f64::INFINITY, f64::min);
         if dispatched.is_finite() {
             result.dispatch_latency.push(dispatched - created_at);
