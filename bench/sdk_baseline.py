@@ -66,7 +66,7 @@ def main() -> int:
                     RunCommandRequest(command=f"echo sdk-{i}"),
                     headers={"x-ms-correlation-request-id": corr},
                 ).result()
-                return {"id": corr, "submitted": submitted, "done": time.time(), "ok": result.provisioning_state == "Succeeded"}
+                return {"id": corr, "submitted": submitted, "done": time.time(), "ok": (result.provisioning_state or "").lower() == "succeeded"}
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as e:
                 # What a careful script does after azure-core's own retries give up on a 429.
                 status = getattr(e, "status_code", None)

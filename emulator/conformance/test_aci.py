@@ -47,6 +47,18 @@ def test_shell_session_echoes_and_closes_1000(aci, emu):
     assert any(s["cols"] == 132 and s["command"] == "/bin/sh" for s in sessions)
 
 
+def test_an_empty_message_comes_first(aci, emu):
+    # The service sends "" as soon as the socket is open (azure-cli PR #16000).
+    resp = exec_session(aci, "/bin/sh")
+    ws = connect(emu, resp.web_socket_uri)
+    opcode, data = ws.recv_data()
+    assert (opcode, data) == (websocket.ABNF.OPCODE_TEXT, b"")
+    ws.send(resp.password)
+    ws.send_binary(b"exit\n")
+    _, code = read_until_close(ws)
+    assert code == 1000
+
+
 def test_wrong_password_is_closed_policy_violation(aci, emu):
     resp = exec_session(aci, "/bin/sh")
     ws = connect(emu, resp.web_socket_uri)

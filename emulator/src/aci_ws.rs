@@ -1,9 +1,8 @@
-//! The ACI exec websocket: password first, then a terminal-like stream to one executable
-//! started without arguments. The socket closes with 1000 when the process exits; no exit code.
+//! The ACI exec websocket: an empty message on connect, the password first, then a terminal stream
+//! to one executable started without arguments on a real PTY (see `aci_pty`). The socket closes
+//! with 1000 when the process exits — or when the session cap passes; no exit code either way.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -11,9 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
+use crate::aci_pty::PtyProcess;
 use crate::server::tag;
 use crate::state::Shared;
 
@@ -105,18 +103,6 @@ fn find_executable(command: &str) -> Option<PathBuf> {
         .find(|p| is_exec(p))
 }
 
-/// Terminal output translation: `\n` → `\r\n`.
-pub fn onlcr(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 8);
-    for &b in bytes {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
-
 /// Splits off the longest valid UTF-8 prefix; an incomplete trailing sequence stays pending.
 fn take_utf8(pending: &mut Vec<u8>) -> String {
     match std::str::from_utf8(pending) {
@@ -139,7 +125,33 @@ fn take_utf8(pending: &mut Vec<u8>) -> String {
     }
 }
 
+/// The real service's per-message input limit: bytes beyond `limit` are dropped (a message of
+/// more than 50 characters is cut: azure-sdk-for-js #6487, azure-sdk-for-node #5127).
+fn cut_input(mut data: Vec<u8>, limit: usize, session: &str) -> Vec<u8> {
+    if data.len() > limit {
+        // Lengths only: input is what the user typed and may hold secrets.
+        tracing::warn!(
+            session,
+            length = data.len(),
+            limit,
+            "exec input message longer than the limit: the bytes beyond it are dropped"
+        );
+        data.truncate(limit);
+    }
+    data
+}
+
+fn terminal_size(v: Option<u32>, default: u16) -> u16 {
+    v.map_or(default, |v| u16::try_from(v).unwrap_or(u16::MAX))
+}
+
 async fn run(mut ws: WebSocket, state: Shared, s: ExecSession) {
+    // The service sends one empty message as soon as the websocket is open, before it has read
+    // the password (azure-cli PR #16000: az took it for the end of the stream). Text, like the
+    // rest of what this emulator sends.
+    if ws.send(Message::Text("".into())).await.is_err() {
+        return;
+    }
     let first = tokio::time::timeout(Duration::from_secs(30), ws.recv()).await;
     let ok = matches!(&first, Ok(Some(Ok(Message::Text(t)))) if t.as_str() == s.password);
     if !ok {
@@ -161,118 +173,101 @@ async fn run(mut ws: WebSocket, state: Shared, s: ExecSession) {
         close(&mut ws, 1000, "").await;
         return;
     };
-    if let Err(e) = session(&mut ws, &s, exe).await {
+    let dir = std::env::temp_dir().join(format!("kubeinvoke-emulator-exec-{}", s.id));
+    if let Err(e) = session(&mut ws, &state, &s, &exe, &dir).await {
         let _ = ws
             .send(Message::Text(format!("exec failed: {e}\r\n").into()))
             .await;
     }
+    let _ = std::fs::remove_dir_all(&dir);
     close(&mut ws, 1000, "").await;
 }
 
-async fn session(ws: &mut WebSocket, s: &ExecSession, exe: PathBuf) -> std::io::Result<()> {
-    let dir = std::env::temp_dir().join(format!("kubeinvoke-emulator-exec-{}", s.id));
-    std::fs::create_dir_all(&dir)?;
-    let (reader, writer) = std::io::pipe()?;
-    let writer2 = writer.try_clone()?;
-    let mut cmd = tokio::process::Command::new(&exe);
-    cmd.current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &dir)
-        .env("TERM", "xterm")
-        .env("COLUMNS", s.cols.unwrap_or(80).to_string())
-        .env("LINES", s.rows.unwrap_or(24).to_string())
-        .stdin(Stdio::piped())
-        .stdout(writer)
-        .stderr(writer2)
-        .kill_on_drop(true);
-    let spawned = cmd.spawn();
-    drop(cmd);
-    let mut child = spawned?;
-    let mut stdin = child.stdin.take();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        let mut buf = [0u8; 8192];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        return;
-                    }
-                }
-            }
+/// Why a session loop ended.
+enum End {
+    /// The process exited (or nothing holds its terminal any more).
+    Exited,
+    /// The client left: the process is killed.
+    ClientGone,
+    /// The session cap passed: the process is killed and the socket closed normally.
+    Capped,
+}
+
+async fn send_text(ws: &mut WebSocket, pending: &mut Vec<u8>) -> bool {
+    let text = take_utf8(pending);
+    text.is_empty() || ws.send(Message::Text(text.into())).await.is_ok()
+}
+
+async fn session(
+    ws: &mut WebSocket,
+    state: &Shared,
+    s: &ExecSession,
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let rows = terminal_size(s.rows, 24);
+    let cols = terminal_size(s.cols, 80);
+    let mut p = PtyProcess::spawn(exe, dir, rows, cols)?;
+    let limit = state.settings.aci_input_limit;
+    let cap = state.settings.aci_session_cap;
+    let capped = async {
+        match cap {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
         }
-    });
+    };
+    tokio::pin!(capped);
     let mut pending = Vec::new();
-    loop {
+    let end = loop {
         tokio::select! {
-            chunk = rx.recv() => match chunk {
+            chunk = p.output.recv() => match chunk {
                 Some(bytes) => {
-                    pending.extend(onlcr(&bytes));
-                    let text = take_utf8(&mut pending);
-                    if !text.is_empty() && ws.send(Message::Text(text.into())).await.is_err() {
-                        break;
+                    pending.extend_from_slice(&bytes);
+                    if !send_text(ws, &mut pending).await {
+                        break End::ClientGone;
                     }
                 }
-                None => break,
+                None => break End::Exited,
             },
-            status = child.wait() => {
-                let _ = status;
-                // Drain what the process wrote, without waiting on background holders of the pipe.
-                let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-                while let Ok(Some(bytes)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-                    pending.extend(onlcr(&bytes));
-                }
-                if !pending.is_empty() {
-                    let text = String::from_utf8_lossy(&pending).into_owned();
-                    let _ = ws.send(Message::Text(text.into())).await;
-                }
-                break;
-            }
+            _ = p.child.wait() => break End::Exited,
             msg = ws.recv() => {
                 let data: Vec<u8> = match msg {
                     Some(Ok(Message::Text(t))) => t.as_str().as_bytes().to_vec(),
                     Some(Ok(Message::Binary(b))) => b.to_vec(),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break End::ClientGone,
                     Some(Ok(_)) => continue,
-                    _ => {
-                        let _ = child.start_kill();
-                        break;
-                    }
                 };
-                let mut echo = Vec::new();
-                let mut input = Vec::new();
-                let mut interrupt = false;
-                let mut eof = false;
-                for b in data {
-                    match b {
-                        b'\r' | b'\n' => { echo.extend_from_slice(b"\r\n"); input.push(b'\n'); }
-                        0x03 => { echo.extend_from_slice(b"^C\r\n"); interrupt = true; }
-                        0x04 => { eof = true; }
-                        _ => { echo.push(b); input.push(b); }
-                    }
-                }
-                if !echo.is_empty() {
-                    let _ = ws.send(Message::Text(String::from_utf8_lossy(&echo).into_owned().into())).await;
-                }
-                if let Some(w) = stdin.as_mut()
-                    && !input.is_empty()
-                    && w.write_all(&input).await.is_err()
-                {
-                    stdin = None;
-                }
-                if eof {
-                    stdin = None;
-                }
-                if interrupt {
-                    let _ = child.start_kill();
+                if !data.is_empty() {
+                    p.type_in(cut_input(data, limit, &s.id));
                 }
             }
+            _ = &mut capped => break End::Capped,
         }
+    };
+    match end {
+        End::Exited => {
+            // What the process wrote last, without waiting long on background holders of the terminal.
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(bytes)) = tokio::time::timeout_at(deadline, p.output.recv()).await {
+                pending.extend_from_slice(&bytes);
+            }
+            if !pending.is_empty() {
+                let text = String::from_utf8_lossy(&pending).into_owned();
+                let _ = ws.send(Message::Text(text.into())).await;
+            }
+        }
+        End::Capped => {
+            // ACI cuts exec sessions after about 10-15 minutes, whatever runs (MicrosoftDocs/
+            // azure-docs #48526); the close is a normal one, so a client cannot tell it from an exit.
+            tracing::info!(session = %s.id, cap_seconds = cap.map(|d| d.as_secs()), "exec session reached its time cap; its process is killed");
+        }
+        End::ClientGone => {}
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = p.child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(2), p.child.wait()).await;
+    // Dropping the terminal's master side hangs it up: what still runs in the session gets SIGHUP.
+    drop(p);
     Ok(())
 }
 
@@ -281,8 +276,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn newline_translation() {
-        assert_eq!(onlcr(b"a\nb\n"), b"a\r\nb\r\n");
+    fn input_beyond_the_limit_is_dropped() {
+        assert_eq!(cut_input(b"0123456789".to_vec(), 4, "s"), b"0123");
+        assert_eq!(cut_input(b"0123".to_vec(), 4, "s"), b"0123");
+        assert_eq!(terminal_size(Some(70_000), 80), u16::MAX);
+        assert_eq!(terminal_size(None, 80), 80);
     }
 
     #[test]

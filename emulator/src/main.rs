@@ -7,6 +7,7 @@
     reason = "handlers return ready-made error responses; they are built once per request"
 )]
 
+mod aci_pty;
 mod aci_ws;
 mod arm;
 mod control;
@@ -132,6 +133,16 @@ struct Cli {
         value_delimiter = ','
     )]
     hybrid_api_versions: Vec<String>,
+
+    /// ACI exec: an input message longer than this many bytes loses the bytes beyond it, as the
+    /// service cuts messages of more than 50 characters (azure-sdk-for-js #6487).
+    #[arg(long, default_value_t = 50)]
+    aci_input_message_limit: usize,
+
+    /// ACI exec: a session is cut (process killed, socket closed with 1000) after this many
+    /// seconds, as ACI does after about 10-15 minutes (MicrosoftDocs/azure-docs #48526). 0: no cap.
+    #[arg(long, default_value_t = 600)]
+    aci_session_cap_seconds: u64,
 }
 
 fn fail(msg: &str) -> ! {
@@ -235,6 +246,9 @@ async fn main() {
             exec_session_ttl: Duration::from_secs(cli.exec_session_ttl_seconds),
             log_cap: cli.log_cap_bytes,
             hybrid_api_versions: cli.hybrid_api_versions.clone(),
+            aci_input_limit: cli.aci_input_message_limit,
+            aci_session_cap: (cli.aci_session_cap_seconds > 0)
+                .then(|| Duration::from_secs(cli.aci_session_cap_seconds)),
         },
         world: RwLock::new(Arc::new(world)),
         faults: RwLock::new(fault_cfg),

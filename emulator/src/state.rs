@@ -25,6 +25,10 @@ pub struct Settings {
     pub log_cap: usize,
     /// Accepted HybridContainerService api-versions.
     pub hybrid_api_versions: Vec<String>,
+    /// ACI exec: bytes of one input message beyond this are dropped.
+    pub aci_input_limit: usize,
+    /// ACI exec: sessions are cut after this long (`None`: never).
+    pub aci_session_cap: Option<Duration>,
 }
 
 /// What an issued access token stands for. The token value itself is only the map key.

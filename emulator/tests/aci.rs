@@ -19,6 +19,10 @@ fn container_path(container: &str, action: &str) -> String {
 }
 
 async fn exec(emu: &Emulator, command: &str) -> (String, String) {
+    exec_sized(emu, command, 24, 100).await
+}
+
+async fn exec_sized(emu: &Emulator, command: &str, rows: u32, cols: u32) -> (String, String) {
     let t = emu.arm_token().await;
     let r = emu
         .http
@@ -27,7 +31,7 @@ async fn exec(emu: &Emulator, command: &str) -> (String, String) {
             container_path("app", "exec")
         )))
         .bearer_auth(&t)
-        .json(&json!({"command": command, "terminalSize": {"rows": 24, "cols": 100}}))
+        .json(&json!({"command": command, "terminalSize": {"rows": rows, "cols": cols}}))
         .send()
         .await
         .unwrap();
@@ -55,6 +59,14 @@ async fn connect(emu: &Emulator, uri: &str) -> Ws {
         tokio_tungstenite::connect_async_tls_with_config(uri, None, false, Some(connector))
             .await
             .expect("websocket connect");
+    ws
+}
+
+/// A session of `command` whose password was accepted.
+async fn joined(emu: &Emulator, command: &str) -> Ws {
+    let (uri, password) = exec(emu, command).await;
+    let mut ws = connect(emu, &uri).await;
+    ws.send(Message::Text(password.into())).await.unwrap();
     ws
 }
 
@@ -160,4 +172,141 @@ async fn logs_tail_and_unknown_container() {
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "ContainerNotFound");
+}
+
+#[tokio::test]
+async fn an_empty_message_comes_first_even_before_the_password() {
+    let emu = start(&[]);
+    let (uri, password) = exec(&emu, "sh").await;
+    let mut ws = connect(&emu, &uri).await;
+    // Nothing sent yet: the service still says "" first (azure-cli PR #16000).
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a first message")
+        .expect("open socket")
+        .expect("a message");
+    assert_eq!(first, Message::Text("".into()));
+    ws.send(Message::Text(password.into())).await.unwrap();
+    ws.send(Message::Binary(b"exit\n".to_vec().into()))
+        .await
+        .unwrap();
+    let (_, code) = until_close(&mut ws).await;
+    assert_eq!(code, Some(1000));
+}
+
+#[tokio::test]
+async fn input_beyond_the_message_limit_is_dropped() {
+    let emu = start(&[]);
+    let mut ws = joined(&emu, "sh").await;
+    // 70 bytes in one message: the last 20 (and the newline) are lost, as on the real service.
+    let line = format!("echo {}", "a".repeat(64));
+    ws.send(Message::Binary(format!("{line}\n").into_bytes().into()))
+        .await
+        .unwrap();
+    ws.send(Message::Binary(b"\nexit\n".to_vec().into()))
+        .await
+        .unwrap();
+    let (text, _) = until_close(&mut ws).await;
+    // The shell ran the cut line: its output is 45 of the 64 (a prompt may precede it).
+    let kept = "a".repeat(45);
+    assert!(
+        text.split("\r\n")
+            .any(|line| line.trim_start_matches("# ") == kept),
+        "{text:?}"
+    );
+    assert!(!text.contains(&"a".repeat(46)), "{text:?}");
+}
+
+#[tokio::test]
+async fn a_line_longer_than_the_terminal_takes_is_cut_by_the_kernel() {
+    let emu = start(&["--aci-input-message-limit", "100000"]);
+    let mut ws = joined(&emu, "sh").await;
+    // Canonical mode keeps 4095 characters of a line plus its newline (termios(3)).
+    let input = format!("wc -c\n{}\n\x04exit\n", "x".repeat(5000));
+    ws.send(Message::Binary(input.into_bytes().into()))
+        .await
+        .unwrap();
+    let (text, code) = until_close(&mut ws).await;
+    assert_eq!(code, Some(1000));
+    assert!(
+        text.contains("\r\n4096\r\n"),
+        "{}",
+        &text[text.len().saturating_sub(200)..]
+    );
+}
+
+#[tokio::test]
+async fn the_terminal_has_the_requested_size() {
+    let emu = start(&[]);
+    let (uri, password) = exec_sized(&emu, "sh", 33, 4000).await;
+    let mut ws = connect(&emu, &uri).await;
+    ws.send(Message::Text(password.into())).await.unwrap();
+    ws.send(Message::Binary(b"stty size; exit\n".to_vec().into()))
+        .await
+        .unwrap();
+    let (text, _) = until_close(&mut ws).await;
+    assert!(text.contains("33 4000\r\n"), "{text:?}");
+}
+
+/// Reads until the text so far contains `needle` (deadline 15 s); returns that text.
+async fn until_seen(ws: &mut Ws, needle: &str) -> String {
+    let mut text = String::new();
+    let read = async {
+        while !text.contains(needle) {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => text.push_str(t.as_str()),
+                Some(Ok(Message::Binary(b))) => text.push_str(&String::from_utf8_lossy(&b)),
+                Some(Ok(_)) => {}
+                other => panic!("session ended before {needle:?}: {other:?} after {text:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), read)
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} within 15 s"));
+    text
+}
+
+#[tokio::test]
+async fn ctrl_c_interrupts_the_foreground_command() {
+    let emu = start(&[]);
+    let mut ws = joined(&emu, "sh").await;
+    let started = std::time::Instant::now();
+    // The subshell prints once it is the terminal's foreground job; only then is Ctrl-C its.
+    ws.send(Message::Binary(
+        b"(echo sleeping-$((1+1)); sleep 30)\n".to_vec().into(),
+    ))
+    .await
+    .unwrap();
+    until_seen(&mut ws, "sleeping-2\r\n").await;
+    for input in ["\x03", "echo after-$((1+1))\n", "exit\n"] {
+        ws.send(Message::Binary(input.as_bytes().to_vec().into()))
+            .await
+            .unwrap();
+    }
+    let (text, code) = until_close(&mut ws).await;
+    assert_eq!(code, Some(1000));
+    assert!(text.contains("after-2\r\n"), "{text:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test]
+async fn the_session_cap_kills_the_process_and_closes_normally() {
+    let emu = start(&["--aci-session-cap-seconds", "1"]);
+    let mut ws = joined(&emu, "sh").await;
+    let started = std::time::Instant::now();
+    ws.send(Message::Binary(
+        b"sleep 30; echo never-$((6*7))\n".to_vec().into(),
+    ))
+    .await
+    .unwrap();
+    let (text, code) = until_close(&mut ws).await;
+    // A normal close, exactly as when the process exits: the client cannot tell the difference.
+    assert_eq!(code, Some(1000));
+    assert!(!text.contains("never-42"), "{text:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }

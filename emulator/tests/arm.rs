@@ -296,6 +296,22 @@ async fn run_command(emu: &Emulator, token: &str, cluster: &str, body: Value) ->
 }
 
 #[tokio::test]
+async fn capped_logs_end_at_a_character_boundary_within_the_cap() {
+    let emu = start(&["--retry-after", "0", "--log-cap-bytes", "9"]);
+    let t = emu.arm_token().await;
+    // a b é ✓ ✓: the 9th byte is inside the second ✓.
+    let res = run_command(
+        &emu,
+        &t,
+        "aks1",
+        json!({"command": "printf 'ab\\303\\251\\342\\234\\223\\342\\234\\223'"}),
+    )
+    .await;
+    let logs = res["properties"]["logs"].as_str().unwrap();
+    assert_eq!(logs, "ab\u{e9}\u{2713}");
+}
+
+#[tokio::test]
 async fn run_command_runs_for_real_with_context() {
     let emu = start(&["--retry-after", "0"]);
     let t = emu.arm_token().await;
@@ -308,7 +324,8 @@ async fn run_command_runs_for_real_with_context() {
     )
     .await;
     let p = &res["properties"];
-    assert_eq!(p["provisioningState"], "Succeeded");
+    // Lower case, as in the spec's examples (RunCommandResultSucceed.json).
+    assert_eq!(p["provisioningState"], "succeeded");
     assert_eq!(p["exitCode"], 7);
     assert_eq!(p["logs"], "alpha\nbeta\nerr\n");
     assert!(p["startedAt"].is_string() && p["finishedAt"].is_string());
@@ -432,67 +449,113 @@ fn hybrid_path(cluster: &str, action: &str) -> String {
     )
 }
 
+fn kubeconfig_yaml(v: &Value) -> String {
+    let value = v["properties"]["kubeconfigs"][0]["value"].as_str().unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn list_user_kubeconfig(emu: &Emulator, t: &str, version: &str) -> reqwest::Response {
+    emu.http
+        .post(emu.url(&format!(
+            "{}?api-version={version}",
+            hybrid_path("arc1", "listUserKubeconfig")
+        )))
+        .bearer_auth(t)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// stable/2024-01-01: `final-state-via: azure-async-operation`, with `Location` as well.
 #[tokio::test]
-async fn hybrid_lro_gives_both_headers_for_both_api_versions() {
+async fn hybrid_2024_01_01_lro_gives_async_operation_and_location() {
     let emu = start(&[]);
     let t = emu.arm_token().await;
-    for version in ["2024-01-01", "2026-04-01-preview"] {
+    let version = "2024-01-01";
+    let r = list_user_kubeconfig(&emu, &t, version).await;
+    assert_eq!(r.status(), 202);
+    let h = r.headers();
+    let async_op = h["azure-asyncoperation"].to_str().unwrap().to_string();
+    let location = h["location"].to_str().unwrap().to_string();
+    assert_eq!(h["retry-after"], "1");
+    // Tenant-level status URLs, as the spec examples' operation ids.
+    let tenant_level = format!(
+        "{}/providers/Microsoft.HybridContainerService/locations/westeurope/",
+        emu.base
+    );
+    assert!(async_op.starts_with(&format!("{tenant_level}operationStatuses/")));
+    assert!(
+        location.starts_with(&format!("{tenant_level}operationResults/"))
+            && location.ends_with(&format!("?api-version={version}"))
+    );
+    let status = |url: String| {
+        let (http, t) = (emu.http.clone(), t.clone());
+        async move { http.get(url).bearer_auth(t).send().await.unwrap() }
+    };
+    let first = status(async_op.clone()).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(json_of(first).await["status"], "InProgress");
+    assert_eq!(status(location.clone()).await.status(), 202);
+    let v = json_of(status(async_op).await).await;
+    // The spec examples spell it "Succeeded".
+    assert_eq!(v["status"], "Succeeded", "{v}");
+    assert!(v["endTime"].is_string());
+    assert!(kubeconfig_yaml(&v).contains("clusters:"));
+    let final_loc = status(location).await;
+    assert_eq!(final_loc.status(), 200);
+    assert_eq!(json_of(final_loc).await["status"], "Succeeded");
+}
+
+/// preview/2026-04-01-preview: `final-state-via: location`; the 202 has only `Location` and
+/// `Retry-After`.
+#[tokio::test]
+async fn hybrid_2026_04_01_preview_lro_gives_location_only() {
+    let emu = start(&[]);
+    let t = emu.arm_token().await;
+    let version = "2026-04-01-preview";
+    let r = list_user_kubeconfig(&emu, &t, version).await;
+    assert_eq!(r.status(), 202);
+    let h = r.headers();
+    assert!(h.get("azure-asyncoperation").is_none(), "{h:?}");
+    assert_eq!(h["retry-after"], "1");
+    let location = h["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&format!(
+        "{}/providers/Microsoft.HybridContainerService/locations/westeurope/operationResults/",
+        emu.base
+    )));
+    let mut polls = 0;
+    let done = loop {
+        polls += 1;
+        assert!(polls <= 5, "still running after {polls} polls");
         let r = emu
             .http
-            .post(emu.url(&format!(
-                "{}?api-version={version}",
-                hybrid_path("arc1", "listUserKubeconfig")
-            )))
+            .get(&location)
             .bearer_auth(&t)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 202);
-        let h = r.headers();
-        let async_op = h["azure-asyncoperation"].to_str().unwrap().to_string();
-        let location = h["location"].to_str().unwrap().to_string();
-        assert_eq!(h["retry-after"], "1");
-        assert!(async_op.contains(
-            "/providers/Microsoft.HybridContainerService/locations/westeurope/operationStatuses/"
-        ));
-        assert!(
-            location.contains("/operationResults/")
-                && location.ends_with(&format!("?api-version={version}"))
-        );
-        let status = |url: String| {
-            let (http, t) = (emu.http.clone(), t.clone());
-            async move { http.get(url).bearer_auth(t).send().await.unwrap() }
-        };
-        let first = status(async_op.clone()).await;
-        assert_eq!(first.status(), 200);
-        assert_eq!(json_of(first).await["status"], "InProgress");
-        assert_eq!(status(location.clone()).await.status(), 202);
-        let done = status(async_op).await;
-        let v = json_of(done).await;
-        assert_eq!(v["status"], "Succeeded", "{v}");
-        assert!(v["endTime"].is_string());
-        let value = v["properties"]["kubeconfigs"][0]["value"].as_str().unwrap();
-        let yaml = String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(value)
-                .unwrap(),
-        )
-        .unwrap();
-        assert!(yaml.contains("clusters:"));
-        let final_loc = status(location).await;
-        assert_eq!(final_loc.status(), 200);
-        assert_eq!(json_of(final_loc).await["status"], "Succeeded");
-    }
-    let r = emu
-        .http
-        .post(emu.url(&format!(
-            "{}?api-version=2023-01-01",
-            hybrid_path("arc1", "listUserKubeconfig")
-        )))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+        if r.status() == 202 {
+            assert!(r.headers().get("location").is_some());
+            continue;
+        }
+        assert_eq!(r.status(), 200);
+        break json_of(r).await;
+    };
+    assert_eq!(polls, 3, "lroPolls=2 answers in progress, then the result");
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    assert!(kubeconfig_yaml(&done).contains("clusters:"));
+}
+
+#[tokio::test]
+async fn hybrid_unknown_api_version_is_refused() {
+    let emu = start(&[]);
+    let t = emu.arm_token().await;
+    let r = list_user_kubeconfig(&emu, &t, "2023-01-01").await;
     expect_error(r, 400, "NoRegisteredProviderFound").await;
 }
 

@@ -14,15 +14,23 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 use super::aci_output::{
-    Marker, TailBuffer, find_ready, parse_shell_output, terminal_text, validate_direct_command,
+    Marker, TailBuffer, find_ready, input_frames, parse_shell_output, terminal_text,
+    validate_direct_command,
 };
-use super::client::{ArmClient, ArmRequest, CallContext, expect_json};
+use super::client::{ArmClient, ArmRequest, ArmResponse, CallContext, expect_json};
 use super::error::ArmError;
 use super::resource_id::{ContainerGroupId, is_container_name};
 use super::secret::Secret;
 
 pub const DEFAULT_API_VERSION: &str = "2025-09-01";
 const SESSION_OP: &str = "ContainerExecSession";
+const EXEC_OP: &str = "Containers_ExecuteCommand";
+
+/// Input is typed in messages of at most this many bytes: the service cuts longer ones
+/// (azure-sdk-for-js #6487, azure-sdk-for-node #5127), and real clients send keystrokes.
+pub const INPUT_FRAME_BYTES: usize = 50;
+/// The pause between two input messages (az flushes its keystrokes about every 10 ms).
+pub const INPUT_FRAME_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The PTY size asked for; wide so that output lines are not wrapped by the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +83,11 @@ pub struct ExecOutput {
     /// Known only when the command ran through a shell.
     pub exit_code: Option<i32>,
     pub truncated: bool,
+    /// Shell mode only: the session ended after the command was typed but before the shell
+    /// reported its status (ACI cuts sessions after about 10-15 minutes with a normal close:
+    /// MicrosoftDocs/azure-docs #48526). The output is what came until then. Without a shell
+    /// there is no status to wait for, so this stays false.
+    pub interrupted: bool,
 }
 
 impl fmt::Debug for ExecOutput {
@@ -83,7 +96,59 @@ impl fmt::Debug for ExecOutput {
             .field("output", &format_args!("<{} bytes>", self.output.len()))
             .field("exit_code", &self.exit_code)
             .field("truncated", &self.truncated)
+            .field("interrupted", &self.interrupted)
             .finish()
+    }
+}
+
+/// A session that failed, and whether the command may have started before it did.
+pub struct SessionError {
+    pub error: ArmError,
+    /// False when the failure came before the command could start: no token, the exec POST
+    /// refused, or (with a shell) before the first byte of the command was typed.
+    pub command_sent: bool,
+}
+
+impl SessionError {
+    fn not_sent(error: ArmError) -> Self {
+        Self {
+            error,
+            command_sent: false,
+        }
+    }
+
+    fn sent(error: ArmError) -> Self {
+        Self {
+            error,
+            command_sent: true,
+        }
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let when = if self.command_sent {
+            "after the command may have started"
+        } else {
+            "before the command was sent"
+        };
+        write!(f, "{} ({when})", self.error)
+    }
+}
+
+// ArmError's own Debug never holds tokens, passwords or the websocket URI.
+impl fmt::Debug for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionError")
+            .field("error", &self.error)
+            .field("command_sent", &self.command_sent)
+            .finish()
+    }
+}
+
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 
@@ -160,18 +225,36 @@ impl AciClient {
         command: &str,
         terminal: TerminalSize,
     ) -> Result<ExecEndpoint, ArmError> {
-        const OP: &str = "Containers_ExecuteCommand";
+        let resp = self
+            .post_exec(ctx, id, container, command, terminal, false)
+            .await?;
+        self.endpoint_of(&resp)
+    }
+
+    /// The exec POST itself: once it may have been processed, ACI has started `command`. With
+    /// `once`, an answer that leaves that open is not retried (the command would start twice).
+    async fn post_exec(
+        &self,
+        ctx: &CallContext,
+        id: &ContainerGroupId,
+        container: &str,
+        command: &str,
+        terminal: TerminalSize,
+        once: bool,
+    ) -> Result<ArmResponse, ArmError> {
         check_container(container)?;
         let body = json!({ "command": command, "terminalSize": { "rows": terminal.rows, "cols": terminal.cols } });
         let path = format!("{id}/containers/{container}/exec");
-        let resp = self
-            .arm
-            .send(
-                ctx,
-                ArmRequest::path(OP, Method::POST, path, &self.api_version).json(body),
-            )
-            .await?;
-        let body: ExecResponse = expect_json(&resp, OP)?;
+        let mut req = ArmRequest::path(EXEC_OP, Method::POST, path, &self.api_version).json(body);
+        if once {
+            req = req.not_idempotent();
+        }
+        self.arm.send(ctx, req).await
+    }
+
+    /// Where to join the session the exec POST answered with.
+    fn endpoint_of(&self, resp: &ArmResponse) -> Result<ExecEndpoint, ArmError> {
+        let body: ExecResponse = expect_json(resp, EXEC_OP)?;
         match (body.web_socket_uri, body.password) {
             (Some(uri), Some(password)) if !uri.is_empty() => {
                 check_websocket_uri(&uri, self.arm.cloud(), self.arm.endpoint())?;
@@ -181,7 +264,7 @@ impl AciClient {
                 })
             }
             _ => Err(ArmError::invalid_response(
-                OP,
+                EXEC_OP,
                 "exec response without webSocketUri and password",
             )),
         }
@@ -212,7 +295,7 @@ impl AciClient {
     }
 
     /// Runs `command` in `container`: directly when `shell` is `None` (no exit code), else typed
-    /// into `shell` with a marker that recovers the exit code.
+    /// into `shell` with a marker that recovers the exit code. See [`Self::run_session`].
     pub async fn run(
         &self,
         ctx: &CallContext,
@@ -222,23 +305,53 @@ impl AciClient {
         shell: Option<&str>,
         limits: &SessionLimits,
     ) -> Result<ExecOutput, ArmError> {
+        self.run_session(ctx, id, container, command, shell, limits)
+            .await
+            .map_err(|e| e.error)
+    }
+
+    /// Like [`Self::run`], and on failure tells whether the command may have started: directly,
+    /// ACI starts the executable as soon as the exec POST is processed; with a shell, the command
+    /// starts only once we type it.
+    pub async fn run_session(
+        &self,
+        ctx: &CallContext,
+        id: &ContainerGroupId,
+        container: &str,
+        command: &str,
+        shell: Option<&str>,
+        limits: &SessionLimits,
+    ) -> Result<ExecOutput, SessionError> {
         match shell {
             None => {
-                validate_direct_command(command).map_err(ArmError::Validation)?;
-                let endpoint = self
-                    .exec(ctx, id, container, command, TerminalSize::default())
-                    .await?;
-                run_direct_session(&endpoint, self.tls.clone(), limits).await
+                validate_direct_command(command)
+                    .map_err(|m| SessionError::not_sent(ArmError::Validation(m)))?;
+                let resp = self
+                    .post_exec(ctx, id, container, command, TerminalSize::default(), true)
+                    .await
+                    .map_err(|e| SessionError {
+                        command_sent: e.may_have_been_processed(),
+                        error: e,
+                    })?;
+                // ARM answered: ACI has started the executable, whatever follows.
+                let endpoint = self.endpoint_of(&resp).map_err(SessionError::sent)?;
+                run_direct_session(&endpoint, self.tls.clone(), limits)
+                    .await
+                    .map_err(SessionError::sent)
             }
             Some(shell) => {
-                validate_direct_command(shell)
-                    .map_err(|e| ArmError::Validation(format!("shell: {e}")))?;
+                validate_direct_command(shell).map_err(|e| {
+                    SessionError::not_sent(ArmError::Validation(format!("shell: {e}")))
+                })?;
                 if command.trim().is_empty() {
-                    return Err(ArmError::Validation("command is empty".into()));
+                    return Err(SessionError::not_sent(ArmError::Validation(
+                        "command is empty".into(),
+                    )));
                 }
                 let endpoint = self
                     .exec(ctx, id, container, shell, TerminalSize::default())
-                    .await?;
+                    .await
+                    .map_err(SessionError::not_sent)?;
                 run_shell_session(
                     &endpoint,
                     command,
@@ -271,7 +384,7 @@ fn check_websocket_uri(
     cloud: &super::cloud::Cloud,
     arm: &reqwest::Url,
 ) -> Result<(), ArmError> {
-    const OP: &str = "Containers_ExecuteCommand";
+    const OP: &str = EXEC_OP;
     let Ok(url) = reqwest::Url::parse(uri) else {
         return Err(ArmError::invalid_response(OP, "webSocketUri is not a URL"));
     };
@@ -318,10 +431,11 @@ async fn connect(
             operation: SESSION_OP,
             message: ws_error(&e),
         })?;
-    // ACI authenticates the session by the first text frame.
+    // ACI authenticates the session by the first text frame. (It may already have sent an empty
+    // message on connect, azure-cli PR #16000: that one arrives as an empty chunk, which is harmless.)
     send(
         &mut socket,
-        endpoint.password.expose().to_string(),
+        Message::text(endpoint.password.expose().to_string()),
         deadline,
     )
     .await?;
@@ -339,8 +453,8 @@ fn ws_error(e: &tungstenite::Error) -> String {
     }
 }
 
-async fn send(socket: &mut Socket, text: String, deadline: Instant) -> Result<(), ArmError> {
-    tokio::time::timeout_at(deadline, socket.send(Message::text(text)))
+async fn send(socket: &mut Socket, message: Message, deadline: Instant) -> Result<(), ArmError> {
+    tokio::time::timeout_at(deadline, socket.send(message))
         .await
         .map_err(|_| ArmError::Timeout {
             operation: SESSION_OP,
@@ -384,6 +498,43 @@ async fn next_chunk(socket: &mut Socket, deadline: Instant) -> Result<Option<Vec
     }
 }
 
+/// How typing went: every frame went out, or the session ended first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    All,
+    SessionEnded,
+}
+
+/// Types `text` as a keyboard would: binary messages of at most [`INPUT_FRAME_BYTES`] with
+/// [`INPUT_FRAME_PAUSE`] between them, handing what the terminal shows meanwhile to `output` (so a
+/// chatty command never stalls the socket while we type). `started` turns true with the first
+/// message sent.
+async fn type_text(
+    socket: &mut Socket,
+    text: &str,
+    deadline: Instant,
+    started: &mut bool,
+    output: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<Typed, ArmError> {
+    let mut next_at = Instant::now();
+    for frame in input_frames(text, INPUT_FRAME_BYTES) {
+        // The pause between keystroke batches is pacing, not a wait for anything.
+        loop {
+            tokio::select! {
+                chunk = next_chunk(socket, deadline) => match chunk? {
+                    Some(bytes) => output(&bytes),
+                    None => return Ok(Typed::SessionEnded),
+                },
+                _ = tokio::time::sleep_until(next_at) => break,
+            }
+        }
+        send(socket, Message::binary(frame.as_bytes().to_vec()), deadline).await?;
+        *started = true;
+        next_at = Instant::now() + INPUT_FRAME_PAUSE;
+    }
+    Ok(Typed::All)
+}
+
 /// Joins a session started for a single executable and reads until the server closes it.
 pub async fn run_direct_session(
     endpoint: &ExecEndpoint,
@@ -400,47 +551,97 @@ pub async fn run_direct_session(
         output: terminal_text(&raw),
         exit_code: None,
         truncated,
+        interrupted: false,
     })
 }
 
 /// Joins a session started for a shell, types `command` after the shell said ready, and parses
-/// the output and exit code out of the terminal stream.
+/// the output and exit code out of the terminal stream. A failure says whether any of the command
+/// had been typed.
 pub async fn run_shell_session(
     endpoint: &ExecEndpoint,
     command: &str,
     marker: &Marker,
     tls: Arc<rustls::ClientConfig>,
     limits: &SessionLimits,
-) -> Result<ExecOutput, ArmError> {
-    let mut socket = connect(endpoint, tls, limits.deadline).await?;
-    send(&mut socket, marker.setup_line(), limits.deadline).await?;
+) -> Result<ExecOutput, SessionError> {
+    let deadline = limits.deadline;
+    let mut socket = connect(endpoint, tls, deadline)
+        .await
+        .map_err(SessionError::not_sent)?;
     // Before "ready" only the shell's banner, prompt and our setup echo arrive: keep a bounded window.
     let mut startup = Vec::new();
+    let keep = |startup: &mut Vec<u8>, bytes: &[u8]| {
+        startup.extend_from_slice(bytes);
+        if startup.len() > 64 * 1024 {
+            startup.drain(..startup.len() - 1024);
+        }
+    };
+    let ended_early = |startup: &[u8]| {
+        let seen = terminal_text(&String::from_utf8_lossy(startup));
+        SessionError::not_sent(ArmError::invalid_response(
+            SESSION_OP,
+            format!(
+                "the shell ended before it was ready: {}",
+                super::error::snippet(seen.as_bytes())
+            ),
+        ))
+    };
+    let mut setup_typed = false;
+    let typed = type_text(
+        &mut socket,
+        &marker.setup_line(),
+        deadline,
+        &mut setup_typed,
+        &mut |bytes| keep(&mut startup, bytes),
+    )
+    .await
+    .map_err(SessionError::not_sent)?;
+    if typed == Typed::SessionEnded {
+        return Err(ended_early(&startup));
+    }
     let mut out = TailBuffer::new(limits.max_output_bytes);
     loop {
-        let Some(chunk) = next_chunk(&mut socket, limits.deadline).await? else {
-            let seen = terminal_text(&String::from_utf8_lossy(&startup));
-            return Err(ArmError::invalid_response(
-                SESSION_OP,
-                format!(
-                    "the shell ended before it was ready: {}",
-                    super::error::snippet(seen.as_bytes())
-                ),
-            ));
-        };
-        startup.extend_from_slice(&chunk);
         let text = String::from_utf8_lossy(&startup).into_owned();
         if let Some(at) = find_ready(&text, marker) {
             out.push(&text.as_bytes()[at..]);
             break;
         }
-        if startup.len() > 64 * 1024 {
-            startup.drain(..startup.len() - 1024);
+        match next_chunk(&mut socket, deadline)
+            .await
+            .map_err(SessionError::not_sent)?
+        {
+            Some(chunk) => keep(&mut startup, &chunk),
+            None => return Err(ended_early(&startup)),
         }
     }
-    send(&mut socket, marker.command_input(command), limits.deadline).await?;
-    while let Some(chunk) = next_chunk(&mut socket, limits.deadline).await? {
-        out.push(&chunk);
+    let mut started = false;
+    let typed = type_text(
+        &mut socket,
+        &marker.command_input(command),
+        deadline,
+        &mut started,
+        &mut |bytes| out.push(bytes),
+    )
+    .await
+    .map_err(|error| SessionError {
+        error,
+        command_sent: started,
+    })?;
+    if typed == Typed::SessionEnded && !started {
+        return Err(SessionError::not_sent(ArmError::invalid_response(
+            SESSION_OP,
+            "the shell ended before the command was typed",
+        )));
+    }
+    if typed == Typed::All {
+        loop {
+            match next_chunk(&mut socket, deadline).await {
+                Ok(Some(chunk)) => out.push(&chunk),
+                Ok(None) => break,
+                Err(error) => return Err(SessionError::sent(error)),
+            }
+        }
     }
     let (raw, truncated) = out.into_string();
     let parsed = parse_shell_output(&raw, command, marker);
@@ -448,6 +649,8 @@ pub async fn run_shell_session(
         output: parsed.output,
         exit_code: parsed.exit_code,
         truncated,
+        // The stream ended without the status line: cut short (e.g. ACI's session cap), not done.
+        interrupted: !parsed.status_seen,
     })
 }
 

@@ -1,10 +1,11 @@
-//! Turning an ACI exec terminal stream into command output and an exit code (pure functions).
+//! Typing into an ACI exec terminal and turning its stream into command output and an exit code
+//! (pure functions).
 //!
 //! ACI exec runs one executable on a PTY and reports no exit code. To run a command line we exec a
-//! shell and type into it: first a setup line (no echo, empty prompts) ending in a "ready" marker,
-//! then the command, a line printing `$?` framed by the marker, and `exit`. The marker is printed
-//! from two halves passed as separate arguments, so the shell's echo of what we typed never
-//! contains the joined marker; only the output of `printf` does.
+//! shell and type into it: first a setup line (no echo, no line editing, empty prompts) ending in a
+//! "ready" marker, then the command, a line printing `$?` framed by the marker, and `exit`. The
+//! marker is printed from two halves passed as separate arguments, so the shell's echo of what we
+//! typed never contains the joined marker; only the output of `printf` does.
 
 use std::fmt;
 
@@ -43,10 +44,12 @@ impl Marker {
         format!("{}{}:", self.head, self.tail)
     }
 
-    /// The first thing typed: silence the terminal, then say "ready".
+    /// The first thing typed: silence the terminal, then say "ready". Bash's line editor writes a
+    /// line end for every line it accepts even with the echo off, so bash gets it switched off
+    /// (it then reads lines like dash does; busybox's falls back to that by itself without echo).
     pub fn setup_line(&self) -> String {
         format!(
-            "stty -echo 2>/dev/null; PS1=''; PS2=''; printf '%s%s:ready\\n' '{}' '{}'\n",
+            "stty -echo 2>/dev/null; [ -z \"$BASH_VERSION\" ] || set +o emacs +o vi; PS1=''; PS2=''; printf '%s%s:ready\\n' '{}' '{}'\n",
             self.head, self.tail
         )
     }
@@ -148,6 +151,8 @@ pub struct ShellOutput {
     pub output: String,
     /// `None` when the status line never came (the shell died, or the command swallowed stdin).
     pub exit_code: Option<i32>,
+    /// The status line came: the shell got past the command (its value may still be unreadable).
+    pub status_seen: bool,
 }
 
 impl fmt::Debug for ShellOutput {
@@ -155,6 +160,7 @@ impl fmt::Debug for ShellOutput {
         f.debug_struct("ShellOutput")
             .field("output", &format_args!("<{} bytes>", self.output.len()))
             .field("exit_code", &self.exit_code)
+            .field("status_seen", &self.status_seen)
             .finish()
     }
 }
@@ -226,7 +232,29 @@ pub fn parse_shell_output(after_ready: &str, command: &str, marker: &Marker) -> 
     if !output.is_empty() {
         output.push('\n');
     }
-    ShellOutput { output, exit_code }
+    ShellOutput {
+        output,
+        exit_code,
+        status_seen: marker_at.is_some(),
+    }
+}
+
+/// Splits typed input into websocket messages of at most `max_bytes` (at least 4), never inside a
+/// UTF-8 character. Real clients send keystrokes, not whole scripts, and the service cuts longer
+/// messages (50 characters: azure-sdk-for-js #6487, azure-sdk-for-node #5127).
+pub fn input_frames(text: &str, max_bytes: usize) -> Vec<&str> {
+    let max = max_bytes.max(4);
+    let mut frames = Vec::with_capacity(text.len() / max + 1);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        frames.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    frames
 }
 
 /// Without a shell, `command` is exec'd as one executable: no arguments, so no whitespace.

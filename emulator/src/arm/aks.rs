@@ -304,6 +304,9 @@ pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) 
         }
     };
     let started = rfc3339(rec.started_at);
+    // The states in lower case, as the spec's examples spell them (specification/containerservice/
+    // resource-manager/Microsoft.ContainerService/aks/stable/2025-10-01/examples/
+    // RunCommandResultSucceed.json, RunCommandResultFailed.json); clients compare case-insensitively.
     let props = match outcome {
         Outcome::Finished {
             exit_code,
@@ -312,12 +315,12 @@ pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) 
         } => {
             // With a configured duration the command "finishes" no earlier than that.
             let finished = finished_at.max(rec.min_finished_at);
-            json!({"provisioningState": "Succeeded", "exitCode": exit_code, "startedAt": started,
+            json!({"provisioningState": "succeeded", "exitCode": exit_code, "startedAt": started,
                    "finishedAt": rfc3339(finished), "logs": logs})
         }
         Outcome::Failed { reason, message } => {
             let mut p =
-                json!({"provisioningState": "Failed", "reason": reason, "startedAt": started});
+                json!({"provisioningState": "failed", "reason": reason, "startedAt": started});
             if let Some(m) = message {
                 p["logs"] = json!(m);
             }

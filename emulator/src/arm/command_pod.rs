@@ -177,7 +177,8 @@ async fn run_in(
                 .unwrap_or_default();
             return Outcome::Finished {
                 exit_code: done.exit_code,
-                logs,
+                // limitBytes cuts bytes; the decoded text is cut again at a character boundary.
+                logs: super::runner::cap_text(logs, cap),
                 finished_at: SystemTime::now(),
             };
         }

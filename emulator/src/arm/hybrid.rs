@@ -1,5 +1,5 @@
 //! Microsoft.HybridContainerService (AKS Arc) list{User,Admin}Kubeconfig: an ARM long-running
-//! operation with both `Azure-AsyncOperation` and `Location`.
+//! operation whose headers follow each api-version's swagger (see [`final_state_via_location`]).
 
 use std::time::SystemTime;
 
@@ -47,6 +47,15 @@ fn api_version_ok(ctx: &Ctx, location: &str) -> Result<(), Response> {
     ))
 }
 
+/// The api-versions whose swagger declares the list operations `final-state-via: location` with a
+/// 202 carrying only `Location` and `Retry-After` (specification/hybridaks/resource-manager/
+/// Microsoft.HybridContainerService/HybridContainerService/preview/2026-04-01-preview/openapi.json).
+/// The others answer like 2024-01-01 (stable/2024-01-01/provisionedClusterInstances.json:
+/// `final-state-via: azure-async-operation`, with `Location` as well).
+fn final_state_via_location(api_version: &str) -> bool {
+    api_version.eq_ignore_ascii_case("2026-04-01-preview")
+}
+
 fn instance_id(scope: &RgScope, cluster: &str) -> String {
     format!(
         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Kubernetes/connectedClusters/{cluster}/providers/Microsoft.HybridContainerService/provisionedClusterInstances/default",
@@ -54,6 +63,8 @@ fn instance_id(scope: &RgScope, cluster: &str) -> String {
     )
 }
 
+/// Tenant-level, like the service's own (the spec examples' `id`:
+/// `/providers/Microsoft.HybridContainerService/locations/EASTUS/operationStatuses/<uuid>*<HEX>`).
 fn op_path(location: &str, kind: &str, id: &str) -> String {
     format!("/providers/Microsoft.HybridContainerService/locations/{location}/{kind}/{id}")
 }
@@ -98,10 +109,11 @@ pub fn list_kubeconfig(ctx: &Ctx, scope: &RgScope, cluster: &str, admin: bool) -
         .insert(id.clone(), op);
     let mut resp = StatusCode::ACCEPTED.into_response();
     let h = resp.headers_mut();
-    for (name, kind) in [
-        ("azure-asyncoperation", "operationStatuses"),
-        ("location", "operationResults"),
-    ] {
+    let mut links = vec![("location", "operationResults")];
+    if !final_state_via_location(&ctx.api_version) {
+        links.push(("azure-asyncoperation", "operationStatuses"));
+    }
+    for (name, kind) in links {
         if let Ok(v) = HeaderValue::from_str(&ctx.url(&op_path(&location, kind, &id))) {
             h.insert(name, v);
         }

@@ -185,9 +185,23 @@ async fn run(command: &str, dir: &Path, env: &BTreeMap<String, String>, cap: usi
     let bytes = buf.lock().expect("log buffer").clone();
     Outcome::Finished {
         exit_code,
-        logs: String::from_utf8_lossy(&bytes).into_owned(),
+        logs: cap_text(String::from_utf8_lossy(&bytes).into_owned(), cap),
         finished_at: SystemTime::now(),
     }
+}
+
+/// `text` cut to at most `cap` bytes at a character boundary. The raw cut may split a character
+/// (and invalid bytes become 3-byte U+FFFD), so the text is cut again after decoding: the logs
+/// never exceed the cap.
+pub fn cap_text(mut text: String, cap: usize) -> String {
+    if text.len() > cap {
+        let mut end = cap;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// Reads until EOF, keeping the first `cap` bytes and discarding the rest.
@@ -253,6 +267,23 @@ mod tests {
         assert!(extract_context("not base64!!", &d).is_err());
         assert_eq!(extract_context("", &d), Ok(0));
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn capped_logs_stay_within_the_cap_at_a_character_boundary() {
+        // "é" is 2 bytes, "✓" 3: a cap of 9 bytes falls inside the second "✓", whose 2 bytes
+        // would decode to a 3-byte U+FFFD (10 bytes in all).
+        let text = "ab\u{e9}\u{2713}\u{2713}\u{2713}";
+        let sink = Mutex::new(Vec::new());
+        read_capped(std::io::Cursor::new(text.as_bytes().to_vec()), &sink, 9);
+        let raw = sink.lock().unwrap().clone();
+        assert_eq!(raw.len(), 9);
+        let logs = cap_text(String::from_utf8_lossy(&raw).into_owned(), 9);
+        assert_eq!(logs, "ab\u{e9}\u{2713}");
+        // Invalid bytes grow to U+FFFD when decoded; still within the cap.
+        let lossy = cap_text(String::from_utf8_lossy(&[0xff; 6]).into_owned(), 6);
+        assert!(lossy.len() <= 6 && lossy == "\u{fffd}\u{fffd}", "{lossy:?}");
+        assert_eq!(cap_text("short".into(), 100), "short");
     }
 
     #[test]
