@@ -407,7 +407,7 @@ impl ArmClient {
         let op = req.operation;
         let url = self.url_for(&req)?;
         let key = BucketKey {
-            subscription: ctx.subscription.to_ascii_lowercase(),
+            subscription: bucket_scope(&url, ctx),
             principal: ctx.principal.clone(),
             kind: if req.method == Method::GET || req.method == Method::HEAD {
                 OpKind::Read
@@ -472,6 +472,26 @@ impl ArmClient {
             self.inner.observer.retry(op, delay);
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Fetches the call's bearer token now (the credential caches it for the requests that follow),
+    /// so that a caller fails before it records an intent to send rather than after.
+    pub async fn prepare(
+        &self,
+        ctx: &CallContext,
+        operation: &'static str,
+    ) -> Result<(), ArmError> {
+        let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(
+            remaining,
+            get_token(ctx.credential.as_ref(), &self.inner.scope, operation),
+        )
+        .await
+        .map_err(|_| ArmError::NotSent {
+            operation,
+            reason: "waiting for an Entra ID token".into(),
+        })??;
+        Ok(())
     }
 
     /// Takes one token of the (subscription, principal, `kind`) budget now, waiting up to the
@@ -631,6 +651,23 @@ impl ArmClient {
 }
 
 /// Reads JSON and insists on a JSON content type when the server states one.
+/// Which ARM budget a request draws on: its URL's subscription, or the tenant's for a
+/// tenant-level URL (e.g. the HybridContainerService operation status under
+/// `/providers/…/locations/…`), which ARM counts apart from any subscription.
+fn bucket_scope(url: &Url, ctx: &CallContext) -> String {
+    let mut segments = url.path_segments().into_iter().flatten();
+    match (segments.next(), segments.next()) {
+        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
+            id.to_ascii_lowercase()
+        }
+        (Some(s), _) if s.eq_ignore_ascii_case("providers") => TENANT_SCOPE.to_string(),
+        _ => ctx.subscription.to_ascii_lowercase(),
+    }
+}
+
+/// The budget key of tenant-level requests (no subscription in the path).
+pub const TENANT_SCOPE: &str = "(tenant)";
+
 pub fn expect_json<T: DeserializeOwned>(
     resp: &ArmResponse,
     operation: &'static str,

@@ -515,3 +515,58 @@ async fn a_body_past_the_limit_is_refused_not_buffered() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn tenant_level_urls_draw_on_the_tenant_budget() {
+    let c = ctx(Duration::from_secs(1));
+    let scope = |u: &str| bucket_scope(&Url::parse(u).unwrap(), &c);
+    assert_eq!(
+        scope("https://arm/subscriptions/ABC/resourceGroups/r/providers/p/x"),
+        "abc"
+    );
+    assert_eq!(
+        scope(
+            "https://arm/providers/Microsoft.HybridContainerService/locations/westeurope/operationStatuses/1"
+        ),
+        TENANT_SCOPE
+    );
+}
+
+#[tokio::test]
+async fn a_429_on_a_subscription_does_not_hold_back_tenant_level_polls() {
+    let (base, _script) = fake(vec![
+        (429, vec![("retry-after", "60".into())], "{}"),
+        (200, vec![], "{}"),
+    ])
+    .await;
+    let client = ArmClient::from_parts(
+        reqwest::Client::new(),
+        &testutil::plain_cloud(&base),
+        Throttle::new(ThrottleConfig::default()),
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        Arc::new(NoopObserver),
+    );
+    let c = ctx(Duration::from_secs(5));
+    let err = client
+        .send(&c, get("/subscriptions/s/resourceGroups/r/x"))
+        .await
+        .unwrap_err();
+    assert!(err.is_throttled());
+    // The subscription's bucket is paused for a minute, past this context's deadline...
+    let held = client
+        .send(&c, get("/subscriptions/s/resourceGroups/r/y"))
+        .await
+        .unwrap_err();
+    assert!(!held.is_throttled(), "{held}");
+    // ...while a tenant-level status URL goes out at once.
+    client
+        .send(
+            &ctx(Duration::from_secs(5)),
+            get("/providers/Microsoft.HybridContainerService/locations/l/operationStatuses/1"),
+        )
+        .await
+        .unwrap();
+}
