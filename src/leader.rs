@@ -1,7 +1,13 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease: only the holder reconciles (and so only it
 //! writes status and calls ARM); standby replicas wait. Losing the lease stops the controllers.
 
-use kube::Client;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::watcher;
+use kube::{Api, Client};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 
@@ -10,6 +16,89 @@ use crate::config::LeaderArgs;
 pub struct Leadership {
     state: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<kube_lease_manager::Result<LeaseManager>>,
+    tenure: Tenure,
+    tenure_task: tokio::task::JoinHandle<()>,
+}
+
+/// Until when this process may act as the leader, as the Lease itself says: its own last renewal
+/// plus the lease duration, less a safety margin. A process that was frozen (SIGSTOP, a stalled
+/// VM, a long GC-like pause) past its lease wakes up with an expired tenure even before its lease
+/// manager notices that a standby took over, so a dispatch it had in flight is not sent
+/// (docs/exactly-once.md). Without leader election the tenure never ends.
+#[derive(Clone)]
+pub struct Tenure {
+    until: Option<Arc<Mutex<Option<SystemTime>>>>,
+    margin: Duration,
+}
+
+impl Tenure {
+    /// A single replica without leader election: always the leader.
+    pub fn unconditional() -> Self {
+        Self {
+            until: None,
+            margin: Duration::ZERO,
+        }
+    }
+
+    fn elected(lease_seconds: u64) -> Self {
+        Self {
+            until: Some(Arc::new(Mutex::new(None))),
+            margin: margin(lease_seconds),
+        }
+    }
+
+    /// Whether this process still holds the Lease, with the margin to spare.
+    pub fn holds(&self) -> bool {
+        let Some(until) = &self.until else {
+            return true;
+        };
+        let until = *until.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|u| SystemTime::now() + self.margin < u)
+    }
+
+    fn observe(&self, lease: &Lease, identity: &str) {
+        let Some(until) = &self.until else { return };
+        let held = lease.spec.as_ref().and_then(|spec| {
+            if spec.holder_identity.as_deref() != Some(identity) {
+                return None;
+            }
+            let renewed = spec.renew_time.as_ref()?.0;
+            let seconds = u64::try_from(spec.lease_duration_seconds?).ok()?;
+            let renewed = SystemTime::UNIX_EPOCH
+                + Duration::from_millis(u64::try_from(renewed.as_millisecond()).ok()?);
+            Some(renewed + Duration::from_secs(seconds))
+        });
+        *until.lock().unwrap_or_else(|e| e.into_inner()) = held;
+    }
+}
+
+/// How much of the lease must remain for a dispatch: covers the time between the check and the
+/// request, and clock skew between replicas.
+fn margin(lease_seconds: u64) -> Duration {
+    Duration::from_millis((lease_seconds * 1000 / 5).clamp(1000, 3000))
+}
+
+/// Follows the Lease object and keeps `tenure` up to date with every renewal.
+async fn follow_lease(api: Api<Lease>, name: String, identity: String, tenure: Tenure) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = std::pin::pin!(watcher::watcher(api, config));
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => {
+                tenure.observe(&lease, &identity)
+            }
+            Ok(watcher::Event::Delete(_)) => {
+                if let Some(until) = &tenure.until {
+                    *until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "watching the leader Lease failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 impl Leadership {
@@ -19,6 +108,13 @@ impl Leadership {
         args: &LeaderArgs,
         identity: &str,
     ) -> Result<Self, kube_lease_manager::LeaseManagerError> {
+        let tenure = Tenure::elected(args.leader_election_lease_seconds);
+        let tenure_task = tokio::spawn(follow_lease(
+            Api::namespaced(client.clone(), &args.leader_election_namespace),
+            args.leader_election_lease_name.clone(),
+            identity.to_string(),
+            tenure.clone(),
+        ));
         let manager = LeaseManagerBuilder::new(client, &args.leader_election_lease_name)
             .with_namespace(&args.leader_election_namespace)
             .with_identity(identity)
@@ -35,7 +131,17 @@ impl Leadership {
             }
         }
         tracing::info!(identity, "became the leader");
-        Ok(Self { state, task })
+        Ok(Self {
+            state,
+            task,
+            tenure,
+            tenure_task,
+        })
+    }
+
+    /// This process's tenure, for checks right before an irreversible request.
+    pub fn tenure(&self) -> Tenure {
+        self.tenure.clone()
     }
 
     /// Completes when the lease is lost.
@@ -52,6 +158,7 @@ impl Leadership {
 
     /// Hands the lease back so a standby takes over at once (graceful shutdown).
     pub async fn release(self) {
+        self.tenure_task.abort();
         drop(self.state);
         match self.task.await {
             Ok(Ok(manager)) => {

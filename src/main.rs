@@ -228,7 +228,13 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
             client.clone(),
         ),
     ));
-    let ctx = Context::new(client, reporter, settings, azure, metrics.clone()).shared();
+    let tenure = leadership
+        .as_ref()
+        .map(|(l, _)| l.tenure())
+        .unwrap_or_else(kubeinvoke::leader::Tenure::unconditional);
+    let ctx = Context::new(client, reporter, settings, azure, metrics.clone())
+        .with_tenure(tenure)
+        .shared();
     kubeinvoke::controllers::run(
         ctx,
         args.kubernetes.watch_namespace.clone(),

@@ -162,6 +162,106 @@ async fn sigkill_at_random_moments_never_dispatches_twice() {
     );
 }
 
+/// The Lease's current holder, if any.
+async fn lease_holder(client: &kube::Client, ns: &str) -> Option<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let lease = Api::<Lease>::namespaced(client.clone(), ns)
+        .get_opt("kubeinvoke")
+        .await
+        .ok()??;
+    lease.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+/// The leader-election identity an operator logged when it became the leader.
+fn leader_identity(operator: &Operator) -> Option<String> {
+    operator
+        .logs()
+        .lines()
+        .filter(|l| l.contains("became the leader"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|e| e["identity"].as_str().map(str::to_string))
+}
+
+/// Split brain: the leader is frozen (SIGSTOP) in the middle of dispatching, past its lease, so the
+/// standby takes over; then it wakes up (SIGCONT) still believing for a moment that it leads, with
+/// dispatches in flight. Its fenced intent writes and its expired tenure must stop every one of
+/// them: no command is sent twice, and every run ends.
+#[tokio::test]
+async fn frozen_leader_never_dispatches_after_the_standby_took_over() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let n = commands(30);
+    let (client, ns) = setup("chaos-freeze").await;
+    // A small write budget spreads the dispatches over many seconds, so the freeze lands while
+    // the leader has dispatches waiting for budget, in flight and recorded.
+    let emulator = Emulator::start(
+        &world(CHAOS_CLUSTER, ""),
+        &["--write-burst", "5", "--write-rate", "3"],
+    );
+    // The operator's own budget is smaller still: most dispatches wait in it, before their intent
+    // is written, when the freeze comes — the ones a resumed leader must not send.
+    let election = [
+        "--arm-write-burst",
+        "4",
+        "--arm-write-rate",
+        "2",
+        "--leader-elect",
+        "--leader-election-namespace",
+        &ns,
+        "--leader-election-lease-seconds",
+        "6",
+    ];
+    let first = Operator::start(&emulator, &ns, &election);
+    let leader_up = wait_until(Duration::from_secs(30), "a leader", || async {
+        leader_identity(&first)
+    })
+    .await;
+    let second = Operator::start(&emulator, &ns, &election);
+    for i in 0..n {
+        create(
+            &client,
+            &ns,
+            &format!("freeze-{i:03}"),
+            aks("aks-chaos", &format!("echo freeze-{i}")),
+        )
+        .await;
+    }
+    support::emulator::wait_counters(&emulator, "the first dispatches", |c| {
+        c["dispatches"].as_object().is_some_and(|d| d.len() >= 3)
+    })
+    .await;
+    first.signal("STOP");
+    let holder = wait_until(
+        Duration::from_secs(60),
+        "the standby to take the Lease over from the frozen leader",
+        || async { lease_holder(&client, &ns).await.filter(|h| *h != leader_up) },
+    )
+    .await;
+    let dispatched_while_frozen = emulator.counters().await["dispatches"]
+        .as_object()
+        .map(|d| d.len())
+        .unwrap_or(0);
+    first.signal("CONT");
+    let api = Api::<RemoteCommand>::namespaced(client.clone(), &ns);
+    let items = wait_until(
+        Duration::from_secs(120 + n as u64),
+        "every RemoteCommand to reach a terminal phase after the split brain",
+        || all_terminal(&api, n),
+    )
+    .await;
+    let outcomes = assert_at_most_once(&emulator, &items).await;
+    eprintln!(
+        "{n} commands; leader {leader_up} frozen, {holder} took over after {dispatched_while_frozen} dispatches: {outcomes:?}"
+    );
+    assert!(
+        second.logs().contains("became the leader"),
+        "the standby never led"
+    );
+    assert!(
+        outcomes.get("Succeeded/Completed").is_some_and(|c| *c > 0),
+        "nothing completed: {outcomes:?}"
+    );
+}
+
 /// Stops the local kube-apiserver and starts it again with the same command line, pid file and log.
 fn restart_api_server() {
     let dir = &Cluster::get().dir;

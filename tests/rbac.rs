@@ -57,6 +57,9 @@ const NEEDED_IN_RELEASE_NAMESPACE: &[(&str, &str, &str, &str)] = &[
     ("coordination.k8s.io", "leases", "*", "create"),
     ("coordination.k8s.io", "leases", "{lease}", "get"),
     ("coordination.k8s.io", "leases", "{lease}", "patch"),
+    // The leader follows its own Lease to know until when it may dispatch (a single-object watch).
+    ("coordination.k8s.io", "leases", "{lease}", "list"),
+    ("coordination.k8s.io", "leases", "{lease}", "watch"),
 ];
 
 fn release(namespace: &str) -> Release {

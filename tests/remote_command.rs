@@ -517,16 +517,68 @@ async fn output_over_512_kb_is_capped_and_the_tail_is_valid_utf8() {
         bytes <= 512 * 1024 && bytes > 500 * 1024,
         "output of {bytes} bytes"
     );
+    // AKS cut it at its 512 kB limit: status says the end may be missing.
+    assert_eq!(status.output_truncated, Some(true), "{status:?}");
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("512 kB"),
+        "{status:?}"
+    );
     let tail = status.output_tail.unwrap();
     assert!(
         tail.len() <= 101 && tail.len() >= 95,
         "tail of {} bytes",
         tail.len()
     );
+    // The service's cut falls on a character boundary: no replacement character anywhere.
+    assert!(tail.chars().all(|c| c == 'é' || c == '\n'), "{tail:?}");
+    let full = output(&client, &ns, &rc).await;
     assert!(
-        tail.chars()
-            .all(|c| c == 'é' || c == '\n' || c == '\u{fffd}'),
-        "{tail:?}"
+        !full.contains('\u{fffd}'),
+        "a split character in the output"
+    );
+}
+
+/// With less time left than a runCommand POST may take, the command is not sent at all, and the
+/// reason says so (a dispatch that late could run after the run was reported as failed).
+#[tokio::test]
+async fn too_little_time_left_is_not_dispatched() {
+    let (client, ns) = setup("rc-late-dispatch").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "echo too-late");
+    spec["timeoutSeconds"] = json!(8);
+    spec["credentialRef"] = json!({"name": "arrives-late"});
+    create(&client, &ns, "late", spec).await;
+    // The credential appears when less than half of the timeout (the headroom of an 8 s run) is left.
+    rcmd::wait_for(&client, &ns, "late", "waiting for its credential", |rc| {
+        rc.status.as_ref().is_some_and(|s| {
+            s.reason.as_deref() == Some("CredentialNotFound")
+                && s.start_time.as_ref().is_some_and(|t| {
+                    k8s_openapi::jiff::Timestamp::now()
+                        .duration_since(t.0)
+                        .as_secs_f64()
+                        > 4.5
+                })
+        })
+    })
+    .await;
+    support::credential_secret(&client, &ns, "arrives-late").await;
+    let rc = wait_finished(&client, &ns, "late").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(outcome(&rc), ("Failed".into(), "DeadlineExceeded".into()));
+    let message = status.message.unwrap_or_default();
+    // Either it saw the credential with too little time left, or the deadline passed while it waited.
+    assert!(
+        message.contains("not dispatched") || message.contains("without dispatching"),
+        "{message}"
+    );
+    let counters = emulator.counters().await;
+    assert!(
+        counters["dispatches"].get("echo too-late").is_none(),
+        "dispatched: {counters}"
     );
 }
 

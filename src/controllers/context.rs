@@ -15,6 +15,7 @@ use super::arm_errors;
 use super::grants::OperatorGrants;
 use super::reason::{Failure, Reason};
 use super::references::CredentialSource;
+pub use super::remote_command::dispatch::{Journal, RunKey};
 use crate::azure::aci::AciClient;
 use crate::azure::aks::{AksClient, ClusterInfo};
 use crate::azure::hybrid::HybridClient;
@@ -44,6 +45,8 @@ pub struct Context {
     pub azure: Azure,
     pub journal: Journal,
     pub metrics: Arc<Metrics>,
+    /// Whether this process may still act as the leader (checked right before a dispatch).
+    pub tenure: crate::leader::Tenure,
 }
 
 impl Context {
@@ -61,7 +64,14 @@ impl Context {
             azure,
             journal: Journal::default(),
             metrics,
+            tenure: crate::leader::Tenure::unconditional(),
         }
+    }
+
+    /// Dispatches are fenced by `tenure` (leader election).
+    pub fn with_tenure(mut self, tenure: crate::leader::Tenure) -> Self {
+        self.tenure = tenure;
+        self
     }
 
     /// The resource's credential (design §4), read from the API server for every use: a rotated,
@@ -239,72 +249,6 @@ impl Azure {
         let expires_at =
             k8s_openapi::jiff::Timestamp::from_second(token.expires_on.unix_timestamp()).ok();
         Ok((Secret::new(token.token.secret().to_string()), expires_at))
-    }
-}
-
-/// What this process knows that the API server may not show yet: command ids ARM accepted whose
-/// status write has not landed, and ACI sessions that are live in this process.
-#[derive(Default)]
-pub struct Journal {
-    accepted: Mutex<HashMap<String, (RunKey, String)>>,
-    sessions: Mutex<HashMap<String, (RunKey, tokio::task::AbortHandle)>>,
-}
-
-/// A run: (uid, generation, runId).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RunKey {
-    pub uid: String,
-    pub generation: i64,
-    pub run_id: String,
-}
-
-impl Journal {
-    pub fn record_accepted(&self, run: &RunKey, command_id: &str) {
-        self.accepted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(run.uid.clone(), (run.clone(), command_id.to_string()));
-    }
-    pub fn accepted(&self, run: &RunKey) -> Option<String> {
-        let map = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&run.uid)
-            .filter(|(r, _)| r == run)
-            .map(|(_, id)| id.clone())
-    }
-    pub fn forget_accepted(&self, uid: &str) {
-        self.accepted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
-    }
-    pub fn add_session(&self, run: &RunKey, handle: tokio::task::AbortHandle) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(run.uid.clone(), (run.clone(), handle));
-    }
-    pub fn has_session(&self, run: &RunKey) -> bool {
-        let map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&run.uid)
-            .is_some_and(|(r, h)| r == run && !h.is_finished())
-    }
-    pub fn end_session(&self, uid: &str) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
-    }
-
-    /// Stops the live session of `uid`, if any (the resource was deleted or its run replaced).
-    pub fn abort_session(&self, uid: &str) {
-        if let Some((_, handle)) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid)
-        {
-            handle.abort();
-        }
     }
 }
 

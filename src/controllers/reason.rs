@@ -12,6 +12,8 @@ pub enum Reason {
     Running,
     Throttled,
     Retrying,
+    /// A write lost a race: the object changed since it was read (never shown in status).
+    Conflict,
     Refreshing,
     // Finished well.
     Completed,
@@ -45,6 +47,7 @@ impl Reason {
             Reason::Running => "Running",
             Reason::Throttled => "Throttled",
             Reason::Retrying => "Retrying",
+            Reason::Conflict => "Conflict",
             Reason::Refreshing => "Refreshing",
             Reason::Completed => "Completed",
             Reason::ExitCodeUnavailable => "ExitCodeUnavailable",

@@ -101,6 +101,16 @@ impl Operator {
         }
     }
 
+    /// Sends `signal` (a name such as `STOP` or `CONT`) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the operator is running");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} {}", child.id());
+    }
+
     /// Kills and starts again with the same flags.
     pub fn restart(&mut self) {
         self.kill();

@@ -13,10 +13,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::status::{self, Outcome};
-use super::{children, fail, may_redispatch, write_status};
+use super::{children, dispatch, fail, may_redispatch, write_status};
+use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::azure::ContainerGroupId;
-use crate::azure::aci::SessionLimits;
+use crate::azure::aci::{ExecOutput, SessionError, SessionLimits};
 use crate::controllers::arm_errors;
 use crate::controllers::context::Context;
 use crate::controllers::reason::{Failure, Reason};
@@ -47,6 +48,10 @@ fn validate(rc: &RemoteCommand) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How long ACI keeps an exec session open at most (MicrosoftDocs/azure-docs #48526: sessions are
+/// cut after about 10–15 minutes, not configurable): the low end, for the warning in status.
+pub const SESSION_CAP: Duration = Duration::from_secs(10 * 60);
+
 /// Starts the exec session in a task; the task writes the result.
 pub async fn start(
     api: &Api<RemoteCommand>,
@@ -57,21 +62,38 @@ pub async fn start(
 ) -> Result<Action, Failure> {
     validate(rc)?;
     let id = group_id(rc)?;
-    let mut s = status::dispatching(base, Timestamp::now());
-    let correlation = status::correlation_id(rc, s.attempts.unwrap_or(1));
-    s.correlation_id = Some(correlation.clone());
-    let deadline = Instant::now() + Duration::from_secs(rc.spec.timeout_seconds as u64);
-    let call = ctx
-        .azure
-        .call_context(credential, id.subscription_id(), correlation, deadline)?;
-    write_status(api, rc, &s).await?;
+    let attempt = base.attempts.unwrap_or(0) + 1;
+    let left = status::deadline_of(&base, rc)
+        .map(|d| Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO))
+        .unwrap_or(Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64));
+    let call = ctx.azure.call_context(
+        credential,
+        id.subscription_id(),
+        status::correlation_id(rc, attempt),
+        Instant::now() + left,
+    )?;
+    // Everything that can fail before the session starts fails here, where nothing was sent and
+    // the run is simply tried again (like an AKS dispatch refused by ARM).
+    ctx.azure
+        .arm
+        .prepare(&call, "Containers_ExecuteCommand")
+        .await
+        .map_err(|e| arm_errors::failure(&e))?;
+
+    // The exactly-once protocol (dispatch.rs): fenced intent, tenure check, then the session.
+    let Some(intent) = dispatch::claim(api, rc, ctx, base).await? else {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    };
+    if !dispatch::may_send(api, ctx, &intent).await {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let run = status::run_key(rc);
     let task = {
         let (api, rc, ctx, s, id) = (
             api.clone(),
-            status::with_status(rc, &s),
+            intent.rc.clone(),
             ctx.clone(),
-            s.clone(),
+            intent.status.clone(),
             id.clone(),
         );
         tokio::spawn(async move {
@@ -85,7 +107,7 @@ pub async fn start(
             let result = ctx
                 .azure
                 .aci
-                .run(
+                .run_session(
                     &call,
                     &id,
                     &target.container,
@@ -99,99 +121,199 @@ pub async fn start(
     };
     ctx.journal.add_session(&run, task.abort_handle());
     tracing::info!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), "exec session started");
-    ctx.event(
-        rc,
-        EventType::Normal,
-        "Dispatched",
-        "Dispatch",
-        &format!("exec session started in {id}"),
-    )
-    .await;
-    Ok(Action::requeue(Duration::from_secs(
-        rc.spec.timeout_seconds as u64,
-    )))
+    let mut note = format!("exec session started in {id}");
+    if rc.spec.timeout_seconds as u64 > SESSION_CAP.as_secs() {
+        note.push_str(&format!(
+            "; timeoutSeconds ({}s) is longer than Azure Container Instances keeps an exec session open (about {} minutes): a longer command is cut",
+            rc.spec.timeout_seconds,
+            SESSION_CAP.as_secs() / 60
+        ));
+    }
+    ctx.event(rc, EventType::Normal, "Dispatched", "Dispatch", &note)
+        .await;
+    Ok(Action::requeue(left.max(Duration::from_secs(1))))
 }
 
-/// Writes the session's outcome, unless the run was replaced or deleted meanwhile.
+/// What a finished session leaves: the final status, and the Event that tells about it.
+struct Verdict {
+    status: RemoteCommandStatus,
+    event: (EventType, &'static str, String),
+}
+
+/// Records the session's outcome. It is kept in the journal and written until the write lands
+/// (a failed write never turns into a failure or a second run), unless the run was replaced or
+/// deleted meanwhile. A session that failed before its command was sent goes back to Pending.
 async fn finish(
     api: &Api<RemoteCommand>,
     rc: &RemoteCommand,
     ctx: &Arc<Context>,
     s: RemoteCommandStatus,
-    result: Result<crate::azure::aci::ExecOutput, crate::azure::ArmError>,
+    result: Result<ExecOutput, SessionError>,
 ) {
-    let uid = rc.uid().unwrap_or_default();
-    let still_current = match api.get_opt(&rc.name_any()).await {
-        Ok(Some(fresh)) => status::run_key(&fresh) == status::run_key(rc),
-        _ => false,
-    };
-    if !still_current {
-        ctx.journal.end_session(&uid);
-        return;
-    }
-    let outcome = match result {
-        Ok(out) => {
-            let (output, cut) = status::stored_output(out.output.into_bytes());
-            let truncated = cut || out.truncated;
-            match children::write_output(&ctx.client, rc, &output, out.exit_code).await {
-                Ok(secret) => {
-                    let message = match out.exit_code {
-                        Some(code) => format!(
-                            "exited with code {code}; output ({} bytes) in Secret {secret}",
-                            output.len()
-                        ),
-                        None => format!(
-                            "the session ended; ACI reports no exit code without spec.target.containerInstance.shell; \
-                             output ({} bytes) in Secret {secret}",
-                            output.len()
-                        ),
-                    };
-                    Ok(Outcome {
-                        exit_code: out.exit_code,
-                        output,
-                        truncated,
-                        output_secret_name: secret,
-                        tail_bytes: rc.spec.output.tail_bytes.max(0) as usize,
-                        message,
-                    })
-                }
-                Err(f) => Err(f),
-            }
-        }
+    let run = status::run_key(rc);
+    let verdict = match result {
+        Ok(out) => finished(rc, ctx, s, out).await,
+        Err(e) if !e.command_sent => not_sent(rc, s, arm_errors::failure(&e.error)),
         Err(e) => {
-            let f = arm_errors::failure(&e);
-            Err(if f.transient {
+            let f = arm_errors::failure(&e.error);
+            let f = if f.transient {
                 Failure::terminal(Reason::SessionInterrupted, f.message)
             } else {
                 f
-            })
-        }
-    };
-    let written = match outcome {
-        Ok(outcome) => {
-            let message = outcome.message.clone();
-            let code = outcome.exit_code;
-            let s = status::finished(s, outcome, Timestamp::now());
-            let written = write_status(api, rc, &s).await;
-            ctx.metrics
-                .outcome(super::CONTROLLER, s.reason.as_deref().unwrap_or_default());
-            let (kind, reason) = match code {
-                Some(0) => (EventType::Normal, "Completed"),
-                Some(_) => (EventType::Warning, "NonZeroExit"),
-                None => (EventType::Normal, "ExitCodeUnavailable"),
             };
-            ctx.event(rc, kind, reason, "Complete", &message).await;
-            written
+            failed(rc, s, &f)
         }
-        Err(f) => fail(api, rc, ctx, s, f).await.map(|_| ()),
     };
-    if let Err(e) = written {
-        tracing::warn!(rcmd = %rc.name_any(), error = %e, "could not record the session's outcome");
+    ctx.journal.record_outcome(&run, &verdict.status);
+    if write_outcome(api, rc, ctx, &verdict.status).await {
+        let (kind, reason, note) = &verdict.event;
+        if verdict.status.phase.is_some_and(|p| p.is_terminal()) {
+            ctx.metrics.outcome(
+                super::CONTROLLER,
+                verdict.status.reason.as_deref().unwrap_or_default(),
+            );
+        }
+        ctx.event(rc, *kind, reason, "Complete", note).await;
     }
-    ctx.journal.end_session(&uid);
+    ctx.journal.end_session(&run.uid);
 }
 
-/// Running with no live session here: it died with an earlier process.
+/// The session ran to its end (or was cut): the output goes to its Secret, then the verdict.
+async fn finished(
+    rc: &RemoteCommand,
+    ctx: &Context,
+    s: RemoteCommandStatus,
+    out: ExecOutput,
+) -> Verdict {
+    let (output, cut) = status::stored_output(out.output.into_bytes());
+    let truncated = cut || out.truncated;
+    let secret = loop {
+        match children::write_output(&ctx.client, rc, &output, out.exit_code).await {
+            Ok(secret) => break secret,
+            Err(f) if f.transient => {
+                tracing::warn!(rcmd = %rc.name_any(), reason = %f.reason, "could not write the output Secret yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(f) => return failed(rc, s, &f),
+        }
+    };
+    if out.interrupted {
+        let mut s = s;
+        s.output_secret_name = Some(secret.clone());
+        s.output_bytes = Some(output.len() as i64);
+        s.output_tail = Some(crate::text::tail_utf8(
+            &output,
+            rc.spec.output.tail_bytes.max(0) as usize,
+        ));
+        s.output_truncated = truncated.then_some(true);
+        let f = Failure::terminal(
+            Reason::SessionInterrupted,
+            format!(
+                "the exec session closed before the command finished (its end marker never came): Azure Container                  Instances cuts exec sessions after about 10-15 minutes; the output so far ({} bytes) is in Secret {secret}",
+                output.len()
+            ),
+        );
+        return failed(rc, s, &f);
+    }
+    let message = match out.exit_code {
+        Some(code) => format!(
+            "exited with code {code}; output ({} bytes) in Secret {secret}",
+            output.len()
+        ),
+        None => format!(
+            "the session ended; ACI reports no exit code without spec.target.containerInstance.shell; \
+             output ({} bytes) in Secret {secret}",
+            output.len()
+        ),
+    };
+    let code = out.exit_code;
+    let outcome = Outcome {
+        exit_code: code,
+        output,
+        truncated,
+        output_secret_name: secret,
+        tail_bytes: rc.spec.output.tail_bytes.max(0) as usize,
+        message: message.clone(),
+    };
+    let (kind, reason) = match code {
+        Some(0) => (EventType::Normal, "Completed"),
+        Some(_) => (EventType::Warning, "NonZeroExit"),
+        None => (EventType::Normal, "ExitCodeUnavailable"),
+    };
+    tracing::info!(rcmd = %rc.name_any(), exit_code = ?code, "exec session finished");
+    Verdict {
+        status: status::finished(s, outcome, Timestamp::now()),
+        event: (kind, reason, message),
+    }
+}
+
+/// The run failed for good.
+fn failed(rc: &RemoteCommand, s: RemoteCommandStatus, f: &Failure) -> Verdict {
+    tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %f.reason, detail = %f.message, "run failed");
+    Verdict {
+        status: status::failed(s, f, Timestamp::now()),
+        event: (EventType::Warning, f.reason.as_str(), f.message.clone()),
+    }
+}
+
+/// Nothing reached the container: the attempt does not count and the run is tried again (a
+/// terminal refusal, e.g. a missing container group, ends it).
+fn not_sent(rc: &RemoteCommand, s: RemoteCommandStatus, f: Failure) -> Verdict {
+    if !f.transient {
+        return failed(rc, s, &f);
+    }
+    let mut s = s;
+    s.attempts = s.attempts.map(|a| (a - 1).max(0));
+    tracing::info!(rcmd = %rc.name_any(), reason = %f.reason, "exec session failed before the command was sent; trying again");
+    let message = format!("{}; nothing was sent, trying again", f.message);
+    Verdict {
+        status: status::progress(s, Phase::Pending, f.reason, &message, Timestamp::now()),
+        event: (EventType::Warning, f.reason.as_str(), message),
+    }
+}
+
+/// Writes the session's final status on the current object until it lands. `false` when the run
+/// was replaced or deleted meanwhile (nothing to write).
+async fn write_outcome(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Context,
+    s: &RemoteCommandStatus,
+) -> bool {
+    let run = status::run_key(rc);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match api.get_opt(&rc.name_any()).await {
+            Ok(Some(fresh)) if status::run_key(&fresh) == run => {
+                match write_status(api, &fresh, s).await {
+                    Ok(_) => {
+                        ctx.journal.forget_outcome(&run.uid);
+                        return true;
+                    }
+                    Err(f) => {
+                        tracing::warn!(rcmd = %rc.name_any(), reason = %f.reason, "could not record the session's outcome yet; retrying");
+                    }
+                }
+            }
+            Ok(_) => {
+                ctx.journal.forget_outcome(&run.uid);
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(rcmd = %rc.name_any(), error = %e, "could not read the RemoteCommand to record the session's outcome; retrying");
+            }
+        }
+        if ctx.journal.outcome(&run).is_none() {
+            // The run was replaced or deleted (the journal entry was dropped with it).
+            return false;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Running with no live session here: a finished session whose status is still to be written,
+/// or a session that died with an earlier process.
 pub async fn continue_run(
     api: &Api<RemoteCommand>,
     rc: &RemoteCommand,
@@ -199,7 +321,7 @@ pub async fn continue_run(
     current: RemoteCommandStatus,
 ) -> Result<Action, Failure> {
     let run = status::run_key(rc);
-    if ctx.journal.has_session(&run) {
+    if ctx.journal.has_session(&run) || ctx.journal.outcome(&run).is_some() {
         let left = status::deadline(rc)
             .map(|d| {
                 Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)

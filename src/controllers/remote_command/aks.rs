@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::status::{self, Outcome};
-use super::{children, fail, may_redispatch, not_started, write_status};
+use super::{children, dispatch, fail, may_redispatch, not_started, write_status};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::azure::aks::{CommandId, CommandStatus, RUN_COMMAND_OP};
@@ -22,6 +22,11 @@ use crate::controllers::arm_errors;
 use crate::controllers::context::Context;
 use crate::controllers::reason::{Failure, Reason};
 use crate::controllers::references::{self, CredentialSource};
+
+/// AKS keeps at most 512 kB of a run command's logs and drops the rest, by design (MicrosoftDocs
+/// azure-docs PR #115257, azure-cli #27484). Logs this long (512 000 bytes, less a split UTF-8
+/// character) may have been cut: status says so.
+const AKS_OUTPUT_CAP: usize = 512_000 - 3;
 
 /// Longest single ARM exchange budget inside one reconcile.
 const STEP_BUDGET: Duration = Duration::from_secs(60);
@@ -91,6 +96,11 @@ pub async fn start(
     };
     let attempt = base.attempts.unwrap_or(0) + 1;
     let call = call_context(ctx, rc, credential, &id, attempt).await?;
+    ctx.azure
+        .arm
+        .prepare(&call, RUN_COMMAND_OP)
+        .await
+        .map_err(|e| arm_errors::failure(&e))?;
     let cluster = ctx
         .azure
         .cluster_info(&call, &id)
@@ -113,11 +123,27 @@ pub async fn start(
         None
     };
 
+    // A runCommand POST can block ~30 s (AKS waits that long for the command pod before it
+    // answers "did not start", azure-cli #27776): never start one that cannot finish in time.
+    let left = time_left(rc, &base);
+    let needed = dispatch_headroom(rc);
+    if left < needed {
+        return Err(Failure::terminal(
+            Reason::DeadlineExceeded,
+            format!(
+                "not dispatched: only {}s of timeoutSeconds ({}s) were left, and a runCommand request may take {}s to answer",
+                left.as_secs(),
+                rc.spec.timeout_seconds,
+                needed.as_secs()
+            ),
+        ));
+    }
+
     // Take the write budget first: waiting for it can be long when many commands start at once,
-    // and a crash while waiting must not look like an interrupted dispatch. The wait is bounded by
-    // the run's timeout, not by one step's.
+    // and a crash while waiting must not look like an interrupted dispatch. The wait ends early
+    // enough to leave the request its headroom.
     let budget = CallContext {
-        deadline: Instant::now() + Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64),
+        deadline: Instant::now() + (left - needed),
         ..call.clone()
     };
     ctx.azure
@@ -126,22 +152,25 @@ pub async fn start(
         .await
         .map_err(|e| arm_errors::failure(&e))?;
 
-    // Record the intent before the request: after a crash, Running without a command id means
-    // "ARM may or may not have accepted it".
-    let mut s = status::dispatching(base, Timestamp::now());
-    s.correlation_id = Some(status::correlation_id(rc, s.attempts.unwrap_or(1)));
-    write_status(api, rc, &s).await?;
+    // The exactly-once protocol (dispatch.rs): fenced intent, tenure check, request, record.
+    let Some(intent) = dispatch::claim(api, rc, ctx, base).await? else {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    };
+    if !dispatch::may_send(api, ctx, &intent).await {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let run = status::run_key(rc);
     let call = CallContext {
-        deadline: step_deadline(&status::with_status(rc, &s)),
+        deadline: step_deadline(&intent.rc),
         ..call
     };
-    match ctx
+    let sent = ctx
         .azure
         .aks
         .run_command(&call, &id, &rc.spec.command, context, cluster_token, true)
-        .await
-    {
+        .await;
+    let (rc, s) = (&intent.rc, intent.status);
+    match sent {
         Ok(accepted) => {
             let command_id = accepted.command_id.to_string();
             ctx.journal.record_accepted(&run, &command_id);
@@ -172,6 +201,20 @@ pub async fn start(
         }
         Err(e) => dispatch_failed(api, rc, ctx, s, &e).await,
     }
+}
+
+/// How long the run has left before its deadline.
+fn time_left(rc: &RemoteCommand, current: &RemoteCommandStatus) -> Duration {
+    status::deadline_of(current, rc)
+        .map(|d| Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO))
+        .unwrap_or(Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64))
+}
+
+/// How much of the run's time a dispatch needs left: the ~30 s a runCommand POST may block, or
+/// half the timeout when that is shorter (a short timeout is the user's choice).
+fn dispatch_headroom(rc: &RemoteCommand) -> Duration {
+    const POST_MAY_TAKE: Duration = Duration::from_secs(30);
+    POST_MAY_TAKE.min(Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64) / 2)
 }
 
 /// The dispatch request failed: refused outright (nothing ran), or lost on the way (unknown).
@@ -252,6 +295,7 @@ pub async fn continue_run(
     match ctx.azure.aks.command_result(&call, &id, &command).await {
         Ok(CommandStatus::Running { retry_after }) => Ok(Action::requeue(poll_delay(retry_after))),
         Ok(CommandStatus::Finished(result)) if result.succeeded => {
+            let at_service_cap = result.logs.len() >= AKS_OUTPUT_CAP;
             let (output, truncated) = status::stored_output(result.logs.into_bytes());
             let secret = children::write_output(&ctx.client, rc, &output, result.exit_code).await;
             let secret = match secret {
@@ -260,10 +304,16 @@ pub async fn continue_run(
                 Err(f) => return fail(api, rc, ctx, current, f).await,
             };
             let exit = result.exit_code.unwrap_or(0);
-            let message = format!(
+            let mut message = format!(
                 "command {command_id} exited with code {exit}; output ({} bytes) in Secret {secret}",
                 output.len()
             );
+            if at_service_cap {
+                message.push_str(
+                    "; the output reached AKS's 512 kB limit for run command logs, so its end may have been cut by the service",
+                );
+            }
+            let truncated = truncated || at_service_cap;
             let outcome = Outcome {
                 exit_code: Some(exit),
                 output,

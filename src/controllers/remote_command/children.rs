@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::controllers::context::FIELD_MANAGER;
-use crate::controllers::reason::Failure;
+use crate::controllers::reason::{Failure, Reason};
 
 /// Label on every object the operator creates.
 pub const MANAGED_BY: (&str, &str) = (
@@ -19,20 +19,33 @@ pub const MANAGED_BY: (&str, &str) = (
     crate::kubeconfig::MANAGED_BY,
 );
 
-/// Applies the whole status (we own every field of it).
+/// Applies the whole status (we own every field of it), fenced: the write fails with
+/// [`Reason::Conflict`] when the object changed since `rc` was read (resourceVersion precondition),
+/// so a replica that lost a race never overwrites a newer decision. Returns the object as written.
 pub async fn write_status(
     api: &Api<RemoteCommand>,
     rc: &RemoteCommand,
     status: &RemoteCommandStatus,
-) -> Result<(), Failure> {
-    let patch = json!({ "apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand", "status": status });
-    api.patch_status(
-        &rc.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+) -> Result<RemoteCommand, Failure> {
+    let mut patch = json!({ "apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand", "status": status });
+    if let Some(rv) = &rc.metadata.resource_version {
+        patch["metadata"] = json!({ "resourceVersion": rv });
+    }
+    let written = api
+        .patch_status(
+            &rc.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await;
+    match written {
+        Ok(rc) => Ok(rc),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(Failure::transient(
+            Reason::Conflict,
+            "the RemoteCommand changed since it was read; reading it again",
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The output Secret's name: `spec.output.secretName` or `<name>-output`.

@@ -4,6 +4,7 @@
 mod aci;
 mod aks;
 mod children;
+pub mod dispatch;
 pub mod status;
 
 use std::sync::Arc;
@@ -57,7 +58,9 @@ pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Acti
         // A transient failure before the first dispatch: try again.
         Phase::Pending => start(&api, &rc, &ctx, current).await,
         Phase::Running => {
-            if status::deadline(&rc).is_some_and(|d| Timestamp::now() >= d) {
+            // A finished ACI session whose status write is still pending is not overtaken.
+            let expired = status::deadline(&rc).is_some_and(|d| Timestamp::now() >= d);
+            if expired && ctx.journal.outcome(&run).is_none() {
                 ctx.journal.abort_session(&run.uid);
                 let failure = Failure::terminal(
                     Reason::DeadlineExceeded,
@@ -250,6 +253,8 @@ fn after_ttl(rc: &RemoteCommand, status: &RemoteCommandStatus) -> Action {
 fn retry_delay(failure: &Failure) -> Duration {
     match failure.reason {
         Reason::Throttled => Duration::from_secs(10),
+        // Lost a race with another writer: read again soon.
+        Reason::Conflict => Duration::from_millis(200),
         _ => Duration::from_secs(5),
     }
 }

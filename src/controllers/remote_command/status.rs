@@ -4,10 +4,10 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::dispatch::RunKey;
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::controllers::conditions::{self, Health};
-use crate::controllers::context::RunKey;
 use crate::controllers::reason::{Failure, Reason};
 
 /// The run the spec asks for.
