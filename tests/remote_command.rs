@@ -1141,3 +1141,83 @@ async fn did_not_start_on_the_post_is_retried_then_command_did_not_start() {
     let events = events(&ns);
     assert!(events.contains("CommandDidNotStart"), "{events}");
 }
+
+/// ACI cuts exec sessions after 10-15 minutes whatever the client asks (the emulator's cap is set to
+/// 2 s here): a shell-mode run cut before its end marker is SessionInterrupted naming that limit,
+/// with the output so far, never a normal finish; the Dispatched Event warned about the timeout.
+#[tokio::test]
+async fn aci_session_cut_by_the_service_limit_is_session_interrupted() {
+    let (client, ns) = setup("rc-aci-cap").await;
+    let (emulator, _operator) = start(&ns, &["--aci-session-cap-seconds", "2"]);
+    create(&client, &ns, "capped", json!({
+        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
+        "command": "echo started-before-the-cut; sleep 20; echo too-late",
+        "timeoutSeconds": 900
+    }))
+    .await;
+    let rc = wait_finished(&client, &ns, "capped").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "SessionInterrupted".into()),
+        "{status:?}"
+    );
+    let message = status.message.clone().unwrap_or_default();
+    assert!(message.contains("10-15 minutes"), "{message}");
+    let out = output(&client, &ns, &rc).await;
+    assert!(out.contains("started-before-the-cut"), "{out:?}");
+    assert!(!out.contains("too-late"), "{out:?}");
+    let events = events(&ns);
+    assert!(
+        events.contains("longer than Azure Container Instances keeps an exec session open"),
+        "{events}"
+    );
+    assert_eq!(
+        emulator.counters().await["execSessions"]["/bin/sh"].as_u64(),
+        Some(1)
+    );
+}
+
+/// A failure before anything reached the container (here: Entra ID failing every token request)
+/// is retried like a refused AKS dispatch, not ended as an interrupted session; the attempt does
+/// not count and the command runs once.
+#[tokio::test]
+async fn aci_failure_before_the_session_started_is_retried() {
+    let (client, ns) = setup("rc-aci-token").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    emulator
+        .put_faults(r#"{"entra.token": {"error500Rate": 1.0}}"#)
+        .await;
+    create(&client, &ns, "retried", json!({
+        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
+        "command": "echo after-the-outage"
+    }))
+    .await;
+    rcmd::wait_for(
+        &client,
+        &ns,
+        "retried",
+        "Pending while Entra ID fails",
+        |rc| {
+            rc.status.as_ref().is_some_and(|s| {
+                s.phase == Some(kubeinvoke::api::Phase::Pending)
+                    && s.reason.as_deref() == Some("Retrying")
+            })
+        },
+    )
+    .await;
+    emulator.put_faults("{}").await;
+    let rc = wait_finished(&client, &ns, "retried").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{status:?}"
+    );
+    assert_eq!(status.attempts, Some(1), "{status:?}");
+    assert_eq!(output(&client, &ns, &rc).await, "after-the-outage\n");
+    assert_eq!(
+        emulator.counters().await["execSessions"]["/bin/sh"].as_u64(),
+        Some(1)
+    );
+}

@@ -153,12 +153,24 @@ impl CredentialFactory {
         self
     }
 
+    /// Options of every credential. Token requests are retried briefly (two retries, at most 5 s):
+    /// the default policy retries for up to a minute, which holds a reconcile that long; the
+    /// operator retries failed token requests itself, with its own backoff and the run's deadline.
     fn client_options(&self) -> ClientOptions {
-        ClientOptions {
+        use azure_core::http::{ExponentialRetryOptions, RetryOptions};
+        use azure_core::time::Duration;
+        let mut options = ClientOptions {
             cloud: Some(self.cloud.core_configuration()),
             transport: Some(Transport::new(Arc::new(self.http.clone()))),
             ..Default::default()
-        }
+        };
+        options.retry = RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: Duration::milliseconds(200),
+            max_retries: 2,
+            max_total_elapsed: Duration::seconds(5),
+            max_delay: Duration::seconds(2),
+        });
+        options
     }
 
     pub fn build(&self, source: &CredentialSource) -> Result<SharedCredential, ArmError> {

@@ -29,11 +29,14 @@ pub fn failure(err: &ArmError) -> Failure {
             _ => Failure::transient(Reason::Retrying, message),
         },
         // An Entra ID answer with an AADSTS code is a definite refusal (wrong secret, unknown
-        // client, wrong tenant); anything else may pass.
-        ArmError::Auth { message: m, .. } if m.contains("AADSTS") => Failure::terminal(
-            Reason::Forbidden,
-            format!("Entra ID refused the credential: {message}"),
-        ),
+        // client, wrong tenant) — except the codes Entra uses for its own transient failures;
+        // anything else may pass.
+        ArmError::Auth { message: m, .. } if m.contains("AADSTS") && !entra_transient(m) => {
+            Failure::terminal(
+                Reason::Forbidden,
+                format!("Entra ID refused the credential: {message}"),
+            )
+        }
         ArmError::Auth { .. }
         | ArmError::Connect { .. }
         | ArmError::Transport { .. }
@@ -50,4 +53,10 @@ pub fn failure(err: &ArmError) -> Failure {
         ArmError::ContextTooLarge { .. } => Failure::terminal(Reason::ContextTooLarge, message),
         ArmError::Credential(_) => Failure::terminal(Reason::CredentialNotFound, message),
     }
+}
+
+/// AADSTS codes Entra ID answers when the failure is its own and a retry may pass (90033: "a
+/// transient error has occurred, please try again").
+fn entra_transient(message: &str) -> bool {
+    ["AADSTS90033"].iter().any(|code| message.contains(code))
 }
