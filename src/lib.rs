@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod azure;
+pub mod cli;
 pub mod config;
 pub mod controllers;
 pub mod kubeconfig;

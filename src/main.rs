@@ -1,4 +1,5 @@
-//! The `kubeinvoke` command: `controller`, `crds` and `version`.
+//! The `kubeinvoke` command: `controller`, `run` (the `kubectl invoke` CLI), `crds`, `probe` and
+//! `version`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -36,6 +37,9 @@ enum Command {
     Crds,
     /// Print the version.
     Version,
+    /// `kubectl invoke`: create a RemoteCommand, wait for it, print its output and exit with its
+    /// exit code (the same as the kubectl-invoke plugin).
+    Run(Box<kubeinvoke::cli::InvokeArgs>),
     /// Check the running controller's /healthz or /readyz (an exec probe: the image has no shell
     /// or curl). Exits 0 when it answers 200.
     Probe {
@@ -59,6 +63,7 @@ async fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Crds => print!("{}", kubeinvoke::api::crds::to_yaml()),
         Command::Version => println!("kubeinvoke {}", env!("CARGO_PKG_VERSION")),
+        Command::Run(args) => return kubeinvoke::cli::run(*args).await,
         Command::Probe {
             kind,
             addr_file,

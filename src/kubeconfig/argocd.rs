@@ -118,6 +118,68 @@ pub(crate) fn cluster_config_json(parsed: &ParsedKubeconfig) -> Result<Vec<u8>, 
     })
 }
 
+/// The other way round, for people who want a kubeconfig file from an Argo CD cluster Secret
+/// (`kubectl invoke kubeconfig`): a one-context kubeconfig named `name` with the Secret's
+/// `server` and the credentials of its `config`. The result holds credentials.
+pub fn kubeconfig_from_cluster_secret(
+    name: &str,
+    server: &str,
+    config: &[u8],
+) -> Result<String, String> {
+    let config: serde_json::Value =
+        serde_json::from_slice(config).map_err(|e| format!("config is not JSON: {e}"))?;
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let tls = &config["tlsClientConfig"];
+    let mut cluster = serde_json::json!({ "server": server });
+    if let Some(ca) = text(&tls["caData"]) {
+        cluster["certificate-authority-data"] = ca.into();
+    }
+    if tls["insecure"].as_bool() == Some(true) {
+        cluster["insecure-skip-tls-verify"] = true.into();
+    }
+    if let Some(sni) = text(&tls["serverName"]) {
+        cluster["tls-server-name"] = sni.into();
+    }
+    let mut user = serde_json::json!({});
+    for (from, to) in [
+        (&tls["certData"], "client-certificate-data"),
+        (&tls["keyData"], "client-key-data"),
+        (&config["bearerToken"], "token"),
+        (&config["username"], "username"),
+        (&config["password"], "password"),
+    ] {
+        if let Some(v) = text(from) {
+            user[to] = v.into();
+        }
+    }
+    let exec = &config["execProviderConfig"];
+    if let Some(command) = text(&exec["command"]) {
+        let env: Vec<serde_json::Value> = exec["env"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| serde_json::json!({ "name": k, "value": v }))
+                    .collect()
+            })
+            .unwrap_or_default();
+        user["exec"] = serde_json::json!({
+            "command": command,
+            "args": exec["args"].as_array().cloned().unwrap_or_default(),
+            "env": env,
+            "apiVersion": text(&exec["apiVersion"]).unwrap_or_else(|| "client.authentication.k8s.io/v1beta1".into()),
+        });
+    }
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": name, "cluster": cluster }],
+        "users": [{ "name": name, "user": user }],
+        "contexts": [{ "name": name, "context": { "cluster": name, "user": name } }],
+        "current-context": name,
+    });
+    serde_saphyr::to_string(&kubeconfig).map_err(|e| format!("cannot write YAML: {e}"))
+}
+
 #[cfg(test)]
 #[path = "argocd_tests.rs"]
 mod tests;

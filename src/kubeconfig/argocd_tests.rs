@@ -89,3 +89,48 @@ fn argocd_config_tls_and_basic_auth_fields() {
     let err = render(&bad, &spec(SecretFormat::ArgoCd), &passthrough()).unwrap_err();
     assert_eq!(err.metric_label(), "invalid_field", "{err}");
 }
+
+#[test]
+fn an_argocd_secret_turns_back_into_the_same_credentials() {
+    for yaml in [admin_cert(2030, 1, 1), aad_exec()] {
+        let original = parse(&yaml);
+        let secret = render(&original, &spec(SecretFormat::ArgoCd), &passthrough()).unwrap();
+        let back = crate::kubeconfig::argocd::kubeconfig_from_cluster_secret(
+            &text(&secret, "name"),
+            &text(&secret, "server"),
+            secret.data["config"].expose(),
+        )
+        .unwrap();
+        let again = parse(&back);
+        assert_eq!(again.server(), original.server());
+        assert_eq!(
+            again
+                .cluster()
+                .certificate_authority_data
+                .as_deref()
+                .map(b64_decode),
+            original
+                .cluster()
+                .certificate_authority_data
+                .as_deref()
+                .map(b64_decode)
+        );
+        let (a, b) = (again.user(), original.user());
+        assert_eq!(
+            a.token.as_ref().map(|t| t.expose().to_string()),
+            b.token.as_ref().map(|t| t.expose().to_string())
+        );
+        assert_eq!(
+            a.client_key_data.as_ref().map(|k| b64_decode(k.expose())),
+            b.client_key_data.as_ref().map(|k| b64_decode(k.expose()))
+        );
+        assert_eq!(
+            a.exec.as_ref().map(|e| (&e.command, &e.args)),
+            b.exec.as_ref().map(|e| (&e.command, &e.args))
+        );
+    }
+}
+
+fn b64_decode(v: &str) -> Vec<u8> {
+    crate::kubeconfig::parse::decode_base64(v).unwrap()
+}

@@ -7,7 +7,7 @@
 //! [`ParsedKubeconfig::swap_exec_for_token`] → [`render`] → compare [`content_hash`] with
 //! `status.contentHash` → schedule [`next_refresh`] from [`ParsedKubeconfig::expiry`].
 
-mod argocd;
+pub(crate) mod argocd;
 mod error;
 mod expiry;
 mod model;

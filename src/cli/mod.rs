@@ -1,0 +1,456 @@
+//! `kubectl invoke` (and `kubeinvoke run`): the command line for pipelines and people. It talks only
+//! to the management cluster — it creates a RemoteCommand, watches it, prints its output and exits
+//! with the remote exit code — and never to Azure.
+
+mod files;
+mod follow;
+mod kubeconfig;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::api::remote_command::{FileSource, RemoteCommand, RemoteCommandSpec};
+use crate::api::{CredentialRef, Phase};
+
+/// Exit codes of the CLI when the remote command did not run to an exit code of its own
+/// (0–255 is the remote exit code). Documented in docs/cli.md.
+pub mod exit {
+    /// Ctrl-C while waiting (the run goes on in the cluster).
+    pub const INTERRUPTED: u8 = 130;
+    /// The CLI itself failed: bad arguments, the management cluster unreachable, not allowed.
+    pub const CLI_ERROR: u8 = 240;
+    /// The run was refused before it was sent: spec, credential, files, target, permission.
+    pub const REFUSED: u8 = 241;
+    /// AKS could not start the command (`CommandDidNotStart`): it did not run.
+    pub const DID_NOT_START: u8 = 242;
+    /// It is unknown whether the command ran (`DispatchInterrupted`, `SessionInterrupted`,
+    /// `ResultUnavailable`).
+    pub const UNKNOWN: u8 = 243;
+    /// `timeoutSeconds` passed (`DeadlineExceeded`): it may still be running, or never started.
+    pub const DEADLINE: u8 = 244;
+}
+
+/// Run commands on private AKS clusters and Azure Container Instances through kubeinvoke, from the
+/// management cluster: create a RemoteCommand, wait for it, print its output, exit with its exit code.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl-invoke",
+    bin_name = "kubectl invoke",
+    version,
+    after_help = "Examples:\n  \
+      kubectl invoke aks /subscriptions/$SUB/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/prod \\\n      --command 'kubectl apply -f deploy/' --file deploy\n  \
+      kubectl invoke aks --subscription $SUB -g rg --name prod --command 'kubectl get nodes' -n team-a\n  \
+      kubectl invoke aci /subscriptions/$SUB/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/app \\\n      --container app --shell /bin/sh --command 'df -h /'\n  \
+      kubectl invoke result invoke-x7k2p\n  \
+      kubectl invoke ls\n  \
+      kubectl invoke kubeconfig prod-admin -o prod.kubeconfig\n\n\
+      Exit status: the remote command's exit code when it ran; otherwise 241 refused before it was sent,\n\
+      242 did not start, 243 unknown whether it ran, 244 timed out, 240 CLI error, 130 interrupted."
+)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(subcommand)]
+    pub command: InvokeCommand,
+}
+
+/// Which management cluster and namespace (as kubectl takes them).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Namespace of the RemoteCommand (default: the context's namespace).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InvokeCommand {
+    /// Run a command on an AKS cluster (like `az aks command invoke`).
+    Aks(AksArgs),
+    /// Run a command in an Azure Container Instances container (like `az container exec`).
+    Aci(AciArgs),
+    /// Wait for an existing run and print its output (like `az aks command result`).
+    Result(ResultArgs),
+    /// List runs with their phase and reason.
+    Ls,
+    /// Write the kubeconfig of a KubeconfigExport to a file (or stdout), whatever its Secret format.
+    Kubeconfig(KubeconfigArgs),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What every run takes.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The command line to run.
+    #[arg(short = 'c', long)]
+    pub command: String,
+    /// Give up after this long (e.g. 90s, 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Credential Secret in the namespace (default: kubeinvoke-credentials).
+    #[arg(long)]
+    pub credential: Option<String>,
+    /// spec.runId (a new one runs the same spec again).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Create the run, print its name and exit.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// text: the output as is; json or yaml: the outcome with the output.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct AksArgs {
+    /// The cluster's full resource id (or --subscription, --resource-group and --name).
+    pub cluster: Option<String>,
+    #[arg(long, requires_all = ["resource_group", "name"], conflicts_with = "cluster")]
+    pub subscription: Option<String>,
+    #[arg(short = 'g', long, requires = "name")]
+    pub resource_group: Option<String>,
+    /// The cluster's name (with --subscription and --resource-group).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A file or directory to send along (repeatable); `.` sends the current directory. Paths are
+    /// kept relative to the current directory.
+    #[arg(short = 'f', long = "file")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct AciArgs {
+    /// The container group's full resource id.
+    pub container_group: String,
+    /// The container to exec in.
+    #[arg(long)]
+    pub container: String,
+    /// Run the command line through this shell (gives the real exit code), e.g. /bin/sh.
+    #[arg(long)]
+    pub shell: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ResultArgs {
+    /// The RemoteCommand's name.
+    pub name: String,
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct KubeconfigArgs {
+    /// The KubeconfigExport's name.
+    pub name: String,
+    /// Write to this file (default: stdout).
+    #[arg(short = 'o', long = "output")]
+    pub file: Option<PathBuf>,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// Runs the CLI; the exit code is the remote exit code or one of [`exit`].
+pub async fn run(args: InvokeArgs) -> ExitCode {
+    match execute(args).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kubectl invoke: {e}");
+            ExitCode::from(exit::CLI_ERROR)
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+async fn execute(args: InvokeArgs) -> Result<u8, Error> {
+    if let InvokeCommand::Completion { shell } = args.command {
+        let mut command = InvokeArgs::command();
+        clap_complete::generate(
+            shell,
+            &mut command,
+            "kubectl-invoke",
+            &mut std::io::stdout(),
+        );
+        return Ok(0);
+    }
+    let (client, namespace) = connect(&args.cluster).await?;
+    match args.command {
+        InvokeCommand::Aks(a) => {
+            let id = aks_id(&a)?;
+            let spec = serde_json::json!({ "target": { "aks": { "resourceId": id } } });
+            let files = files::collect(&a.files, &std::env::current_dir()?)?;
+            submit(&client, &namespace, spec, &a.run, files).await
+        }
+        InvokeCommand::Aci(a) => {
+            let mut target =
+                serde_json::json!({ "resourceId": a.container_group, "container": a.container });
+            if let Some(shell) = a.shell {
+                target["shell"] = shell.into();
+            }
+            let spec = serde_json::json!({ "target": { "containerInstance": target } });
+            submit(&client, &namespace, spec, &a.run, Vec::new()).await
+        }
+        InvokeCommand::Result(r) => {
+            follow::wait_and_print(&client, &namespace, &r.name, r.output).await
+        }
+        InvokeCommand::Ls => list(&client, &namespace).await,
+        InvokeCommand::Kubeconfig(k) => kubeconfig::write(&client, &namespace, &k).await,
+        InvokeCommand::Completion { .. } => unreachable!("handled above"),
+    }
+}
+
+/// A client for the management cluster and the namespace to use, as kubectl would pick them.
+async fn connect(args: &ClusterArgs) -> Result<(Client, String), Error> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+        }
+        None => match kube::Config::from_kubeconfig(&options).await {
+            Ok(config) => config,
+            Err(_) if args.context.is_none() => kube::Config::infer().await?,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    Ok((Client::try_from(config)?, namespace))
+}
+
+/// The cluster's resource id, given whole or as az takes it.
+fn aks_id(a: &AksArgs) -> Result<String, Error> {
+    match (&a.cluster, &a.subscription, &a.resource_group, &a.name) {
+        (Some(id), None, None, None) => Ok(id.clone()),
+        (None, Some(sub), Some(rg), Some(name)) => Ok(format!(
+            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
+        )),
+        _ => Err("name the cluster by its resource id, or by --subscription, --resource-group and --name".into()),
+    }
+}
+
+/// Creates the RemoteCommand (and the ConfigMaps holding its files, owned by it), then waits for
+/// it unless `--no-wait`.
+async fn submit(
+    client: &Client,
+    namespace: &str,
+    mut spec: serde_json::Value,
+    run: &RunArgs,
+    files: Vec<files::Bundle>,
+) -> Result<u8, Error> {
+    spec["command"] = run.command.clone().into();
+    spec["timeoutSeconds"] = run.timeout.as_secs().clamp(1, 86_400).into();
+    if let Some(id) = &run.run_id {
+        spec["runId"] = id.clone().into();
+    }
+    let mut spec: RemoteCommandSpec =
+        serde_json::from_value(spec).map_err(|e| format!("invalid run: {e}"))?;
+    spec.credential_ref = run.credential.clone().map(|name| CredentialRef { name });
+    // The ConfigMaps get generated names only known after the RemoteCommand exists; until they
+    // exist, the operator waits for them (a missing file source is waited for, never sent
+    // without). Each is created whole in one request, owned by the RemoteCommand: never
+    // dispatched half-complete, never orphaned.
+    let names: Vec<String> = (0..files.len())
+        .map(|i| format!("invoke-files-{}-{i}", short_random()))
+        .collect();
+    spec.files = files
+        .iter()
+        .zip(&names)
+        .map(|(bundle, name)| FileSource {
+            config_map_ref: Some(bundle.reference(name)),
+            secret_ref: None,
+        })
+        .collect();
+    let api: Api<RemoteCommand> = Api::namespaced(client.clone(), namespace);
+    let mut rc = RemoteCommand::new("", spec);
+    rc.metadata = ObjectMeta {
+        generate_name: Some("invoke-".into()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(
+            [(
+                "app.kubernetes.io/created-by".to_string(),
+                "kubectl-invoke".to_string(),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let rc = api
+        .create(&PostParams::default(), &rc)
+        .await
+        .map_err(|e| format!("creating the RemoteCommand in namespace {namespace}: {e}"))?;
+    let name = rc.name_any();
+    let owner = rc
+        .controller_owner_ref(&())
+        .ok_or("the created RemoteCommand has no uid")?;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    for (bundle, cm_name) in files.into_iter().zip(names) {
+        let cm = bundle.into_config_map(&cm_name, owner.clone());
+        configmaps
+            .create(&PostParams::default(), &cm)
+            .await
+            .map_err(|e| format!("creating ConfigMap {cm_name} for {name}: {e} (the run waits for it until its timeout)"))?;
+    }
+    if run.no_wait {
+        println!("{name}");
+        return Ok(0);
+    }
+    eprintln!("remotecommand {namespace}/{name} created");
+    follow::wait_and_print(client, namespace, &name, run.output).await
+}
+
+/// `kubectl invoke ls`.
+async fn list(client: &Client, namespace: &str) -> Result<u8, Error> {
+    let api: Api<RemoteCommand> = Api::namespaced(client.clone(), namespace);
+    let mut items = api.list(&ListParams::default()).await?.items;
+    items.sort_by_key(|rc| rc.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    println!(
+        "{:<40} {:<10} {:<22} {:>4}  AGE",
+        "NAME", "PHASE", "REASON", "EXIT"
+    );
+    for rc in items {
+        let s = rc.status.clone().unwrap_or_default();
+        let age = rc
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| follow::human(k8s_openapi::jiff::Timestamp::now().duration_since(t.0)))
+            .unwrap_or_default();
+        println!(
+            "{:<40} {:<10} {:<22} {:>4}  {age}",
+            rc.name_any(),
+            s.phase
+                .map(|p| format!("{p:?}"))
+                .unwrap_or_else(|| "-".into()),
+            s.reason.unwrap_or_else(|| "-".into()),
+            s.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    Ok(0)
+}
+
+/// The exit code for a finished run: the remote one when it ran, else one of [`exit`].
+pub fn exit_code(phase: Phase, reason: &str, exit_code: Option<i32>) -> u8 {
+    match (phase, reason) {
+        (Phase::Succeeded, _) => 0,
+        (_, "NonZeroExit") => match exit_code {
+            Some(c) if c.rem_euclid(256) != 0 => c.rem_euclid(256) as u8,
+            _ => 1,
+        },
+        (_, "CommandDidNotStart") => exit::DID_NOT_START,
+        (_, "DispatchInterrupted" | "SessionInterrupted" | "ResultUnavailable") => exit::UNKNOWN,
+        (_, "DeadlineExceeded") => exit::DEADLINE,
+        _ => exit::REFUSED,
+    }
+}
+
+/// `10m`, `90s`, `1h`, `1h30m` or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("'{text}' is not a duration (e.g. 90s, 10m, 1h30m)");
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let (mut total, mut number) = (0u64, String::new());
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+fn short_random() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..6].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in ["", "m", "10x", "5m3", "0s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exit_codes_tell_ran_from_not_ran() {
+        assert_eq!(exit_code(Phase::Succeeded, "Completed", Some(0)), 0);
+        assert_eq!(exit_code(Phase::Succeeded, "ExitCodeUnavailable", None), 0);
+        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(3)), 3);
+        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(127)), 127);
+        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(256)), 1);
+        assert_eq!(
+            exit_code(Phase::Failed, "CommandDidNotStart", None),
+            exit::DID_NOT_START
+        );
+        assert_eq!(
+            exit_code(Phase::Failed, "DispatchInterrupted", None),
+            exit::UNKNOWN
+        );
+        assert_eq!(
+            exit_code(Phase::Failed, "DeadlineExceeded", None),
+            exit::DEADLINE
+        );
+        assert_eq!(exit_code(Phase::Failed, "Forbidden", None), exit::REFUSED);
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        InvokeArgs::command().debug_assert();
+    }
+}

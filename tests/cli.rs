@@ -1,0 +1,291 @@
+//! `kubectl invoke` end to end: the kubectl-invoke binary against the local cluster, the operator and
+//! the emulator — exit codes, byte-exact output, `--file .`, `--no-wait` + `result`, Ctrl-C.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams};
+use kubeinvoke::api::RemoteCommand;
+use sha2::{Digest, Sha256};
+use support::emulator::{Emulator, aks_id, world};
+use support::operator::Operator;
+use support::rcmd::setup;
+use support::{Cluster, wait_until};
+
+const EXTRA: &str = "          - {name: aks-cli, commandDuration: 0}";
+
+fn start(ns: &str) -> (Emulator, Operator) {
+    let emulator = Emulator::start(&world(EXTRA, ""), &[]);
+    let operator = Operator::start(&emulator, ns, &[]);
+    (emulator, operator)
+}
+
+/// `kubectl invoke` (as kubectl would run the plugin) in `dir`.
+fn invoke(ns: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-invoke"));
+    cmd.current_dir(dir)
+        .env("KUBECONFIG", &Cluster::get().kubeconfig)
+        .args(["-n", ns])
+        .args(args);
+    cmd
+}
+
+fn run(ns: &str, args: &[&str]) -> Output {
+    invoke(ns, &std::env::temp_dir(), args)
+        .output()
+        .expect("run kubectl-invoke")
+}
+
+fn aks_run(ns: &str, command: &str) -> Output {
+    run(ns, &["aks", &aks_id("aks-cli"), "--command", command])
+}
+
+fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .expect("kubectl-invoke exited by a signal")
+}
+
+#[tokio::test]
+async fn the_remote_exit_code_is_the_cli_exit_code() {
+    let (_client, ns) = setup("cli-exit").await;
+    let (_emulator, _operator) = start(&ns);
+    for (command, want) in [
+        ("echo fine", 0),
+        ("exit 3", 3),
+        ("no-such-command-here", 127),
+    ] {
+        let out = aks_run(&ns, command);
+        assert_eq!(
+            code(&out),
+            want,
+            "`{command}`: stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // az's -g/--name form names the same cluster.
+    let out = run(
+        &ns,
+        &[
+            "aks",
+            "--subscription",
+            support::emulator::SUBSCRIPTION,
+            "-g",
+            "rg1",
+            "--name",
+            "aks-cli",
+            "-c",
+            "echo by-name",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"by-name\n");
+    // `kubeinvoke run` is the same command line.
+    let out = Command::new(env!("CARGO_BIN_EXE_kubeinvoke"))
+        .env("KUBECONFIG", &Cluster::get().kubeconfig)
+        .args([
+            "run",
+            "-n",
+            &ns,
+            "aks",
+            &aks_id("aks-cli"),
+            "-c",
+            "echo same; exit 5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 5, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"same\n");
+}
+
+#[tokio::test]
+async fn output_is_byte_exact_with_the_output_secret() {
+    let (client, ns) = setup("cli-bytes").await;
+    let (_emulator, _operator) = start(&ns);
+    // ~500 kB of multi-byte UTF-8 with no newline at the end.
+    let command = "i=0; while [ $i -lt 5000 ]; do printf 'ünïcødé ✓ %04d ' $i; printf 'x%.0s' $(seq 70); i=$((i+1)); done; printf '€'";
+    let out = aks_run(&ns, command);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.len() > 400_000, "{} bytes", out.stdout.len());
+    let api = Api::<RemoteCommand>::namespaced(client.clone(), &ns);
+    let rc = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let secret = rc.status.unwrap().output_secret_name.unwrap();
+    let stored = Api::<Secret>::namespaced(client, &ns)
+        .get(&secret)
+        .await
+        .unwrap()
+        .data
+        .unwrap()
+        .remove("output")
+        .unwrap()
+        .0;
+    assert!(
+        out.stdout == stored,
+        "stdout differs from the output Secret"
+    );
+    assert!(out.stdout.ends_with("€".as_bytes()));
+}
+
+#[tokio::test]
+async fn file_dot_sends_nested_and_binary_files() {
+    let (_client, ns) = setup("cli-files").await;
+    let (_emulator, _operator) = start(&ns);
+    let dir = support::scratch_dir("cli-files");
+    std::fs::create_dir_all(dir.join("deploy/nested")).unwrap();
+    std::fs::write(dir.join("deploy/nested/app.yaml"), "kind: Deployment\n").unwrap();
+    let binary: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    std::fs::write(dir.join("blob.bin"), &binary).unwrap();
+    std::fs::write(dir.join("top.txt"), "top\n").unwrap();
+    let out = invoke(
+        &ns,
+        &dir,
+        &[
+            "aks",
+            &aks_id("aks-cli"),
+            "--file",
+            ".",
+            "--command",
+            "find . -type f | sort; sha256sum blob.bin; cat deploy/nested/app.yaml",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for path in ["./blob.bin", "./deploy/nested/app.yaml", "./top.txt"] {
+        assert!(text.contains(path), "{path} missing: {text}");
+    }
+    let digest: String = Sha256::digest(&binary)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        text.contains(&digest),
+        "binary file changed on the way: {text}"
+    );
+    assert!(text.contains("kind: Deployment"), "{text}");
+}
+
+#[tokio::test]
+async fn no_wait_then_result_and_a_reason_maps_to_its_exit_code() {
+    let (_client, ns) = setup("cli-nowait").await;
+    let (_emulator, _operator) = start(&ns);
+    let out = run(
+        &ns,
+        &[
+            "aks",
+            &aks_id("aks-cli"),
+            "--no-wait",
+            "-c",
+            "echo later; exit 4",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let name = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(name.starts_with("invoke-"), "{name}");
+    let result = run(&ns, &["result", &name]);
+    assert_eq!(
+        code(&result),
+        4,
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(result.stdout, b"later\n");
+    // json carries the outcome with the output.
+    let json = run(&ns, &["result", &name, "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["reason"], "NonZeroExit");
+    assert_eq!(doc["output"], "later\n");
+    // A cluster ARM does not know: refused before it ran.
+    let missing = run(&ns, &["aks", &aks_id("no-such-cluster"), "-c", "true"]);
+    assert_eq!(
+        code(&missing),
+        i32::from(kubeinvoke::cli::exit::REFUSED),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("TargetNotFound"));
+    let listed = run(&ns, &["ls"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains(&name) && listed.contains("TargetNotFound"),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_while_waiting_leaves_the_run_to_finish() {
+    let (client, ns) = setup("cli-sigint").await;
+    let (_emulator, _operator) = start(&ns);
+    let child = invoke(
+        &ns,
+        &std::env::temp_dir(),
+        &[
+            "aks",
+            &aks_id("aks-cli"),
+            "-c",
+            "sleep 4; echo finished-anyway",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let api = Api::<RemoteCommand>::namespaced(client.clone(), &ns);
+    let name = wait_until(
+        Duration::from_secs(30),
+        "the run to be dispatched",
+        || async {
+            let rc = api.list(&ListParams::default()).await.ok()?.items.pop()?;
+            let running = rc.status.as_ref()?.command_id.is_some();
+            running.then(|| rc.metadata.name.clone().unwrap())
+        },
+    )
+    .await;
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        code(&out),
+        i32::from(kubeinvoke::cli::exit::INTERRUPTED),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("kubectl invoke result {name}")),
+        "{stderr}"
+    );
+    let rc = support::rcmd::wait_finished(&client, &ns, &name).await;
+    assert_eq!(support::rcmd::outcome(&rc).1, "Completed");
+    let result = run(&ns, &["result", &name]);
+    assert_eq!(result.stdout, b"finished-anyway\n");
+}
+
+#[test]
+fn completion_scripts_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubectl-invoke"))
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("kubeconfig") && script.contains("no-wait"),
+            "{shell}"
+        );
+    }
+}
