@@ -93,11 +93,22 @@ k get secret -n demo arc1-admin-kubeconfig -o jsonpath='{.data.kubeconfig}' | ba
 echo "--- kubectl --kubeconfig $exported get namespaces ---"
 "$KUBEINVOKE_KUBECTL" --kubeconfig "$exported" get namespaces
 
+step "kubectl invoke: what a pipeline runs (kubectl finds the kubectl-invoke plugin on PATH)"
+aks1=/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/aks1
+echo "\$ kubectl invoke aks \$AKS1 -n demo --command 'kubectl get nodes -o name; exit 3'"
+set +e
+PATH="$PWD/$target:$PATH" "$KUBEINVOKE_KUBECTL" invoke aks "$aks1" -n demo --timeout 2m \
+  --command 'kubectl get nodes -o name; exit 3'
+code=$?
+set -e
+echo "kubectl invoke exited with $code: the remote command's exit code"
+
 cat <<MSG
 
 Everything is still running. Explore it with:
   source $env_file
   \$KUBEINVOKE_KUBECTL get kubeinvoke -n demo
   \$KUBEINVOKE_KUBECTL describe rcmd -n demo app-disk-usage
+  PATH=$PWD/$target:\$PATH \$KUBEINVOKE_KUBECTL invoke ls -n demo
 Stop it all with: make cluster-down
 MSG
