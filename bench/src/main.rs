@@ -72,6 +72,13 @@ struct Args {
     /// Where emulator and operator logs go (kept after the run).
     #[arg(long, default_value = "/tmp")]
     scratch: PathBuf,
+    /// Scenario E: `kubectl invoke` invocations run one at a time, then this many at once
+    /// (0 skips E).
+    #[arg(long, default_value_t = 200)]
+    cli_concurrent: usize,
+    /// Scenario E: invocations run one at a time.
+    #[arg(long, default_value_t = 20)]
+    cli_sequential: usize,
     /// Fail unless every command of A and C succeeded (the smoke run in make test).
     #[arg(long)]
     require_success: bool,
@@ -306,6 +313,42 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
+    let mut e = Vec::new();
+    if args.cli_concurrent > 0 {
+        for (n, concurrency) in [
+            (args.cli_sequential, 1),
+            (args.cli_concurrent, args.cli_concurrent),
+        ] {
+            println!("bench: scenario E, {n} kubectl invoke runs, {concurrency} at a time");
+            let r = scenario::through_cli(
+                &client,
+                &emulator,
+                &args.operator,
+                &kubeconfig,
+                &work_dir,
+                n,
+                concurrency,
+                args.duration,
+            )
+            .await?;
+            println!(
+                "bench:   {}/{} exited 0; wait after the result p50 {:.2} s, p99 {:.2} s",
+                r.succeeded,
+                r.invocations,
+                stats::percentile(&r.wait_after_result, 50.0).unwrap_or(f64::NAN),
+                stats::percentile(&r.wait_after_result, 99.0).unwrap_or(f64::NAN)
+            );
+            if args.require_success && r.succeeded != r.invocations {
+                return Err(format!(
+                    "scenario E: {} of {} CLI runs exited 0",
+                    r.succeeded, r.invocations
+                )
+                .into());
+            }
+            e.push(r);
+        }
+    }
+
     let report = Report {
         command: args.label.clone(),
         date: output_of(Path::new("date"), &["-u", "+%Y-%m-%d %H:%M UTC"]),
@@ -316,6 +359,7 @@ async fn run(args: Args) -> Result<(), Error> {
         a: a_runs,
         b,
         c,
+        e,
     };
     let text = report.render();
     if let Some(parent) = args.out.parent() {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::scenario::{BurstResult, RestResult};
+use crate::scenario::{BurstResult, CliResult, RestResult};
 use crate::stats::{Budget, Work, lower_bound, percentile};
 
 pub struct Report {
@@ -15,6 +15,8 @@ pub struct Report {
     pub a: Vec<BurstResult>,
     pub b: Option<RestResult>,
     pub c: Option<BurstResult>,
+    /// Scenario E: `kubectl invoke`, one at a time, then many at once.
+    pub e: Vec<CliResult>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -309,6 +311,34 @@ impl Report {
                 b.peak_rss_mib,
                 b.arm_requests
             );
+        }
+        if !self.e.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## E: how long a pipeline waits (`kubectl invoke`)\n\n\
+                 Each run is `kubectl invoke aks <cluster> --command 'echo …'` against the operator (client buckets at 90% of ARM's): \
+                 the figure is the CLI's exit minus the moment its result became available at ARM (POST time + `commandDuration`). \
+                 Goal (reported): p99 ≤ 1.5 s for a single invocation.\n\n\
+                 | invocations | at once | exited 0 | wait after the result p50 / p99 | goal |\n|---|---|---|---|---|"
+            );
+            for r in &self.e {
+                let p99 = p(&r.wait_after_result, 99.0);
+                let goal = if r.concurrency == 1 {
+                    format!("**{}**", verdict(p99.is_some_and(|v| v <= 1.5)))
+                } else {
+                    "–".into()
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {}/{} | {} / {} | {goal} |",
+                    r.invocations,
+                    r.concurrency,
+                    r.succeeded,
+                    r.invocations,
+                    ms(p(&r.wait_after_result, 50.0)),
+                    ms(p99)
+                );
+            }
         }
         let _ = writeln!(
             s,

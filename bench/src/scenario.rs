@@ -536,3 +536,105 @@ pub async fn at_rest(
 pub fn work_dir(base: &Path) -> PathBuf {
     base.join(format!("run-{}", std::process::id()))
 }
+
+/// Scenario E: what a pipeline waits — `kubectl invoke` (the kubectl-invoke binary next to the
+/// operator) run `concurrency` at a time, `n` in all; for each, the time from its result being
+/// available at ARM (dispatch + duration) to the CLI's exit.
+#[derive(Debug, Default, Clone)]
+pub struct CliResult {
+    pub concurrency: usize,
+    pub invocations: usize,
+    pub succeeded: usize,
+    /// CLI exit − (ARM dispatch + command duration), seconds.
+    pub wait_after_result: Vec<f64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn through_cli(
+    client: &Client,
+    emulator: &Emulator,
+    operator_bin: &Path,
+    kubeconfig: &Path,
+    work_dir: &Path,
+    n: usize,
+    concurrency: usize,
+    duration: f64,
+) -> Result<CliResult, Error> {
+    let ns = format!("bench-e-{concurrency}-{}", std::process::id());
+    namespace(client, &ns).await?;
+    emulator.reset().await?;
+    let budget = Budget::ARM.scaled(0.9);
+    let flags: Vec<String> = [
+        ("--arm-write-burst", budget.write_burst),
+        ("--arm-write-rate", budget.write_rate),
+        ("--arm-read-burst", budget.read_burst),
+        ("--arm-read-rate", budget.read_rate),
+    ]
+    .iter()
+    .flat_map(|(k, v)| [k.to_string(), format!("{v}")])
+    .collect();
+    let mut operator = Operator::start(
+        operator_bin,
+        kubeconfig,
+        emulator,
+        &ns,
+        &flags,
+        work_dir.join(format!("{ns}.log")),
+    )?;
+    operator.wait_ready(Duration::from_secs(60)).await?;
+    let cli = operator_bin.with_file_name("kubectl-invoke");
+    let runs: Vec<(String, f64, bool)> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (cli, ns) = (cli.clone(), ns.clone());
+            async move {
+                let out = tokio::process::Command::new(&cli)
+                    .env("KUBECONFIG", kubeconfig)
+                    .args(["-n", &ns, "aks", &cluster_id(), "--command"])
+                    .arg(format!("echo cli-{i}"))
+                    .output()
+                    .await
+                    .map_err(|e| format!("{}: {e}", cli.display()))?;
+                let exited = now_secs();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let name = stderr
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("remotecommand {ns}/")))
+                    .and_then(|l| l.strip_suffix(" created"))
+                    .unwrap_or_default()
+                    .to_string();
+                Ok::<_, Error>((name, exited, out.status.success()))
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    drop(operator);
+    let arm = ArmView::read(emulator).await?;
+    let api: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);
+    let uids: HashMap<String, String> = api
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|rc| (rc.name_any(), rc.uid().unwrap_or_default()))
+        .collect();
+    let mut result = CliResult {
+        concurrency,
+        invocations: n,
+        ..Default::default()
+    };
+    for (name, exited, ok) in runs {
+        if !ok {
+            continue;
+        }
+        result.succeeded += 1;
+        let Some(uid) = uids.get(&name) else { continue };
+        let corr = kubeinvoke::controllers::reason::correlation_id(&[uid, "1", "", "1"]);
+        if let Some(dispatched) = arm.dispatches.get(&corr) {
+            result
+                .wait_after_result
+                .push(exited - (dispatched + duration));
+        }
+    }
+    Ok(result)
+}
