@@ -88,6 +88,9 @@ const IDLE_EVICTION: Duration = Duration::from_secs(600);
 pub struct Throttle {
     config: ThrottleConfig,
     buckets: Mutex<HashMap<BucketKey, Bucket>>,
+    /// One waiting line per bucket: tokens are handed out in the order callers asked (tokio's
+    /// mutex is fair), so nobody who came first waits for everyone who came later.
+    queues: Mutex<HashMap<BucketKey, Arc<tokio::sync::Mutex<()>>>>,
     last_sweep: Mutex<Option<Instant>>,
 }
 
@@ -96,6 +99,7 @@ impl Throttle {
         Arc::new(Self {
             config,
             buckets: Mutex::new(HashMap::new()),
+            queues: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(None),
         })
     }
@@ -114,6 +118,8 @@ impl Throttle {
             let paused = b.paused_until.is_some_and(|p| p > now);
             paused || !full || idle < IDLE_EVICTION
         });
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        queues.retain(|key, line| buckets.contains_key(key) || Arc::strong_count(line) > 1);
     }
 
     fn config_for(&self, kind: OpKind) -> BucketConfig {
@@ -157,6 +163,15 @@ impl Throttle {
     /// Wrap in `tokio::time::timeout_at` to bound the wait by a deadline.
     pub async fn acquire(&self, key: &BucketKey) -> Duration {
         let start = Instant::now();
+        let line = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        // Only the head of the line waits for the bucket; the others wait for their turn.
+        let _turn = line.lock().await;
         loop {
             match self.try_take(key, Instant::now()) {
                 Ok(()) => return Instant::now() - start,
@@ -227,6 +242,52 @@ mod tests {
                 per_second: 0.5,
             },
         })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_go_to_callers_in_the_order_they_asked() {
+        let t = small();
+        let k = key(OpKind::Write);
+        t.acquire(&k).await;
+        t.acquire(&k).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..6 {
+            let (t, k, order) = (t.clone(), k.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                t.acquire(&k).await;
+                order.lock().unwrap().push(i);
+            }));
+            // Let waiter i take its place in line before i + 1 asks.
+            tokio::task::yield_now().await;
+        }
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_caller_does_not_take_the_token_an_earlier_one_waits_for() {
+        let t = small();
+        let k = key(OpKind::Write);
+        t.acquire(&k).await;
+        t.acquire(&k).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = {
+            let (t, k, order) = (t.clone(), k.clone(), order.clone());
+            tokio::spawn(async move {
+                t.acquire(&k).await;
+                order.lock().unwrap().push("first");
+            })
+        };
+        tokio::task::yield_now().await;
+        // The next token is due now; a caller arriving at that instant must queue behind `first`.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        t.acquire(&k).await;
+        order.lock().unwrap().push("late");
+        first.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["first", "late"]);
     }
 
     #[tokio::test(start_paused = true)]
