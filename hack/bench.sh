@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: scenarios A (1000 AKS run commands through the operator), B (10 000 finished
 # RemoteCommands + 1 000 KubeconfigExports at rest) and C (the same 1000 commands through the Azure
-# SDK for Python) and E (`kubectl invoke`: 20 runs one at a time, then 200 at once) against a
+# SDK for Python), D (a fleet: 10 subscriptions with a principal each, 300 commands each) and E (`kubectl invoke`: 20 runs one at a time, then 200 at once) against a
 # throw-away local control plane and the emulator with ARM's real token buckets; writes
 # bench/RESULTS.md.
 #   hack/bench.sh            release build, full size (about 5 minutes after the build)
@@ -32,7 +32,7 @@ if [ "$smoke" = 1 ]; then
   cargo build --workspace --bins
   bin=target/debug
   scratch=$dir
-  set -- --commands 30 --rest-commands 300 --rest-exports 30 --cli-sequential 3 --cli-concurrent 10 --out "$dir/RESULTS.md" \
+  set -- --commands 30 --rest-commands 300 --rest-exports 30 --fleet-subscriptions 3 --fleet-commands 10 --cli-sequential 3 --cli-concurrent 10 --out "$dir/RESULTS.md" \
     --label "hack/bench.sh --smoke" --require-success "$@"
 else
   echo "bench: building the release binaries (a few minutes the first time)"

@@ -2,6 +2,7 @@
 //! plane (`KUBEINVOKE_CLUSTER_DIR`, started by `hack/bench.sh`) and writes `bench/RESULTS.md`.
 #![forbid(unsafe_code)]
 
+mod fleet;
 mod procs;
 mod report;
 mod scenario;
@@ -72,6 +73,12 @@ struct Args {
     /// Where emulator and operator logs go (kept after the run).
     #[arg(long, default_value = "/tmp")]
     scratch: PathBuf,
+    /// Scenario D: subscriptions of the fleet, each with its own principal (0 skips D).
+    #[arg(long, default_value_t = 10)]
+    fleet_subscriptions: usize,
+    /// Scenario D: commands per subscription, all created at once.
+    #[arg(long, default_value_t = 300)]
+    fleet_commands: usize,
     /// Scenario E: `kubectl invoke` invocations run one at a time, then this many at once
     /// (0 skips E).
     #[arg(long, default_value_t = 200)]
@@ -313,6 +320,57 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
+    let d = if args.fleet_subscriptions > 0 && args.fleet_commands > 0 {
+        println!(
+            "bench: scenario D, {} subscriptions × {} commands, one principal each",
+            args.fleet_subscriptions, args.fleet_commands
+        );
+        let fleet_emulator = Emulator::start(
+            &args.emulator,
+            &work_dir.join("emulator-fleet"),
+            &fleet::world(args.fleet_subscriptions, args.duration),
+            &emulator_args,
+        )?;
+        let metrics = fleet::ApiServerMetrics::new(&env)?;
+        let r = fleet::fleet_through_operator(
+            &client,
+            &metrics,
+            &fleet_emulator,
+            &args.operator,
+            &kubeconfig,
+            &work_dir,
+            args.fleet_subscriptions,
+            args.fleet_commands,
+            args.duration,
+            args.retry_after,
+            Duration::from_secs(600),
+        )
+        .await?;
+        println!(
+            "bench:   slowest subscription {:.1} s ({:.3} × its bound {:.1} s), {}/{} succeeded, {} 429s, {:.2} ms CPU per command, peak RSS {:.1} MiB, {:.2} API server writes per command",
+            r.slowest(),
+            r.slowest() / r.bound,
+            r.bound,
+            r.succeeded,
+            r.commands(),
+            r.throttled,
+            r.cpu_seconds * 1000.0 / r.commands() as f64,
+            r.peak_rss_mib,
+            r.writes_per_command()
+        );
+        if r.duplicates > 0 {
+            return Err(format!("scenario D: {} duplicate dispatches", r.duplicates).into());
+        }
+        if args.require_success && r.succeeded != r.commands() {
+            return Err(
+                format!("scenario D: {} of {} succeeded", r.succeeded, r.commands()).into(),
+            );
+        }
+        Some(r)
+    } else {
+        None
+    };
+
     let mut e = Vec::new();
     if args.cli_concurrent > 0 {
         for (n, concurrency) in [
@@ -359,6 +417,7 @@ async fn run(args: Args) -> Result<(), Error> {
         a: a_runs,
         b,
         c,
+        d,
         e,
     };
     let text = report.render();

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::fleet::FleetResult;
 use crate::scenario::{BurstResult, CliResult, RestResult};
 use crate::stats::{Budget, Work, lower_bound, percentile};
 
@@ -15,6 +16,8 @@ pub struct Report {
     pub a: Vec<BurstResult>,
     pub b: Option<RestResult>,
     pub c: Option<BurstResult>,
+    /// Scenario D: a fleet of subscriptions.
+    pub d: Option<FleetResult>,
     /// Scenario E: `kubectl invoke`, one at a time, then many at once.
     pub e: Vec<CliResult>,
 }
@@ -310,6 +313,49 @@ impl Report {
                 b.cpu_seconds,
                 b.peak_rss_mib,
                 b.arm_requests
+            );
+        }
+        if let Some(d) = &self.d {
+            let per_cpu = d.cpu_seconds / d.commands().max(1) as f64;
+            let ratio = d.slowest() / d.bound;
+            let writes: Vec<String> = d
+                .writes
+                .iter()
+                .map(|(k, v)| format!("{k}: {:.2}", *v as f64 / d.commands().max(1) as f64))
+                .collect();
+            let _ = writeln!(
+                s,
+                "\n## D: a fleet\n\n{} subscriptions, each with its own principal (and so its own ARM budget), {} commands each created at once ({} in all), one operator. \
+                 ARM's lower bound for one subscription's share: **{:.1} s**.\n\n\
+                 | figure | value | goal | verdict |\n|---|---|---|---|\n\
+                 | slowest subscription finished | {:.1} s = {:.3} × bound | ≤ 1.15 × bound | **{}** |\n\
+                 | fastest subscription finished | {:.1} s | | |\n\
+                 | succeeded | {}/{} | all | **{}** |\n\
+                 | 429s | {} | 0 | **{}** |\n\
+                 | duplicate dispatches | {} | 0 | **{}** |\n\
+                 | operator CPU per command | {:.2} ms | ≤ 2 ms | **{}** |\n\
+                 | peak RSS | {:.1} MiB | | |\n\
+                 | API server writes per command | {:.2} ({}) | | |",
+                d.subscriptions,
+                d.per_subscription,
+                d.commands(),
+                d.bound,
+                d.slowest(),
+                ratio,
+                verdict(ratio <= 1.15),
+                d.finished.iter().copied().fold(f64::INFINITY, f64::min),
+                d.succeeded,
+                d.commands(),
+                verdict(d.succeeded == d.commands()),
+                d.throttled,
+                verdict(d.throttled == 0),
+                d.duplicates,
+                verdict(d.duplicates == 0),
+                per_cpu * 1000.0,
+                verdict(per_cpu <= 0.002),
+                d.peak_rss_mib,
+                d.writes_per_command(),
+                writes.join(", ")
             );
         }
         if !self.e.is_empty() {
