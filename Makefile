@@ -19,10 +19,11 @@ prereqs:
 build:
 	$(CARGO) build --workspace --bins
 
-## crds: regenerate crds/ (and the chart's copy) from the Rust types
+## crds: regenerate crds/ (and the chart's copy) and the API reference docs/api.md from the Rust types
 crds:
 	$(CARGO) run -q --bin kubeinvoke -- crds > crds/kubeinvoke.io.yaml
 	cp crds/kubeinvoke.io.yaml charts/kubeinvoke/crds/kubeinvoke.io.yaml
+	$(CARGO) run -q --bin kubeinvoke -- api-reference > docs/api.md
 
 ## lint: rustfmt check + clippy with warnings denied + helm lint of the chart
 lint: helm-lint

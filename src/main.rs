@@ -1,5 +1,5 @@
-//! The `kubeinvoke` command: `controller`, `run` (the `kubectl invoke` CLI), `crds`, `probe` and
-//! `version`.
+//! The `kubeinvoke` command: `controller`, `run` (the `kubectl invoke` CLI), `crds`,
+//! `api-reference`, `probe` and `version`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -35,6 +35,8 @@ enum Command {
     Controller(Box<ControllerArgs>),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
+    /// Print the API reference generated from the CRD schemas (what `docs/api.md` holds).
+    ApiReference,
     /// Print the version.
     Version,
     /// `kubectl invoke`: create a RemoteCommand, wait for it, print its output and exit with its
@@ -62,6 +64,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => print!("{}", kubeinvoke::api::crds::to_yaml()),
+        Command::ApiReference => print!("{}", kubeinvoke::api::reference::to_markdown()),
         Command::Version => println!("kubeinvoke {}", env!("CARGO_PKG_VERSION")),
         Command::Run(args) => return kubeinvoke::cli::run(*args).await,
         Command::Probe {

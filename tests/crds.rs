@@ -362,6 +362,22 @@ async fn new_resources_read_as_in_progress_before_any_controller() {
     }
 }
 
+/// Runs kubectl once it succeeds: right after a CRD is Established, the API server may not list
+/// the kind in discovery yet, and kubectl does not know the short name.
+async fn kubectl_get(args: &[&str]) -> String {
+    support::wait_until(
+        Duration::from_secs(30),
+        &format!("kubectl {args:?} to succeed"),
+        || async {
+            let out = Cluster::get().kubectl(args);
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn kubectl_get_shows_the_printer_columns() {
     let (client, ns) = setup("columns").await;
@@ -381,7 +397,7 @@ async fn kubectl_get_shows_the_printer_columns() {
         )
         .await
         .expect("status patch");
-    let out = Cluster::get().kubectl_ok(&["get", "rcmd", "-n", &ns]);
+    let out = kubectl_get(&["get", "rcmd", "-n", &ns]).await;
     let header: Vec<&str> = out
         .lines()
         .next()
@@ -408,7 +424,7 @@ async fn kubectl_get_shows_the_printer_columns() {
         .create(&PostParams::default(), &export)
         .await
         .expect("create");
-    let out = Cluster::get().kubectl_ok(&["get", "kcx", "-n", &ns]);
+    let out = kubectl_get(&["get", "kcx", "-n", &ns]).await;
     let header: Vec<&str> = out
         .lines()
         .next()
@@ -421,6 +437,34 @@ async fn kubectl_get_shows_the_printer_columns() {
         "{out}"
     );
     assert!(out.contains("arc1-kubeconfig"), "{out}");
+    // Credentials expire in the future; a `date` column would print that as `<invalid>`.
+    let expires_at = "2099-06-30T12:00:00Z";
+    let ar = ApiResource::erase::<KubeconfigExport>(&());
+    let status = json!({"apiVersion": "kubeinvoke.io/v1alpha1", "kind": "KubeconfigExport", "status": {"observedGeneration": 1, "expiresAt": expires_at}});
+    Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ar)
+        .patch_status(
+            "bad",
+            &PatchParams::apply("kubeinvoke-tests").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .expect("status patch");
+    let out = Cluster::get().kubectl_ok(&["get", "kcx", "-n", &ns]);
+    // READY is empty (no conditions): read the cell under the EXPIRES header.
+    let mut lines = out.lines();
+    let column = lines
+        .next()
+        .and_then(|h| h.find("EXPIRES"))
+        .expect("EXPIRES");
+    let cell = lines
+        .next()
+        .and_then(|row| row.get(column..))
+        .and_then(|rest| rest.split_whitespace().next());
+    assert_eq!(
+        cell,
+        Some(expires_at),
+        "EXPIRES shows the timestamp:\n{out}"
+    );
     // Both kinds answer to their category.
     let all = Cluster::get().kubectl_ok(&["get", "kubeinvoke", "-n", &ns, "-o", "name"]);
     assert!(

@@ -469,6 +469,14 @@ async fn format_change_replaces_the_secret_type_and_keys() {
     let keys: Vec<_> = data(&secret).into_keys().collect();
     assert_eq!(keys, ["value"], "only the Cluster API key is left");
     assert_kubeconfig_works(&text(&secret, "value"), &env.ns);
+    // Same Secret, different note: a second Event, not a repeat of the first one's.
+    env.wait_events("edge", "Exported", 2).await;
+    let notes = exported_notes(&env, "edge").await;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].starts_with("wrote Secret aks1") && notes[1].contains("Secret layout changed"),
+        "{notes:?}"
+    );
 }
 
 #[tokio::test]
@@ -493,6 +501,30 @@ async fn renamed_secret_replaces_the_old_one() {
         "the old Secret was deleted"
     );
     env.wait_events("edge", "Exported", 2).await;
+    // The second note names the new Secret; folded into the first Event's series it would be lost.
+    let notes = exported_notes(&env, "edge").await;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("old-name") && notes[1].contains("old-name → new-name"),
+        "{notes:?}"
+    );
+}
+
+/// Notes of the `Exported` Events about export `name`, oldest first, one per Event object; an
+/// Event that counts repeats (`series`) must have had the same note each time, so it is one entry.
+async fn exported_notes(env: &Env, name: &str) -> Vec<String> {
+    let mut events: Vec<_> = env
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter(|e| e.reason.as_deref() == Some("Exported"))
+        .collect();
+    events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    events
+        .into_iter()
+        .map(|e| e.note.unwrap_or_default())
+        .collect()
 }
 
 // ---- Secrets the operator must not touch, and bad content ----

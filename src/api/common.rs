@@ -30,7 +30,8 @@ pub struct CredentialRef {
     pub name: String,
 }
 
-/// Lifecycle phase of a RemoteCommand run.
+/// Phase of the run: `Pending` (accepted, not dispatched yet), `Running` (dispatched, result not
+/// known yet), then `Succeeded` or `Failed` (`reason` says why), which are final for the run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Phase {
     /// Accepted by the operator, not yet dispatched.

@@ -205,6 +205,14 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(cols, ["Secret", "Ready", "Expires", "Reason", "Age"]);
+        // A `date` column shows a future time as `<invalid>`; only past times (Age) may use it.
+        let expires = kcx.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .find(|c| c.name == "Expires")
+            .unwrap();
+        assert_eq!(expires.type_, "string");
     }
 
     #[test]

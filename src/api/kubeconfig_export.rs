@@ -19,8 +19,8 @@ pub const DEFAULT_REFRESH_INTERVAL: &str = "1h";
 /// A duration such as `90s`, `30m`, `1h` or `1h30m`.
 pub const DURATION_PATTERN: &str = "^([0-9]+(\\.[0-9]+)?(s|m|h))+$";
 
-/// Keeps the kubeconfig of an AKS or AKS Arc cluster, fetched through Azure Resource Manager, in a
-/// Secret for kubectl, Flux, Cluster API or Argo CD, and refreshes it before it expires.
+/// Which cluster's kubeconfig to export, how it should authenticate, the Secret to keep it in and
+/// how often to fetch it again.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "kubeinvoke.io",
@@ -42,11 +42,13 @@ pub const DURATION_PATTERN: &str = "^([0-9]+(\\.[0-9]+)?(s|m|h))+$";
         json_path = ".status.conditions[?(@.type==\"Ready\")].status",
         description = "Whether the Secret holds a current kubeconfig"
     ),
+    // `string`, not `date`: kubectl (and the 1.20 API server's table printer) render a `date`
+    // column as an age, and a time in the future as `<invalid>`. The RFC 3339 value reads fine.
     printcolumn(
         name = "Expires",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.expiresAt",
-        description = "Earliest expiry of the exported credentials, when known"
+        description = "Earliest expiry of the exported credentials (RFC 3339), when known"
     ),
     printcolumn(
         name = "Reason",
@@ -58,7 +60,8 @@ pub const DURATION_PATTERN: &str = "^([0-9]+(\\.[0-9]+)?(s|m|h))+$";
     printcolumn(
         name = "Age",
         type_ = "date",
-        json_path = ".metadata.creationTimestamp"
+        json_path = ".metadata.creationTimestamp",
+        description = "Time since the object was created"
     )
 )]
 #[kube(
@@ -78,8 +81,9 @@ pub struct KubeconfigExportSpec {
     /// The Secret to write.
     pub secret: SecretSpec,
 
-    /// How often to fetch the kubeconfig again (e.g. `30m`, `1h`); default `1h`, at least `1m`.
-    /// The operator also refreshes before the credentials expire.
+    /// How often to fetch the kubeconfig again, as a duration such as `30m`, `1h` or `1h30m`; at
+    /// least `1m` (a shorter one is refused with `reason: InvalidSpec`). Credentials that expire
+    /// sooner are refreshed before they do, whatever this says.
     #[serde(default = "default_refresh_interval")]
     #[schemars(pattern(DURATION_PATTERN))]
     pub refresh_interval: String,
@@ -208,7 +212,8 @@ pub enum SecretFormat {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubeconfigExportStatus {
-    /// The `metadata.generation` this status belongs to.
+    /// The `metadata.generation` this status belongs to; differs from it until the operator has
+    /// seen the latest spec (tools such as kstatus read that as in progress).
     #[serde(default)]
     pub observed_generation: i64,
     /// Name of the Secret that holds the kubeconfig.
@@ -217,7 +222,8 @@ pub struct KubeconfigExportStatus {
     /// API server URL in the exported kubeconfig.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// Name ARM gave the kubeconfig (the first one of the response is used).
+    /// Name of the kubeconfig in ARM's answer, e.g. `clusterUser` or `clusterAdmin` (when ARM
+    /// returns several, the first is exported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_name: Option<String>,
     /// `sha256:<hex>` of the Secret's data; the Secret is written only when this changes.
@@ -226,10 +232,12 @@ pub struct KubeconfigExportStatus {
     /// When the kubeconfig was last fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refresh_time: Option<Time>,
-    /// When it will be fetched next: the earlier of `refreshInterval` and 90% of the time to expiry.
+    /// When the kubeconfig will be fetched next: `refreshInterval` after the last fetch, or sooner,
+    /// once 90% of the credentials' remaining lifetime has passed; after a failure, the retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_refresh_time: Option<Time>,
-    /// Earliest expiry among the client certificate and token, when known.
+    /// When the exported credentials stop working: the earlier expiry of the client certificate
+    /// and the bearer token; absent when neither expiry is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
     /// Machine-readable reason of the current state, PascalCase (e.g. `Exported`, `SecretConflict`).

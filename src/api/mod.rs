@@ -3,6 +3,7 @@
 pub mod common;
 pub mod crds;
 pub mod kubeconfig_export;
+pub mod reference;
 pub mod remote_command;
 
 pub use common::{CredentialRef, Phase};

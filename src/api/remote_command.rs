@@ -24,8 +24,9 @@ pub const DEFAULT_TAIL_BYTES: i32 = 2048;
 /// Upper bound of `spec.output.tailBytes`.
 pub const MAX_TAIL_BYTES: i32 = 16_384;
 
-/// A command to run once on a private AKS cluster or in an Azure Container Instances container,
-/// through Azure Resource Manager only. Change `runId` to run the same spec again.
+/// What to run and where, how long it may take, how often a dispatch that provably did not start
+/// is tried again, and where the output goes. Each generation runs once per `runId`: change
+/// `runId` to run an unchanged spec again.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "kubeinvoke.io",
@@ -63,11 +64,12 @@ pub const MAX_TAIL_BYTES: i32 = 16_384;
     printcolumn(
         name = "Age",
         type_ = "date",
-        json_path = ".metadata.creationTimestamp"
+        json_path = ".metadata.creationTimestamp",
+        description = "Time since the object was created"
     )
 )]
 #[kube(
-    doc = "A command to run once on a private AKS cluster or inside an Azure Container Instances container, through Azure Resource Manager only; its exit code, timings and output come back in status and an output Secret."
+    doc = "A command to run once on a private AKS cluster or inside an Azure Container Instances container, through Azure Resource Manager only; its exit code, timings and output come back in status and an output Secret. Changing the spec or its runId runs it again."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteCommandSpec {
@@ -257,6 +259,8 @@ impl Default for OutputSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteCommandStatus {
+    // The schema of an optional enum field carries the enum's description (kube hoists it over
+    // this one), so `Phase`'s doc is what `kubectl explain` shows.
     /// Phase of the run: Pending, Running, Succeeded or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,

@@ -9,9 +9,10 @@ use tokio::time::Instant as Deadline;
 
 use kube::Client;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 
 use super::arm_errors;
+use super::events::Events;
 use super::grants::OperatorGrants;
 use super::reason::{Failure, Reason};
 use super::references::CredentialSource;
@@ -40,7 +41,7 @@ pub struct Settings {
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: Events,
     pub settings: Settings,
     pub azure: Azure,
     pub journal: Journal,
@@ -58,7 +59,7 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), reporter),
             client,
             settings,
             azure,
@@ -92,8 +93,9 @@ impl Context {
         .await
     }
 
-    /// Publishes an Event about `obj`; the note is cut to 1024 bytes. Failing to publish is logged,
-    /// never fatal.
+    /// Publishes an Event about `obj`; the note is cut to 1024 bytes. A repeat of an Event with the
+    /// same note counts in its series; a different note is a new Event. Failing to publish is
+    /// logged, never fatal.
     pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, action: &str, note: &str)
     where
         K: Resource<DynamicType = ()>,
@@ -105,7 +107,7 @@ impl Context {
             action: action.to_string(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(e) = self.events.publish(&event, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish an Event");
         }
     }

@@ -3,6 +3,7 @@
 pub mod arm_errors;
 pub mod conditions;
 pub mod context;
+pub mod events;
 pub mod grants;
 pub mod kubeconfig_export;
 pub mod owned;

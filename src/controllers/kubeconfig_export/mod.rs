@@ -173,9 +173,9 @@ async fn fail(
     let name = kcx.name_any();
     let namespace = kcx.namespace().unwrap_or_default();
     if failure.transient {
-        tracing::info!(kcx = %name, namespace = %namespace, reason = %failure.reason, message = %failure.message, "kubeconfig fetch failed; will retry");
+        tracing::info!(kcx = %name, namespace = %namespace, reason = %failure.reason, detail = %failure.message, "kubeconfig fetch failed; will retry");
     } else {
-        tracing::warn!(kcx = %name, namespace = %namespace, reason = %failure.reason, message = %failure.message, "kubeconfig export failed");
+        tracing::warn!(kcx = %name, namespace = %namespace, reason = %failure.reason, detail = %failure.message, "kubeconfig export failed");
     }
     // Every terminal failure, and a transient one when it starts (not each retry).
     if !failure.transient || previous_reason.as_deref() != Some(failure.reason.as_str()) {

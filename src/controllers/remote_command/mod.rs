@@ -202,7 +202,7 @@ async fn fail(
     write_status(api, rc, &s).await?;
     ctx.metrics.outcome(CONTROLLER, failure.reason.as_str());
     ctx.journal.forget_accepted(&rc.uid().unwrap_or_default());
-    tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, message = %failure.message, "run failed");
+    tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, detail = %failure.message, "run failed");
     warn(ctx, rc, &failure).await;
     Ok(after_ttl(rc, &s))
 }
