@@ -40,8 +40,8 @@ pub async fn run<S, F>(
     S: Fn() -> F,
     F: Future<Output = ()> + Send + Sync + 'static,
 {
-    let (commands, command_store) = trigger::<RemoteCommand>(&ctx, &namespace);
-    let (exports, export_store) = trigger::<KubeconfigExport>(&ctx, &namespace);
+    let (commands, command_store) = trigger::<RemoteCommand>(&ctx, &namespace, slim_finished_run);
+    let (exports, export_store) = trigger::<KubeconfigExport>(&ctx, &namespace, |_| {});
     {
         let (store, throttle) = (command_store.clone(), ctx.azure.arm.throttle().clone());
         probes.set_gauges(Box::new(move || (phases(&store), throttle.levels())));
@@ -100,6 +100,7 @@ pub async fn run<S, F>(
 fn trigger<K>(
     ctx: &Context,
     namespace: &Option<String>,
+    slim: fn(&mut K),
 ) -> (
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
     Store<K>,
@@ -120,18 +121,33 @@ where
     let (reader, writer) = reflector::store();
     // The cache keeps what reconciles read: no managedFields, no last-applied copy of the spec
     // (status is written with server-side apply, never by sending the cached object back).
-    let watch = watcher(api, watcher::Config::default()).modify(|obj| {
+    let watch = watcher(api, watcher::Config::default()).modify(move |obj| {
         let meta = obj.meta_mut();
         meta.managed_fields = None;
         if let Some(annotations) = meta.annotations.as_mut() {
             annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
+        slim(obj);
     });
     let stream = reflector(writer, watch)
         .default_backoff()
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     (stream, reader)
+}
+
+/// A finished run's status, as far as the cache needs it: what decides whether the run is current
+/// and when its TTL ends. Its output tail, message and conditions are never read from the cache
+/// (a new run starts from a fresh read), and with thousands of finished runs they are most of the
+/// operator's memory at rest.
+fn slim_finished_run(rc: &mut RemoteCommand) {
+    if let Some(status) = rc.status.as_mut()
+        && status.phase.is_some_and(|p| p.is_terminal())
+    {
+        status.output_tail = None;
+        status.message = None;
+        status.conditions = Vec::new();
+    }
 }
 
 /// Times a reconcile and counts it (with the failure reason when it failed).
