@@ -1221,3 +1221,29 @@ async fn aci_failure_before_the_session_started_is_retried() {
         Some(1)
     );
 }
+
+/// AtLeastOnce sends an interrupted dispatch again — but never more than `maxAttempts` times in
+/// all: ARM failing every runCommand with a 500 (outcome unknown each time) ends the run as
+/// DispatchInterrupted after two attempts.
+#[tokio::test]
+async fn at_least_once_re_dispatch_is_bounded_by_max_attempts() {
+    let (client, ns) = setup("rc-bounded").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    emulator
+        .put_faults(r#"{"aks.runCommand": {"error500Rate": 1.0}}"#)
+        .await;
+    let mut spec = aks("aks1", "echo bounded");
+    spec["dispatchPolicy"] = json!("AtLeastOnce");
+    spec["maxAttempts"] = json!(2);
+    create(&client, &ns, "bounded", spec).await;
+    let rc = wait_finished(&client, &ns, "bounded").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "DispatchInterrupted".into()),
+        "{status:?}"
+    );
+    assert_eq!(status.attempts, Some(2), "{status:?}");
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("maxAttempts (2)"), "{message}");
+}

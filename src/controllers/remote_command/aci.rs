@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::status::{self, Outcome};
-use super::{children, dispatch, fail, may_redispatch, write_status};
+use super::{children, dispatch, fail, may_redispatch, not_sent_again, write_status};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::azure::ContainerGroupId;
@@ -329,14 +329,17 @@ pub async fn continue_run(
             .unwrap_or(Duration::from_secs(60));
         return Ok(Action::requeue(left.max(Duration::from_secs(1))));
     }
-    if may_redispatch(rc) {
+    let attempts = current.attempts.unwrap_or(1);
+    if may_redispatch(rc, attempts) {
         tracing::warn!(rcmd = %rc.name_any(), "exec session was interrupted; running it again (AtLeastOnce)");
         return super::start(api, rc, ctx, current).await;
     }
     let failure = Failure::terminal(
         Reason::SessionInterrupted,
-        "the operator stopped during the exec session; under AtMostOnce it is not run again \
-         (set dispatchPolicy: AtLeastOnce or a new runId to run it)",
+        format!(
+            "the operator stopped during the exec session; {}",
+            not_sent_again(rc, attempts)
+        ),
     );
     fail(api, rc, ctx, current, failure).await
 }

@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::status::{self, Outcome};
-use super::{children, dispatch, fail, may_redispatch, not_started, write_status};
+use super::{children, dispatch, fail, may_redispatch, not_sent_again, not_started, write_status};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::azure::aks::{CommandId, CommandStatus, RUN_COMMAND_OP};
@@ -239,15 +239,17 @@ async fn dispatch_failed(
         s.attempts = s.attempts.map(|a| a - 1);
         return not_started(api, rc, ctx, s, failure).await;
     }
-    if may_redispatch(rc) {
+    let attempts = s.attempts.unwrap_or(1);
+    if may_redispatch(rc, attempts) {
         tracing::warn!(rcmd = %rc.name_any(), error = %failure.message, "dispatch outcome unknown; dispatching again (AtLeastOnce)");
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let failure = Failure::terminal(
         Reason::DispatchInterrupted,
         format!(
-            "it is unknown whether ARM accepted the command ({}); not dispatching again under AtMostOnce",
-            failure.message
+            "it is unknown whether ARM accepted the command ({}); {}",
+            failure.message,
+            not_sent_again(rc, attempts)
         ),
     );
     fail(api, rc, ctx, s, failure).await
@@ -418,7 +420,8 @@ async fn interrupted(
     ctx: &Arc<Context>,
     current: RemoteCommandStatus,
 ) -> Result<Action, Failure> {
-    if may_redispatch(rc) {
+    let attempts = current.attempts.unwrap_or(1);
+    if may_redispatch(rc, attempts) {
         tracing::warn!(rcmd = %rc.name_any(), "dispatch was interrupted; dispatching again (AtLeastOnce)");
         ctx.event(
             rc,
@@ -432,8 +435,10 @@ async fn interrupted(
     }
     let failure = Failure::terminal(
         Reason::DispatchInterrupted,
-        "the operator stopped after asking ARM to run the command and before recording ARM's answer; \
-         under AtMostOnce it is not sent again (set dispatchPolicy: AtLeastOnce or a new runId to run it)",
+        format!(
+            "the operator stopped after asking ARM to run the command and before recording ARM's answer; {}",
+            not_sent_again(rc, attempts)
+        ),
     );
     fail(api, rc, ctx, current, failure).await
 }

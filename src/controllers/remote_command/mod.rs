@@ -265,7 +265,21 @@ pub fn error_policy(rc: Arc<RemoteCommand>, failure: &Failure, _ctx: Arc<Context
     Action::requeue(retry_delay(failure))
 }
 
-/// Whether an interrupted dispatch may be sent again.
-fn may_redispatch(rc: &RemoteCommand) -> bool {
-    rc.spec.dispatch_policy == DispatchPolicy::AtLeastOnce
+/// Whether an interrupted dispatch may be sent again: only under `AtLeastOnce`, and at most
+/// `maxAttempts` attempts in all.
+fn may_redispatch(rc: &RemoteCommand, attempts: i32) -> bool {
+    rc.spec.dispatch_policy == DispatchPolicy::AtLeastOnce && attempts < rc.spec.max_attempts
+}
+
+/// Why an interrupted dispatch is not sent again (the end of a failure message).
+fn not_sent_again(rc: &RemoteCommand, attempts: i32) -> String {
+    if rc.spec.dispatch_policy == DispatchPolicy::AtLeastOnce {
+        format!(
+            "not sent again: AtLeastOnce made {attempts} of maxAttempts ({}) attempts",
+            rc.spec.max_attempts
+        )
+    } else {
+        "under AtMostOnce it is not sent again (set dispatchPolicy: AtLeastOnce or a new runId to run it)"
+            .to_string()
+    }
 }
