@@ -35,8 +35,15 @@ if [ "$smoke" = 1 ]; then
   set -- --commands 30 --rest-commands 300 --rest-exports 30 --fleet-subscriptions 3 --fleet-commands 10 --cli-sequential 3 --cli-concurrent 10 --out "$dir/RESULTS.md" \
     --label "hack/bench.sh --smoke" --require-success "$@"
 else
+  # The instruction count per command runs the operator under valgrind's callgrind.
+  if ! command -v valgrind >/dev/null; then
+    [ "$(id -u)" = 0 ] || { echo "bench: valgrind is missing; install it (needs root)" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+  fi
   echo "bench: building the release binaries (a few minutes the first time)"
   cargo build --release --workspace --bins
+  cargo build --profile profiling --bin kubeinvoke
+  set -- --instructions-commands 50 --instructions-operator target/profiling/kubeinvoke "$@"
   bin=target/release
   scratch="${TMPDIR:-/tmp}/kubeinvoke-bench-logs"
 fi

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod fleet;
+mod instructions;
 mod procs;
 mod report;
 mod scenario;
@@ -73,6 +74,13 @@ struct Args {
     /// Where emulator and operator logs go (kept after the run).
     #[arg(long, default_value = "/tmp")]
     scratch: PathBuf,
+    /// Commands of the instruction count under callgrind (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    instructions_commands: usize,
+    /// The operator binary for the instruction count: a build with symbols (`--profile profiling`),
+    /// so the profile names functions. Default: --operator.
+    #[arg(long)]
+    instructions_operator: Option<PathBuf>,
     /// Scenario D: subscriptions of the fleet, each with its own principal (0 skips D).
     #[arg(long, default_value_t = 10)]
     fleet_subscriptions: usize,
@@ -371,6 +379,31 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
+    let instructions = if args.instructions_commands > 0 {
+        println!(
+            "bench: instructions per command, {} commands under callgrind",
+            args.instructions_commands
+        );
+        let r = instructions::count(
+            &client,
+            &emulator,
+            args.instructions_operator
+                .as_ref()
+                .unwrap_or(&args.operator),
+            &kubeconfig,
+            &work_dir,
+            args.instructions_commands,
+        )
+        .await?;
+        println!(
+            "bench:   {:.1} million instructions per command",
+            r.per_command() / 1e6
+        );
+        Some(r)
+    } else {
+        None
+    };
+
     let mut e = Vec::new();
     if args.cli_concurrent > 0 {
         for (n, concurrency) in [
@@ -417,6 +450,7 @@ async fn run(args: Args) -> Result<(), Error> {
         a: a_runs,
         b,
         c,
+        instructions,
         d,
         e,
     };

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::fleet::FleetResult;
+use crate::instructions::InstructionsResult;
 use crate::scenario::{BurstResult, CliResult, RestResult};
 use crate::stats::{Budget, Work, lower_bound, percentile};
 
@@ -16,6 +17,8 @@ pub struct Report {
     pub a: Vec<BurstResult>,
     pub b: Option<RestResult>,
     pub c: Option<BurstResult>,
+    /// Instructions per command (callgrind).
+    pub instructions: Option<InstructionsResult>,
     /// Scenario D: a fleet of subscriptions.
     pub d: Option<FleetResult>,
     /// Scenario E: `kubectl invoke`, one at a time, then many at once.
@@ -43,6 +46,18 @@ fn under_budget(r: &BurstResult) -> Vec<f64> {
         .map(|b| b.write_burst.floor() as usize)
         .unwrap_or(usize::MAX);
     r.dispatch_latency.iter().take(burst).copied().collect()
+}
+
+/// The largest inversion of dispatch order against creation order: how much later than some
+/// command created after it a command was dispatched (0 when dispatch order = creation order).
+fn largest_inversion(r: &BurstResult) -> f64 {
+    let mut later_min = f64::INFINITY;
+    let mut worst = 0.0f64;
+    for t in r.dispatch_times.iter().rev() {
+        worst = worst.max(t - later_min);
+        later_min = later_min.min(*t);
+    }
+    worst
 }
 
 fn requests_by_kind(r: &BurstResult) -> String {
@@ -258,6 +273,13 @@ impl Report {
                 "–".into()
             }
         });
+        row("largest dispatch-order inversion", &|r| {
+            if r.dispatch_times.is_empty() {
+                "–".into()
+            } else {
+                format!("{:.0} ms", largest_inversion(r) * 1000.0)
+            }
+        });
         row("status lag p50 / p99", &|r| {
             format!(
                 "{} / {}",
@@ -313,6 +335,21 @@ impl Report {
                 b.cpu_seconds,
                 b.peak_rss_mib,
                 b.arm_requests
+            );
+        }
+        if let Some(i) = &self.instructions {
+            let _ = writeln!(
+                s,
+                "\n## Instructions per command\n\n\
+                 The operator under valgrind's callgrind, once idle and once running {} commands (same emulator, same cluster): \
+                 **{:.1} million instructions per command** ({} − {} instructions, ÷ {}). Unlike CPU seconds this does not depend on \
+                 what else the machine runs, so one run judges a change. Where they go (instructions in each function itself, the loaded run, whole process including start-up):\n\n```\n{}\n```",
+                i.commands,
+                i.per_command() / 1e6,
+                i.loaded,
+                i.idle,
+                i.commands,
+                i.top.join("\n")
             );
         }
         if let Some(d) = &self.d {

@@ -169,6 +169,8 @@ pub struct BurstResult {
     pub other_outcomes: BTreeMap<String, usize>,
     /// ARM POST received − resource created (A) / call submitted (C), seconds, in creation order.
     pub dispatch_latency: Vec<f64>,
+    /// When ARM accepted each dispatch (A), in creation order.
+    pub dispatch_times: Vec<f64>,
     /// Status terminal (A) / `.result()` returned (C) − result available at ARM, seconds.
     pub status_lag: Vec<f64>,
     pub cpu_seconds: f64,
@@ -328,6 +330,7 @@ pub async fn burst_through_operator(
             .fold(f64::INFINITY, f64::min);
         if dispatched.is_finite() {
             result.dispatch_latency.push(dispatched - created_at);
+            result.dispatch_times.push(dispatched);
             result.status_lag.push(done_at - (dispatched + duration));
         }
     }

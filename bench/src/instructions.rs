@@ -1,0 +1,162 @@
+//! A CPU figure that does not depend on what else the machine is doing: instructions the operator
+//! executes per command, counted by valgrind's callgrind (hardware counters are not available on
+//! every machine; callgrind is exact and the same from run to run). Two runs under callgrind — an
+//! idle one and one with `n` commands — and the difference per command; plus where the
+//! instructions go (callgrind_annotate's top functions).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
+use kubeinvoke::api::RemoteCommand;
+use serde_json::json;
+
+use crate::procs::{Emulator, Error};
+use crate::scenario::{cluster_id, namespace};
+
+#[derive(Debug, Default, Clone)]
+pub struct InstructionsResult {
+    pub commands: usize,
+    pub idle: u64,
+    pub loaded: u64,
+    /// callgrind_annotate's functions with the most instructions of their own, loaded run.
+    pub top: Vec<String>,
+}
+
+impl InstructionsResult {
+    pub fn per_command(&self) -> f64 {
+        self.loaded.saturating_sub(self.idle) as f64 / self.commands.max(1) as f64
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn count(
+    client: &Client,
+    emulator: &Emulator,
+    operator_bin: &Path,
+    kubeconfig: &Path,
+    work_dir: &Path,
+    n: usize,
+) -> Result<InstructionsResult, Error> {
+    let idle = run(client, emulator, operator_bin, kubeconfig, work_dir, 0).await?;
+    let loaded = run(client, emulator, operator_bin, kubeconfig, work_dir, n).await?;
+    let annotate = Command::new("callgrind_annotate")
+        .args(["--inclusive=no", "--threshold=100"])
+        .arg(&loaded.1)
+        .output()
+        .map_err(|e| format!("callgrind_annotate: {e}"))?;
+    let top = String::from_utf8_lossy(&annotate.stdout)
+        .lines()
+        .skip_while(|l| !l.contains("file:function"))
+        .skip(2)
+        .filter(|l| !l.trim().is_empty())
+        .take(15)
+        .map(|l| l.trim().to_string())
+        .collect();
+    Ok(InstructionsResult {
+        commands: n,
+        idle: idle.0,
+        loaded: loaded.0,
+        top,
+    })
+}
+
+/// One operator run under callgrind with `n` commands; its instruction total and profile file.
+async fn run(
+    client: &Client,
+    emulator: &Emulator,
+    operator_bin: &Path,
+    kubeconfig: &Path,
+    work_dir: &Path,
+    n: usize,
+) -> Result<(u64, PathBuf), Error> {
+    let ns = format!("bench-i-{n}-{}", std::process::id());
+    namespace(client, &ns).await?;
+    emulator.reset().await?;
+    let out = work_dir.join(format!("callgrind-{n}.out"));
+    let log = work_dir.join(format!("{ns}.log"));
+    let mut child = Command::new("valgrind")
+        .args(["--tool=callgrind", "--quiet"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(operator_bin)
+        .arg("controller")
+        .args(["--watch-namespace", &ns, "--arm-endpoint", &emulator.arm])
+        .args(["--authority-host", &emulator.arm, "--ca-file"])
+        .arg(&emulator.ca_file)
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .map_err(|e| format!("valgrind: {e} (make bench installs it)"))?;
+    let ready = Instant::now() + Duration::from_secs(300);
+    while !std::fs::read_to_string(&log)?.contains("caches synced") {
+        if Instant::now() > ready || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            return Err(format!(
+                "the operator under callgrind did not start; log {}",
+                log.display()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let api: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);
+    for i in 0..n {
+        let spec = json!({"target": {"aks": {"resourceId": cluster_id()}}, "command": format!("echo counted-{i}")});
+        let rc = RemoteCommand::new(&format!("i-{i:04}"), serde_json::from_value(spec)?);
+        api.create(&PostParams::default(), &rc).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let done = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|rc| {
+                rc.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(|p| p.is_terminal())
+            })
+            .count();
+        if done >= n {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!("only {done} of {n} commands finished under callgrind").into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A graceful stop: the operator exits and callgrind writes its totals.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(format!("the operator under callgrind exited with {status}").into());
+    }
+    let profile = std::fs::read_to_string(&out)?;
+    let total = profile
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no instruction total in {}", out.display()))?;
+    Ok((total, out))
+}
