@@ -202,15 +202,7 @@ pub async fn burst_through_operator(
     );
     namespace(client, &ns).await?;
     let budget = Budget::ARM.scaled(fraction);
-    let flags: Vec<String> = [
-        ("--arm-write-burst", budget.write_burst),
-        ("--arm-write-rate", budget.write_rate),
-        ("--arm-read-burst", budget.read_burst),
-        ("--arm-read-rate", budget.read_rate),
-    ]
-    .iter()
-    .flat_map(|(k, v)| [k.to_string(), format!("{v}")])
-    .collect();
+    let flags = budget.operator_flags();
     emulator.reset().await?;
     let mut operator = Operator::start(
         operator_bin,
@@ -567,15 +559,7 @@ pub async fn through_cli(
     namespace(client, &ns).await?;
     emulator.reset().await?;
     let budget = Budget::ARM.scaled(0.9);
-    let flags: Vec<String> = [
-        ("--arm-write-burst", budget.write_burst),
-        ("--arm-write-rate", budget.write_rate),
-        ("--arm-read-burst", budget.read_burst),
-        ("--arm-read-rate", budget.read_rate),
-    ]
-    .iter()
-    .flat_map(|(k, v)| [k.to_string(), format!("{v}")])
-    .collect();
+    let flags = budget.operator_flags();
     let mut operator = Operator::start(
         operator_bin,
         kubeconfig,

@@ -19,6 +19,19 @@ impl Budget {
     };
 
     /// The same budget scaled by `fraction` (the operator keeps 90% by default).
+    /// The operator's flags that set its client-side buckets to this budget.
+    pub fn operator_flags(&self) -> Vec<String> {
+        [
+            ("--arm-write-burst", self.write_burst),
+            ("--arm-write-rate", self.write_rate),
+            ("--arm-read-burst", self.read_burst),
+            ("--arm-read-rate", self.read_rate),
+        ]
+        .iter()
+        .flat_map(|(k, v)| [k.to_string(), format!("{v}")])
+        .collect()
+    }
+
     pub fn scaled(self, fraction: f64) -> Budget {
         Budget {
             read_burst: self.read_burst * fraction,

@@ -81,12 +81,10 @@ pub async fn start(
         .map_err(|e| arm_errors::failure(&e))?;
 
     // The exactly-once protocol (dispatch.rs): fenced intent, tenure check, then the session.
-    let Some(intent) = dispatch::claim(api, rc, ctx, base).await? else {
-        return Ok(Action::requeue(Duration::from_millis(200)));
+    let intent = match dispatch::ready_to_send(api, rc, ctx, base).await? {
+        Ok(intent) => intent,
+        Err(wait) => return Ok(wait),
     };
-    if !dispatch::may_send(api, ctx, &intent).await {
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
     let run = status::run_key(rc);
     let task = {
         let (api, rc, ctx, s, id) = (

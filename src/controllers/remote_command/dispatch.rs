@@ -22,10 +22,12 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
+use kube::runtime::controller::Action;
 
 use super::{status, write_status};
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
@@ -53,7 +55,7 @@ pub struct Intent {
 /// Step 2: claims the next attempt of `rc` (read fresh) by writing the intent, fenced by the
 /// read's resourceVersion. `None`: this process must not dispatch now (it lost its tenure, or the
 /// object changed since the read); the caller requeues and reads again.
-pub async fn claim(
+async fn claim(
     api: &Api<RemoteCommand>,
     rc: &RemoteCommand,
     ctx: &Context,
@@ -82,7 +84,7 @@ pub async fn claim(
 /// Step 3: whether the claimed attempt may be sent now. When this process lost its tenure in the
 /// meantime, the intent is rolled back (unless someone else already moved the object on) and
 /// nothing is sent.
-pub async fn may_send(api: &Api<RemoteCommand>, ctx: &Context, intent: &Intent) -> bool {
+async fn may_send(api: &Api<RemoteCommand>, ctx: &Context, intent: &Intent) -> bool {
     if ctx.tenure.holds() {
         return true;
     }
@@ -92,6 +94,23 @@ pub async fn may_send(api: &Api<RemoteCommand>, ctx: &Context, intent: &Intent) 
         tracing::info!(rcmd = %rc.name_any(), reason = %f.reason, "intent not rolled back (another replica moved the object on)");
     }
     false
+}
+
+/// Steps 2 and 3 together: the claimed attempt, ready to send — or, when this process must not send
+/// now, the requeue to return (the next reconcile reads the object again).
+pub async fn ready_to_send(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Context,
+    base: RemoteCommandStatus,
+) -> Result<Result<Intent, Action>, Failure> {
+    let Some(intent) = claim(api, rc, ctx, base).await? else {
+        return Ok(Err(Action::requeue(Duration::from_millis(200))));
+    };
+    if !may_send(api, ctx, &intent).await {
+        return Ok(Err(Action::requeue(Duration::from_secs(1))));
+    }
+    Ok(Ok(intent))
 }
 
 /// What this process knows that the API server may not show yet: command ids ARM accepted whose
