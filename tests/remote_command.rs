@@ -586,10 +586,12 @@ async fn too_little_time_left_is_not_dispatched() {
 async fn aci_shell_reports_the_real_exit_code_and_clean_output() {
     let (client, ns) = setup("rc-aci").await;
     let (emulator, _operator) = start(&ns, &[]);
-    create(&client, &ns, "aci", json!({
-        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
-        "command": "echo aci-out; echo aci-err >&2; exit 4"
-    }))
+    create(
+        &client,
+        &ns,
+        "aci",
+        rcmd::aci_shell("cg1", "echo aci-out; echo aci-err >&2; exit 4"),
+    )
     .await;
     let rc = wait_finished(&client, &ns, "aci").await;
     let status = rc.status.clone().unwrap();
@@ -890,10 +892,12 @@ async fn no_secret_reaches_logs_or_events() {
         aks("aks-aad", "echo TOPSECRET-OUTPUT-4711"),
     )
     .await;
-    create(&client, &ns, "secretive-aci", json!({
-        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
-        "command": "echo TOPSECRET-OUTPUT-4712"
-    }))
+    create(
+        &client,
+        &ns,
+        "secretive-aci",
+        rcmd::aci_shell("cg1", "echo TOPSECRET-OUTPUT-4712"),
+    )
     .await;
     let rc = wait_finished(&client, &ns, "secretive").await;
     assert_eq!(outcome(&rc).1, "Completed");
@@ -955,10 +959,12 @@ async fn ttl_deletes_a_finished_command() {
 async fn aci_session_cut_by_a_restart_is_session_interrupted() {
     let (client, ns) = setup("rc-aci-cut").await;
     let (emulator, mut operator) = start(&ns, &[]);
-    create(&client, &ns, "cut", json!({
-        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
-        "command": "sleep 30; echo too-late"
-    }))
+    create(
+        &client,
+        &ns,
+        "cut",
+        rcmd::aci_shell("cg1", "sleep 30; echo too-late"),
+    )
     .await;
     emulator::wait_counters(&emulator, "the exec session to start", |c| {
         c["execSessions"]["/bin/sh"].as_u64() == Some(1)
@@ -1149,12 +1155,12 @@ async fn did_not_start_on_the_post_is_retried_then_command_did_not_start() {
 async fn aci_session_cut_by_the_service_limit_is_session_interrupted() {
     let (client, ns) = setup("rc-aci-cap").await;
     let (emulator, _operator) = start(&ns, &["--aci-session-cap-seconds", "2"]);
-    create(&client, &ns, "capped", json!({
-        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
-        "command": "echo started-before-the-cut; sleep 20; echo too-late",
-        "timeoutSeconds": 900
-    }))
-    .await;
+    let mut spec = rcmd::aci_shell(
+        "cg1",
+        "echo started-before-the-cut; sleep 20; echo too-late",
+    );
+    spec["timeoutSeconds"] = json!(900);
+    create(&client, &ns, "capped", spec).await;
     let rc = wait_finished(&client, &ns, "capped").await;
     let status = rc.status.clone().unwrap();
     assert_eq!(
@@ -1188,10 +1194,12 @@ async fn aci_failure_before_the_session_started_is_retried() {
     emulator
         .put_faults(r#"{"entra.token": {"error500Rate": 1.0}}"#)
         .await;
-    create(&client, &ns, "retried", json!({
-        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app", "shell": "/bin/sh"}},
-        "command": "echo after-the-outage"
-    }))
+    create(
+        &client,
+        &ns,
+        "retried",
+        rcmd::aci_shell("cg1", "echo after-the-outage"),
+    )
     .await;
     rcmd::wait_for(
         &client,

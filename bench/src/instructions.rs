@@ -5,7 +5,7 @@
 //! instructions go (callgrind_annotate's top functions).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kube::Client;
@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kubeinvoke::api::RemoteCommand;
 use serde_json::json;
 
-use crate::procs::{Emulator, Error};
+use crate::procs::{Emulator, Error, Operator};
 use crate::scenario::{cluster_id, namespace};
 
 #[derive(Debug, Default, Clone)]
@@ -76,41 +76,22 @@ async fn run(
     namespace(client, &ns).await?;
     emulator.reset().await?;
     let out = work_dir.join(format!("callgrind-{n}.out"));
-    let log = work_dir.join(format!("{ns}.log"));
-    let mut child = Command::new("valgrind")
-        .args(["--tool=callgrind", "--quiet"])
-        .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(operator_bin)
-        .arg("controller")
-        .args(["--watch-namespace", &ns, "--arm-endpoint", &emulator.arm])
-        .args(["--authority-host", &emulator.arm, "--ca-file"])
-        .arg(&emulator.ca_file)
-        .args([
-            "--http-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .map_err(|e| format!("valgrind: {e} (make bench installs it)"))?;
-    let ready = Instant::now() + Duration::from_secs(300);
-    while !std::fs::read_to_string(&log)?.contains("caches synced") {
-        if Instant::now() > ready || child.try_wait()?.is_some() {
-            let _ = child.kill();
-            return Err(format!(
-                "the operator under callgrind did not start; log {}",
-                log.display()
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let valgrind = [
+        "valgrind".to_string(),
+        "--tool=callgrind".to_string(),
+        "--quiet".to_string(),
+        format!("--callgrind-out-file={}", out.display()),
+    ];
+    let mut operator = Operator::start_under(
+        &valgrind,
+        operator_bin,
+        kubeconfig,
+        emulator,
+        &ns,
+        &[],
+        work_dir.join(format!("{ns}.log")),
+    )?;
+    operator.wait_ready(Duration::from_secs(300)).await?;
     let api: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);
     for i in 0..n {
         let spec = json!({"target": {"aks": {"resourceId": cluster_id()}}, "command": format!("echo counted-{i}")});
@@ -135,16 +116,12 @@ async fn run(
             break;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
             return Err(format!("only {done} of {n} commands finished under callgrind").into());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // A graceful stop: the operator exits and callgrind writes its totals.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
-    let status = child.wait()?;
+    let status = operator.stop()?;
     if !status.success() {
         return Err(format!("the operator under callgrind exited with {status}").into());
     }

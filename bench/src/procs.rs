@@ -147,7 +147,36 @@ impl Operator {
         extra: &[String],
         log_file: PathBuf,
     ) -> Result<Operator, Error> {
-        let child = Command::new(binary)
+        Self::start_under(
+            &[],
+            binary,
+            kubeconfig,
+            emulator,
+            namespace,
+            extra,
+            log_file,
+        )
+    }
+
+    /// Like [`Operator::start`], run by `wrapper` (e.g. valgrind and its flags) when not empty.
+    pub fn start_under(
+        wrapper: &[String],
+        binary: &Path,
+        kubeconfig: &Path,
+        emulator: &Emulator,
+        namespace: &str,
+        extra: &[String],
+        log_file: PathBuf,
+    ) -> Result<Operator, Error> {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg("controller")
             .args(["--watch-namespace", namespace])
             .args([
@@ -178,6 +207,14 @@ impl Operator {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGTERM (a graceful stop) and the exit status.
+    pub fn stop(mut self) -> Result<std::process::ExitStatus, Error> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        Ok(self.child.wait()?)
     }
 
     /// Waits until `/readyz` answers 200 (caches synced).

@@ -112,3 +112,11 @@ pub fn events(ns: &str) -> String {
 pub fn aks(cluster: &str, command: &str) -> Value {
     serde_json::json!({"target": {"aks": {"resourceId": super::emulator::aks_id(cluster)}}, "command": command})
 }
+
+/// A spec for container `app` of the container group `group`, typing `command` into `/bin/sh`.
+pub fn aci_shell(group: &str, command: &str) -> Value {
+    serde_json::json!({
+        "target": {"containerInstance": {"resourceId": super::emulator::group_id(group), "container": "app", "shell": "/bin/sh"}},
+        "command": command
+    })
+}

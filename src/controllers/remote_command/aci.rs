@@ -63,9 +63,7 @@ pub async fn start(
     validate(rc)?;
     let id = group_id(rc)?;
     let attempt = base.attempts.unwrap_or(0) + 1;
-    let left = status::deadline_of(&base, rc)
-        .map(|d| Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO))
-        .unwrap_or(Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64));
+    let left = status::time_left(&base, rc);
     let call = ctx.azure.call_context(
         credential,
         id.subscription_id(),

@@ -38,10 +38,8 @@ fn cluster_id(rc: &RemoteCommand) -> Result<AksClusterId, Failure> {
 
 /// The ARM deadline of one step: the run's deadline, at most a minute away.
 fn step_deadline(rc: &RemoteCommand) -> Instant {
-    let budget = status::deadline(rc)
-        .map(|d| Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO))
-        .unwrap_or(Duration::from_secs(rc.spec.timeout_seconds as u64));
-    Instant::now() + budget.min(STEP_BUDGET)
+    let current = rc.status.clone().unwrap_or_default();
+    Instant::now() + status::time_left(&current, rc).min(STEP_BUDGET)
 }
 
 async fn call_context(
@@ -125,7 +123,7 @@ pub async fn start(
 
     // A runCommand POST can block ~30 s (AKS waits that long for the command pod before it
     // answers "did not start", azure-cli #27776): never start one that cannot finish in time.
-    let left = time_left(rc, &base);
+    let left = status::time_left(&base, rc);
     let needed = dispatch_headroom(rc);
     if left < needed {
         return Err(Failure::terminal(
@@ -199,13 +197,6 @@ pub async fn start(
         }
         Err(e) => dispatch_failed(api, rc, ctx, s, &e).await,
     }
-}
-
-/// How long the run has left before its deadline.
-fn time_left(rc: &RemoteCommand, current: &RemoteCommandStatus) -> Duration {
-    status::deadline_of(current, rc)
-        .map(|d| Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO))
-        .unwrap_or(Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64))
 }
 
 /// How much of the run's time a dispatch needs left: the ~30 s a runCommand POST may block, or

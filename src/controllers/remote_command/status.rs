@@ -60,6 +60,18 @@ pub fn deadline_of(status: &RemoteCommandStatus, rc: &RemoteCommand) -> Option<T
         .ok()
 }
 
+/// How long the run described by `status` has left before its deadline (all of `timeoutSeconds`
+/// when it has not started).
+pub fn time_left(status: &RemoteCommandStatus, rc: &RemoteCommand) -> std::time::Duration {
+    deadline_of(status, rc)
+        .map(|d| {
+            std::time::Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or_default()
+        })
+        .unwrap_or(std::time::Duration::from_secs(
+            rc.spec.timeout_seconds.max(1) as u64,
+        ))
+}
+
 /// The status of the current run, or a fresh one for a new run.
 pub fn base(rc: &RemoteCommand) -> RemoteCommandStatus {
     if is_current_run(rc) {
