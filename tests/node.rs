@@ -153,6 +153,7 @@ async fn leader_pod_deleted_while_50_commands_run() {
 
     let commands = create_commands(&admin, &ns, "handover", 50).await;
     wait_dispatched(&admin, &ns, 1).await;
+    op.follow_logs(&leader);
     // A graceful delete, as a node drain or `kubectl delete pod` does: SIGTERM, then the grace period.
     op.pods_api()
         .delete(&leader, &DeleteParams::default())
@@ -406,10 +407,10 @@ async fn assert_all_ran_once(
         }
     })
     .await;
-    let outcomes: Vec<(String, (String, String))> = list
+    let outcomes: Vec<(String, (String, String), String)> = list
         .iter()
-        .map(|rc| (rc.name_any(), rcmd::outcome(rc)))
-        .filter(|(_, o)| o != &("Succeeded".to_string(), "Completed".to_string()))
+        .map(|rc| (rc.name_any(), rcmd::outcome(rc), rcmd::message(rc)))
+        .filter(|(_, o, _)| o != &("Succeeded".to_string(), "Completed".to_string()))
         .collect();
     assert!(
         outcomes.is_empty(),

@@ -786,6 +786,58 @@ async fn at_least_once_dispatches_again_after_an_interrupted_dispatch() {
     assert_eq!(dispatches, 2);
 }
 
+/// A rolling update while GitOps touches the resource: SIGTERM arrives while ARM holds its answer,
+/// and a label written meanwhile moves the resourceVersion the record step was fenced on. The
+/// stopping operator still records the command id (the object still shows its attempt), so its
+/// successor polls the command instead of declaring it interrupted.
+#[tokio::test]
+async fn stopping_while_arm_answers_records_the_answer_before_exiting() {
+    let (client, ns) = setup("rc-stop-dispatch").await;
+    let (emulator, mut operator) = start(
+        &ns,
+        &[
+            "--fault-ops",
+            "aks.runCommand",
+            "--response-delay-ms",
+            "3000",
+        ],
+    );
+    create(&client, &ns, "stopping", aks("aks1", "echo recorded")).await;
+    emulator::wait_counters(&emulator, "the dispatch to reach ARM", |c| {
+        c["dispatches"]["echo recorded"].as_u64() == Some(1)
+    })
+    .await;
+    let api = Api::<kubeinvoke::api::RemoteCommand>::namespaced(client.clone(), &ns);
+    api.patch(
+        "stopping",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"touched-by": "gitops"}}})),
+    )
+    .await
+    .expect("label the RemoteCommand");
+    assert!(
+        operator.terminate(),
+        "the operator did not stop cleanly on SIGTERM:\n{}",
+        operator.logs()
+    );
+    let rc = rcmd::get(&client, &ns, "stopping").await;
+    assert!(
+        rc.status.as_ref().is_some_and(|s| s.command_id.is_some()),
+        "the stopped operator left no command id: {:?}\n{}",
+        rc.status,
+        operator.logs()
+    );
+    operator.restart();
+    let rc = wait_finished(&client, &ns, "stopping").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(emulator.dispatches("echo recorded").await, 1);
+}
+
 #[tokio::test]
 async fn reapplying_the_same_spec_never_runs_it_again() {
     let (client, ns) = setup("rc-reapply").await;

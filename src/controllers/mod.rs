@@ -29,6 +29,9 @@ use crate::server::Probes;
 use context::Context;
 use reason::Failure;
 
+/// How long the way out waits for each unwritten answer of ARM.
+const FLUSH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs both controllers until `shutdown` completes (SIGTERM, or the leader Lease was lost); then
 /// they stop taking work and let running reconciles finish. Ready once both caches are synced.
 pub async fn run<S, F>(
@@ -92,6 +95,9 @@ pub async fn run<S, F>(
     };
     futures::join!(remote_commands, kubeconfig_exports, ready);
     probes.set_ready(false);
+    // No reconcile runs any more; ARM's answers still only in memory go to the API server before
+    // the Lease is handed over (the chart's grace period is 30 s).
+    remote_command::dispatch::flush(&ctx, FLUSH_PATIENCE).await;
 }
 
 /// A store and the watch stream that feeds it. Only spec changes (generation) trigger a

@@ -100,6 +100,18 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.kubectl.display()))
     }
 
+    /// Starts kubectl in the background with its stdout to `out` (e.g. `logs -f`).
+    pub fn kubectl_spawn(&self, args: &[&str], out: std::fs::File) -> std::process::Child {
+        Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.kubectl.display()))
+    }
+
     /// Runs kubectl and returns stdout, panicking with stderr when it fails.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);

@@ -80,6 +80,14 @@ pub fn outcome(rc: &RemoteCommand) -> (String, String) {
     )
 }
 
+/// The status message.
+pub fn message(rc: &RemoteCommand) -> String {
+    rc.status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default()
+}
+
 /// The output Secret's `output` key.
 pub async fn output(client: &Client, ns: &str, rc: &RemoteCommand) -> String {
     let name = rc

@@ -22,6 +22,8 @@ pub struct Installed {
     pub chart: Chart,
     pub release: Release,
     admin: Client,
+    /// `kubectl logs -f` of pods about to be deleted (their logs go with them), to a file each.
+    followed: std::sync::Mutex<Vec<(std::process::Child, std::path::PathBuf)>>,
 }
 
 impl Installed {
@@ -72,6 +74,7 @@ logLevel: "info,kubeinvoke=debug"
             chart,
             release,
             admin: admin.clone(),
+            followed: Default::default(),
         };
         installed.upgrade();
         installed.wait_ready_pods(2).await;
@@ -142,7 +145,8 @@ logLevel: "info,kubeinvoke=debug"
             .filter(|h| !h.is_empty())
     }
 
-    /// Every container log of the release's pods, the previous containers' included.
+    /// Every container log of the release's pods, the previous containers' included, and the logs
+    /// of the followed pods (which may be gone).
     pub fn logs(&self) -> String {
         let cluster = Cluster::get();
         let selector = format!("app.kubernetes.io/instance={}", self.release.name);
@@ -155,7 +159,31 @@ logLevel: "info,kubeinvoke=debug"
             "--tail=-1",
             "--prefix",
         ]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let mut logs = String::from_utf8_lossy(&out.stdout).into_owned();
+        for (_, file) in self.followed.lock().unwrap().iter() {
+            logs.push_str(&std::fs::read_to_string(file).unwrap_or_default());
+        }
+        logs
+    }
+
+    /// Keeps the log of `pod` from now on (with what it logged so far), so that it can still be
+    /// shown after the pod was deleted.
+    pub fn follow_logs(&self, pod: &str) {
+        let file = super::scratch_dir("pod-log").join(format!("{pod}.log"));
+        let out = std::fs::File::create(&file).expect("a file for a pod's log");
+        let child = Cluster::get().kubectl_spawn(
+            &[
+                "logs",
+                "-f",
+                "-n",
+                &self.release.namespace,
+                pod,
+                "--tail=-1",
+                "--prefix",
+            ],
+            out,
+        );
+        self.followed.lock().unwrap().push((child, file));
     }
 
     /// The names of the live pods.
@@ -176,4 +204,13 @@ pub fn is_ready(pod: &Pod) -> bool {
             .unwrap_or_default()
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for (child, _) in self.followed.lock().unwrap().iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

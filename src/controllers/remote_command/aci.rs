@@ -12,8 +12,9 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
+use super::dispatch::{self, Recorded};
 use super::status::{self, Outcome};
-use super::{children, dispatch, fail, may_redispatch, not_sent_again, write_status};
+use super::{children, fail, may_redispatch, not_sent_again};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::azure::ContainerGroupId;
@@ -160,8 +161,13 @@ async fn finish(
             failed(rc, s, &f)
         }
     };
-    ctx.journal.record_outcome(&run, &verdict.status);
-    if write_outcome(api, rc, ctx, &verdict.status).await {
+    ctx.journal.record_answer(rc, &verdict.status);
+    // Patience without end: a finished session's outcome is written until it lands.
+    let recorded = dispatch::record(api, rc, &verdict.status, None).await;
+    if !matches!(recorded, Recorded::NotYet(_)) {
+        ctx.journal.forget_answer(&run.uid);
+    }
+    if let Recorded::Written = recorded {
         let (kind, reason, note) = &verdict.event;
         if verdict.status.phase.is_some_and(|p| p.is_terminal()) {
             ctx.metrics.outcome(
@@ -268,46 +274,6 @@ fn not_sent(rc: &RemoteCommand, s: RemoteCommandStatus, f: Failure) -> Verdict {
     }
 }
 
-/// Writes the session's final status on the current object until it lands. `false` when the run
-/// was replaced or deleted meanwhile (nothing to write).
-async fn write_outcome(
-    api: &Api<RemoteCommand>,
-    rc: &RemoteCommand,
-    ctx: &Context,
-    s: &RemoteCommandStatus,
-) -> bool {
-    let run = status::run_key(rc);
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match api.get_opt(&rc.name_any()).await {
-            Ok(Some(fresh)) if status::run_key(&fresh) == run => {
-                match write_status(api, &fresh, s).await {
-                    Ok(_) => {
-                        ctx.journal.forget_outcome(&run.uid);
-                        return true;
-                    }
-                    Err(f) => {
-                        tracing::warn!(rcmd = %rc.name_any(), reason = %f.reason, "could not record the session's outcome yet; retrying");
-                    }
-                }
-            }
-            Ok(_) => {
-                ctx.journal.forget_outcome(&run.uid);
-                return false;
-            }
-            Err(e) => {
-                tracing::warn!(rcmd = %rc.name_any(), error = %e, "could not read the RemoteCommand to record the session's outcome; retrying");
-            }
-        }
-        if ctx.journal.outcome(&run).is_none() {
-            // The run was replaced or deleted (the journal entry was dropped with it).
-            return false;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
-}
-
 /// Running with no live session here: a finished session whose status is still to be written,
 /// or a session that died with an earlier process.
 pub async fn continue_run(
@@ -317,7 +283,7 @@ pub async fn continue_run(
     current: RemoteCommandStatus,
 ) -> Result<Action, Failure> {
     let run = status::run_key(rc);
-    if ctx.journal.has_session(&run) || ctx.journal.outcome(&run).is_some() {
+    if ctx.journal.has_session(&run) || ctx.journal.answer(&run).is_some() {
         let left = status::deadline(rc)
             .map(|d| {
                 Duration::try_from(d.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)

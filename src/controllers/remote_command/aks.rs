@@ -11,8 +11,9 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
+use super::dispatch::{self, Recorded};
 use super::status::{self, Outcome};
-use super::{children, dispatch, fail, may_redispatch, not_sent_again, not_started, write_status};
+use super::{children, fail, may_redispatch, not_sent_again, not_started, write_status};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::azure::aks::{CommandId, CommandStatus, RUN_COMMAND_OP};
@@ -30,6 +31,9 @@ const AKS_OUTPUT_CAP: usize = 512_000 - 3;
 
 /// Longest single ARM exchange budget inside one reconcile.
 const STEP_BUDGET: Duration = Duration::from_secs(60);
+/// How long one reconcile keeps trying to record a command id ARM accepted before it leaves it to
+/// the journal (and a later reconcile, or the flush on the way out).
+const RECORD_PATIENCE: Duration = Duration::from_secs(10);
 
 fn cluster_id(rc: &RemoteCommand) -> Result<AksClusterId, Failure> {
     let raw = rc.spec.target.aks.as_ref().map(|t| t.resource_id.as_str());
@@ -169,7 +173,6 @@ pub async fn start(
     match sent {
         Ok(accepted) => {
             let command_id = accepted.command_id.to_string();
-            ctx.journal.record_accepted(&run, &command_id);
             let mut s = s;
             s.command_id = Some(command_id.clone());
             let s = status::progress(
@@ -179,10 +182,20 @@ pub async fn start(
                 &format!("ARM accepted command {command_id}"),
                 Timestamp::now(),
             );
-            if let Err(f) = write_status(api, rc, &s).await {
-                // The journal holds the command id; the next reconcile records it and polls.
-                tracing::warn!(rcmd = %rc.name_any(), error = %f, "could not record the command id yet");
-                return Ok(Action::requeue(Duration::from_secs(1)));
+            ctx.journal.record_answer(rc, &s);
+            match dispatch::record(api, rc, &s, Some(RECORD_PATIENCE)).await {
+                Recorded::Written => ctx.journal.forget_answer(&run.uid),
+                Recorded::Superseded => {
+                    ctx.journal.forget_answer(&run.uid);
+                    tracing::warn!(rcmd = %rc.name_any(), command_id = %command_id, "ARM accepted the command, but the RemoteCommand moved on meanwhile");
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+                Recorded::NotYet(f) => {
+                    // The journal holds the command id; the next reconcile (or the flush on the
+                    // way out) records it.
+                    tracing::warn!(rcmd = %rc.name_any(), error = %f, "could not record the command id yet");
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
             }
             tracing::info!(rcmd = %rc.name_any(), namespace = %namespace, command_id = %command_id, attempt = s.attempts.unwrap_or(1), "dispatched");
             ctx.event(
@@ -257,13 +270,24 @@ pub async fn continue_run(
     current: RemoteCommandStatus,
 ) -> Result<Action, Failure> {
     let run = status::run_key(rc);
-    let command_id = match (&current.command_id, ctx.journal.accepted(&run)) {
+    let command_id = match (&current.command_id, ctx.journal.answer(&run)) {
         (Some(id), _) => id.clone(),
-        (None, Some(id)) => {
-            // Accepted, but the status write did not land: write it now.
-            let mut s = current.clone();
-            s.command_id = Some(id.clone());
-            write_status(api, rc, &s).await?;
+        (None, Some(answer)) => {
+            // Accepted, but the status write did not land yet: write it now.
+            let Some(id) = answer.command_id.clone() else {
+                return Err(Failure::transient(
+                    Reason::Retrying,
+                    "no command id in the journal",
+                ));
+            };
+            match dispatch::record(api, rc, &answer, Some(RECORD_PATIENCE)).await {
+                Recorded::Written => ctx.journal.forget_answer(&run.uid),
+                Recorded::Superseded => {
+                    ctx.journal.forget_answer(&run.uid);
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+                Recorded::NotYet(f) => return Err(f),
+            }
             id
         }
         (None, None) => return interrupted(api, rc, ctx, current).await,
@@ -317,7 +341,7 @@ pub async fn continue_run(
             write_status(api, rc, &s).await?;
             ctx.metrics
                 .outcome(super::CONTROLLER, s.reason.as_deref().unwrap_or_default());
-            ctx.journal.forget_accepted(&run.uid);
+            ctx.journal.forget_answer(&run.uid);
             tracing::info!(rcmd = %rc.name_any(), command_id = %command_id, exit_code = exit, "finished");
             let (kind, reason) = if exit == 0 {
                 (EventType::Normal, "Completed")
@@ -367,7 +391,7 @@ async fn did_not_start(
             &format!("attempt {attempts} did not start ({why}); trying again"),
         )
         .await;
-        ctx.journal.forget_accepted(&run.uid);
+        ctx.journal.forget_answer(&run.uid);
         // Pending again: the next reconcile reads the object fresh and dispatches attempt + 1.
         let message = format!("attempt {attempts} did not start ({why}); dispatching again");
         let mut s = status::progress(

@@ -30,6 +30,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use super::{status, write_status};
+use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::controllers::context::Context;
 use crate::controllers::reason::{Failure, Reason};
@@ -113,29 +114,111 @@ pub async fn ready_to_send(
     Ok(Ok(intent))
 }
 
-/// What this process knows that the API server may not show yet: command ids ARM accepted whose
-/// status write has not landed, ACI sessions live in this process, and finished sessions whose
-/// outcome is still to be written.
+/// Step 5, second half: how writing ARM's answer into status went.
+pub enum Recorded {
+    /// In the API server now.
+    Written,
+    /// The object no longer shows this attempt running (deleted, its run replaced, or another
+    /// replica decided about it): nothing to write, the answer is dropped.
+    Superseded,
+    /// Not written within the patience given; the journal keeps it for the next try.
+    NotYet(Failure),
+}
+
+/// Step 5, second half: writes `status`, which carries ARM's answer to the attempt `intent` claimed,
+/// on the object as it is now — as long as that still shows the attempt running. A conflict is
+/// not a refusal here: a label or annotation changed by someone else also moves the
+/// resourceVersion, so the object is read again and checked. Transient errors are retried with
+/// backoff until `patience` is used up (`None`: until it lands or is superseded).
+pub async fn record(
+    api: &Api<RemoteCommand>,
+    intent: &RemoteCommand,
+    status: &RemoteCommandStatus,
+    patience: Option<Duration>,
+) -> Recorded {
+    let give_up = patience.map(|p| tokio::time::Instant::now() + p);
+    let attempt = intent.status.as_ref().and_then(|s| s.attempts);
+    let mut current = intent.clone();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let error = match write_status(api, &current, status).await {
+            Ok(_) => return Recorded::Written,
+            Err(f) if f.reason == Reason::Conflict => match api.get_opt(&intent.name_any()).await {
+                Ok(Some(fresh)) if shows_attempt_running(&fresh, intent, attempt) => {
+                    current = fresh;
+                    continue;
+                }
+                Ok(_) => return Recorded::Superseded,
+                Err(e) => Failure::from(e),
+            },
+            Err(f) if f.transient => f,
+            Err(f) => return Recorded::NotYet(f),
+        };
+        tracing::warn!(rcmd = %intent.name_any(), reason = %error.reason, "could not record ARM's answer yet; retrying");
+        if give_up.is_some_and(|g| tokio::time::Instant::now() + delay > g) {
+            return Recorded::NotYet(error);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Whether `fresh` still shows the attempt `intent` claimed as running, with no answer recorded.
+fn shows_attempt_running(
+    fresh: &RemoteCommand,
+    intent: &RemoteCommand,
+    attempt: Option<i32>,
+) -> bool {
+    let Some(s) = fresh.status.as_ref() else {
+        return false;
+    };
+    status::run_key(fresh) == status::run_key(intent)
+        && s.phase == Some(Phase::Running)
+        && s.attempts == attempt
+        && s.command_id.is_none()
+}
+
+/// ARM's answer to one attempt, not yet in the API server: the command id ARM accepted, or an
+/// exec session's final status.
+struct Answer {
+    run: RunKey,
+    /// The object as the intent left it (name, namespace, the claimed attempt).
+    intent: RemoteCommand,
+    status: RemoteCommandStatus,
+}
+
+/// What this process knows that the API server may not show yet: ARM's answers whose status write
+/// has not landed, and the ACI sessions live in this process.
 #[derive(Default)]
 pub struct Journal {
-    accepted: Mutex<HashMap<String, (RunKey, String)>>,
+    answers: Mutex<HashMap<String, Answer>>,
     sessions: Mutex<HashMap<String, (RunKey, tokio::task::AbortHandle)>>,
-    outcomes: Mutex<HashMap<String, (RunKey, RemoteCommandStatus)>>,
 }
 
 impl Journal {
-    /// Step 5, first half: ARM accepted `command_id` for `run`.
-    pub fn record_accepted(&self, run: &RunKey, command_id: &str) {
-        lock(&self.accepted).insert(run.uid.clone(), (run.clone(), command_id.to_string()));
+    /// Step 5, first half: ARM answered the attempt `intent` claimed; `status` records the answer.
+    pub fn record_answer(&self, intent: &RemoteCommand, status: &RemoteCommandStatus) {
+        let run = status::run_key(intent);
+        let answer = Answer {
+            run: run.clone(),
+            intent: intent.clone(),
+            status: status.clone(),
+        };
+        lock(&self.answers).insert(run.uid, answer);
     }
-    pub fn accepted(&self, run: &RunKey) -> Option<String> {
-        lock(&self.accepted)
+    /// The status that records ARM's answer for `run`, while it is not written.
+    pub fn answer(&self, run: &RunKey) -> Option<RemoteCommandStatus> {
+        lock(&self.answers)
             .get(&run.uid)
-            .filter(|(r, _)| r == run)
-            .map(|(_, id)| id.clone())
+            .filter(|a| &a.run == run)
+            .map(|a| a.status.clone())
     }
-    pub fn forget_accepted(&self, uid: &str) {
-        lock(&self.accepted).remove(uid);
+    /// The AKS command id ARM accepted for `run`, while it is not written.
+    pub fn accepted(&self, run: &RunKey) -> Option<String> {
+        self.answer(run).and_then(|s| s.command_id)
+    }
+    pub fn forget_answer(&self, uid: &str) {
+        lock(&self.answers).remove(uid);
     }
 
     pub fn add_session(&self, run: &RunKey, handle: tokio::task::AbortHandle) {
@@ -150,27 +233,43 @@ impl Journal {
         lock(&self.sessions).remove(uid);
     }
 
-    /// Stops the live session of `uid`, if any (the resource was deleted or its run replaced).
+    /// Stops the live session of `uid`, if any, and drops its answer (the resource was deleted or
+    /// its run replaced).
     pub fn abort_session(&self, uid: &str) {
         if let Some((_, handle)) = lock(&self.sessions).remove(uid) {
             handle.abort();
         }
-        lock(&self.outcomes).remove(uid);
+        lock(&self.answers).remove(uid);
     }
+}
 
-    /// A finished session's final status, kept until it is written.
-    pub fn record_outcome(&self, run: &RunKey, status: &RemoteCommandStatus) {
-        lock(&self.outcomes).insert(run.uid.clone(), (run.clone(), status.clone()));
+/// On the way out (SIGTERM, a rolling update, the Lease lost), once no reconcile runs any more:
+/// writes every answer still only in the journal, each for at most `patience`, so that the next
+/// leader finds ARM's answers in status and does not take an accepted command for an interrupted
+/// one. Returns how many could not be written.
+pub async fn flush(ctx: &Context, patience: Duration) -> usize {
+    let answers: Vec<Answer> = lock(&ctx.journal.answers).drain().map(|(_, a)| a).collect();
+    if answers.is_empty() {
+        return 0;
     }
-    pub fn outcome(&self, run: &RunKey) -> Option<RemoteCommandStatus> {
-        lock(&self.outcomes)
-            .get(&run.uid)
-            .filter(|(r, _)| r == run)
-            .map(|(_, s)| s.clone())
-    }
-    pub fn forget_outcome(&self, uid: &str) {
-        lock(&self.outcomes).remove(uid);
-    }
+    let writes = answers.iter().map(|a| async move {
+        let api: Api<RemoteCommand> = Api::namespaced(
+            ctx.client.clone(),
+            &a.intent.namespace().unwrap_or_default(),
+        );
+        record(&api, &a.intent, &a.status, Some(patience)).await
+    });
+    let left = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Recorded::NotYet(_)))
+        .count();
+    tracing::info!(
+        answers = answers.len(),
+        unwritten = left,
+        "recorded ARM's answers before stopping"
+    );
+    left
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

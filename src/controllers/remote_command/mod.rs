@@ -49,7 +49,7 @@ pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Acti
 
     if !is_current_run(&rc) {
         ctx.journal.abort_session(&run.uid);
-        ctx.journal.forget_accepted(&run.uid);
+        ctx.journal.forget_answer(&run.uid);
         return start(&api, &rc, &ctx, status::base(&rc)).await;
     }
     let current = rc.status.clone().unwrap_or_default();
@@ -60,7 +60,7 @@ pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Acti
         Phase::Running => {
             // A finished ACI session whose status write is still pending is not overtaken.
             let expired = status::deadline(&rc).is_some_and(|d| Timestamp::now() >= d);
-            if expired && ctx.journal.outcome(&run).is_none() {
+            if expired && ctx.journal.answer(&run).is_none() {
                 ctx.journal.abort_session(&run.uid);
                 let failure = Failure::terminal(
                     Reason::DeadlineExceeded,
@@ -201,7 +201,7 @@ async fn fail(
     let s = status::failed(base, &failure, Timestamp::now());
     write_status(api, rc, &s).await?;
     ctx.metrics.outcome(CONTROLLER, failure.reason.as_str());
-    ctx.journal.forget_accepted(&rc.uid().unwrap_or_default());
+    ctx.journal.forget_answer(&rc.uid().unwrap_or_default());
     tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, detail = %failure.message, "run failed");
     warn(ctx, rc, &failure).await;
     Ok(after_ttl(rc, &s))
