@@ -275,3 +275,47 @@ pub async fn flush(ctx: &Context, patience: Duration) -> usize {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::remote_command::RemoteCommandSpec;
+
+    fn rc(generation: i64, status: RemoteCommandStatus) -> RemoteCommand {
+        let spec: RemoteCommandSpec = serde_json::from_value(serde_json::json!({
+            "target": {"aks": {"resourceId": "/subscriptions/x/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c"}},
+            "command": "true",
+        }))
+        .unwrap();
+        let mut rc = RemoteCommand::new("x", spec);
+        rc.metadata.generation = Some(generation);
+        rc.metadata.uid = Some("uid-1".into());
+        rc.status = Some(status);
+        rc
+    }
+
+    fn running(attempt: i32) -> RemoteCommandStatus {
+        RemoteCommandStatus {
+            phase: Some(Phase::Running),
+            attempts: Some(attempt),
+            observed_generation: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_answer_is_written_only_on_the_attempt_it_answers() {
+        let intent = rc(1, running(2));
+        // Someone labelled it: same run, same attempt, still no answer.
+        assert!(shows_attempt_running(&intent.clone(), &intent, Some(2)));
+        // Another replica moved on: a later attempt, an answer, a verdict, a new generation.
+        assert!(!shows_attempt_running(&rc(1, running(3)), &intent, Some(2)));
+        let mut answered = running(2);
+        answered.command_id = Some("abc".into());
+        assert!(!shows_attempt_running(&rc(1, answered), &intent, Some(2)));
+        let mut failed = running(2);
+        failed.phase = Some(Phase::Failed);
+        assert!(!shows_attempt_running(&rc(1, failed), &intent, Some(2)));
+        assert!(!shows_attempt_running(&rc(2, running(2)), &intent, Some(2)));
+    }
+}
