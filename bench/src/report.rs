@@ -343,7 +343,7 @@ impl Report {
                 "\n## Instructions per command\n\n\
                  The operator under valgrind's callgrind, once idle and once running {} commands (same emulator, same cluster): \
                  **{:.1} million instructions per command** ({} − {} instructions, ÷ {}). Unlike CPU seconds this does not depend on \
-                 what else the machine runs, so one run judges a change. Where they go (instructions in each function itself, the loaded run, whole process including start-up):\n\n```\n{}\n```",
+                 what else the machine runs, so one run judges a change. Where they go: the functions whose own instructions grew most from the idle run to the loaded one, per command (start-up, which under valgrind is mostly the TLS library seeding its random generator once, cancels out):\n\n```\n{}\n```",
                 i.commands,
                 i.per_command() / 1e6,
                 i.loaded,
