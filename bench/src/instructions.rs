@@ -101,7 +101,7 @@ fn top_of_difference(
         .filter(|(_, d)| *d > 0)
         .collect();
     let total: u64 = grown.iter().map(|(_, d)| d).sum();
-    grown.sort_by(|a, b| b.1.cmp(&a.1));
+    grown.sort_by_key(|g| std::cmp::Reverse(g.1));
     grown
         .into_iter()
         .take(20)
