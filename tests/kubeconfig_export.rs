@@ -305,7 +305,9 @@ async fn token_is_refreshed_before_it_expires() {
     let mut s = spec(aks("aks-aad", "User"), "aad-kubeconfig", "Kubeconfig");
     s["authentication"] = json!("Token");
     env.create("aad", s).await;
-    let first = env.wait_exported("aad").await.status.unwrap();
+    let exported = env.wait_exported("aad").await;
+    let exported_rv = exported.metadata.resource_version.clone().unwrap();
+    let first = exported.status.unwrap();
     let first_expiry = first.expires_at.clone().expect("expiresAt").0;
     let next = first.next_refresh_time.clone().expect("nextRefreshTime").0;
     assert!(
@@ -321,13 +323,19 @@ async fn token_is_refreshed_before_it_expires() {
         || {
             let api = api.clone();
             async move {
-                let s = api.get("aad").await.ok()?.status?;
+                let k = api.get("aad").await.ok()?;
+                let s = k.status.clone()?;
                 let expiry = s.expires_at.as_ref()?.0;
-                (expiry > first_expiry && s.reason.as_deref() == Some("Exported")).then_some(s)
+                (expiry > first_expiry && s.reason.as_deref() == Some("Exported")).then_some(k)
             }
         },
     )
     .await;
+    // A periodic refresh of a ready export is one write of the export: its outcome (no
+    // "Refreshing" status before it; the Secret stays valid meanwhile).
+    let writes = modifications_between(&api, &exported_rv, &refreshed).await;
+    assert_eq!(writes, 1, "writes of the export during one refresh");
+    let refreshed = refreshed.status.unwrap();
     let refresh_time = refreshed.last_refresh_time.clone().unwrap().0;
     assert!(
         refresh_time < first_expiry,
@@ -339,6 +347,32 @@ async fn token_is_refreshed_before_it_expires() {
         "the Secret holds the new token"
     );
     env.wait_events("aad", "Exported", 2).await;
+}
+
+/// How many times `name` was modified after resourceVersion `from`, up to and including `to`
+/// (replayed from the API server's watch history).
+async fn modifications_between(
+    api: &kube::Api<kubeinvoke::api::KubeconfigExport>,
+    from: &str,
+    to: &kubeinvoke::api::KubeconfigExport,
+) -> usize {
+    use futures::StreamExt;
+    let name = to.metadata.name.clone().unwrap();
+    let last = to.metadata.resource_version.clone().unwrap();
+    let params = kube::api::WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(2);
+    let mut events = api.watch(&params, from).await.expect("watch").boxed();
+    let mut count = 0;
+    while let Some(event) = events.next().await {
+        if let kube::core::WatchEvent::Modified(k) = event.expect("watch event") {
+            count += 1;
+            if k.metadata.resource_version.as_deref() == Some(last.as_str()) {
+                return count;
+            }
+        }
+    }
+    panic!("the watch from {from} never reached resourceVersion {last} ({count} modifications)");
 }
 
 // ---- refreshes ----

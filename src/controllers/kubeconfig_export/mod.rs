@@ -52,7 +52,12 @@ pub async fn reconcile(kcx: Arc<KubeconfigExport>, ctx: Arc<Context>) -> Result<
     };
 
     let base = status::refreshing(&kcx, now);
-    children::write_status(&api, &kcx, &base).await?;
+    // A first export or a changed spec shows that it is in progress (kstatus readers such as Flux
+    // wait on it). A periodic refresh of a ready export does not: its Secret stays valid meanwhile,
+    // so the refresh costs one status write, its outcome.
+    if !status::is_ready_for_this_generation(&kcx) {
+        children::write_status(&api, &kcx, &base).await?;
+    }
 
     match export(&kcx, &ctx, &base, interval).await {
         Ok((export, write)) => {

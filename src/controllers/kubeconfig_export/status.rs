@@ -66,11 +66,17 @@ pub fn until_next(kcx: &KubeconfigExport, now: Timestamp) -> Duration {
 /// The status while a fetch is under way. A refresh of an export that is `Ready` for this
 /// generation keeps `Ready=True` (the Secret in place still works) and only adds
 /// `Reconciling=True`; anything else is `Progressing`.
+/// Whether the export is Ready for its current spec (a refresh then only renews it).
+pub fn is_ready_for_this_generation(kcx: &KubeconfigExport) -> bool {
+    let s = current(kcx);
+    s.observed_generation == generation(kcx)
+        && conditions::status_of(&s.conditions, READY) == Some("True")
+}
+
 pub fn refreshing(kcx: &KubeconfigExport, now: Timestamp) -> KubeconfigExportStatus {
-    let mut s = current(kcx);
     let now_time = Time(now);
-    let ready_now = s.observed_generation == generation(kcx)
-        && conditions::status_of(&s.conditions, READY) == Some("True");
+    let ready_now = is_ready_for_this_generation(kcx);
+    let mut s = current(kcx);
     s.observed_generation = generation(kcx);
     s.reason = Some(Reason::Refreshing.to_string());
     if ready_now {
