@@ -32,7 +32,7 @@ if [ "$smoke" = 1 ]; then
   cargo build --workspace --bins
   bin=target/debug
   scratch=$dir
-  set -- --commands 30 --rest-commands 300 --rest-exports 30 --fleet-subscriptions 3 --fleet-commands 10 --cli-sequential 3 --cli-concurrent 10 --out "$dir/RESULTS.md" \
+  set -- --commands 30 --rest-commands 300 --rest-exports 30 --fleet-subscriptions 3 --fleet-commands 10 --cli-sequential 3 --cli-concurrent 10 --refresh-exports 5 --out "$dir/RESULTS.md" \
     --label "hack/bench.sh --smoke" --require-success "$@"
 else
   # The instruction count per command runs the operator under valgrind's callgrind.

@@ -151,6 +151,25 @@ impl ApiServerMetrics {
     }
 }
 
+/// Writes between two snapshots of [`ApiServerMetrics::writes`] to what the operator writes (keys
+/// starting with one of `prefixes`): other components (kubelet, controller-manager leases, node
+/// status) and the driver itself (its creates) write to the API server meanwhile too.
+pub fn operator_writes(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    prefixes: &[&str],
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter(|(key, _)| prefixes.iter().any(|p| key.starts_with(p)))
+        .map(|(key, v)| {
+            let delta = v.saturating_sub(before.get(key).copied().unwrap_or(0));
+            (key.clone(), delta)
+        })
+        .filter(|(_, delta)| *delta > 0)
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn fleet_through_operator(
     client: &Client,
@@ -269,22 +288,11 @@ pub async fn fleet_through_operator(
         let sub: usize = name[1..3].parse().unwrap_or(0);
         finished[sub] = finished[sub].max(at - t0);
     }
-    // The driver's own writes (the RemoteCommands it created) are not the operator's.
-    let mut writes = BTreeMap::new();
-    for (key, after) in writes_after {
-        let delta = after.saturating_sub(writes_before.get(&key).copied().unwrap_or(0));
-        let delta = if key == "remotecommands POST" {
-            delta.saturating_sub(n as u64)
-        } else {
-            delta
-        };
-        // Only what the operator writes: other components (kubelet, controller-manager leases,
-        // node status) write to the API server meanwhile too.
-        let operators = ["remotecommands/status ", "secrets ", "events "];
-        if delta > 0 && operators.iter().any(|p| key.starts_with(p)) {
-            writes.insert(key, delta);
-        }
-    }
+    let writes = operator_writes(
+        &writes_before,
+        &writes_after,
+        &["remotecommands/status ", "secrets ", "events "],
+    );
     let work = Work {
         commands: per_subscription as u64,
         reads_per_command: polls_honouring_retry_after(duration, retry_after as f64),

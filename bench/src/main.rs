@@ -5,6 +5,7 @@
 mod fleet;
 mod instructions;
 mod procs;
+mod refresh;
 mod report;
 mod scenario;
 mod stats;
@@ -94,6 +95,10 @@ struct Args {
     /// Scenario E: invocations run one at a time.
     #[arg(long, default_value_t = 20)]
     cli_sequential: usize,
+    /// Scenario F: KubeconfigExports refreshed once each, for the API server writes of a refresh
+    /// (0 skips F).
+    #[arg(long, default_value_t = 100)]
+    refresh_exports: usize,
     /// Fail unless every command of A and C succeeded (the smoke run in make test).
     #[arg(long)]
     require_success: bool,
@@ -404,6 +409,40 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
+    let f = if args.refresh_exports > 0 {
+        println!(
+            "bench: scenario F, {} KubeconfigExports exported, then refreshed once",
+            args.refresh_exports
+        );
+        let refresh_emulator = Emulator::start(
+            &args.emulator,
+            &work_dir.join("emulator-refresh"),
+            &refresh::world(),
+            &[
+                "--token-lifetime-seconds".to_string(),
+                refresh::TOKEN_LIFETIME_SECONDS.to_string(),
+            ],
+        )?;
+        let r = refresh::refreshes(
+            &client,
+            &fleet::ApiServerMetrics::new(&env)?,
+            &refresh_emulator,
+            &args.operator,
+            &kubeconfig,
+            &work_dir,
+            args.refresh_exports,
+        )
+        .await?;
+        println!(
+            "bench:   {:.2} API server writes per first export, {:.2} per refresh",
+            r.first_total(),
+            r.refresh_total()
+        );
+        Some(r)
+    } else {
+        None
+    };
+
     let mut e = Vec::new();
     if args.cli_concurrent > 0 {
         for (n, concurrency) in [
@@ -453,6 +492,7 @@ async fn run(args: Args) -> Result<(), Error> {
         instructions,
         d,
         e,
+        f,
     };
     let text = report.render();
     if let Some(parent) = args.out.parent() {

@@ -35,6 +35,12 @@ pub fn cluster_id() -> String {
 
 /// The emulator's world: one AKS cluster whose run commands take `duration` seconds.
 pub fn world(duration: f64) -> String {
+    world_with(&format!("{{name: {CLUSTER}, commandDuration: {duration}}}"))
+}
+
+/// The emulator's world: our principal, one subscription, and `cluster` (a YAML flow mapping) in
+/// its resource group `rg1`.
+pub fn world_with(cluster: &str) -> String {
     format!(
         r#"tenants: [{{id: "{TENANT}"}}]
 principals:
@@ -45,7 +51,7 @@ subscriptions:
     resourceGroups:
       - name: rg1
         managedClusters:
-          - {{name: {CLUSTER}, commandDuration: {duration}}}
+          - {cluster}
 "#
     )
 }
