@@ -3,6 +3,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod api;
+pub mod apiserver;
 pub mod azure;
 pub mod cli;
 pub mod config;

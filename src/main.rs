@@ -136,7 +136,7 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
         aci,
         HybridClient::new(arm, None, Default::default()),
     );
-    let client = kube::Client::try_default().await?;
+    let client = kubeinvoke::apiserver::client(kube::Config::infer().await?)?;
     let identity = args
         .kubernetes
         .instance
