@@ -21,6 +21,9 @@ pub fn client(config: Config) -> Result<Client, kube::Error> {
     }
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
+    // One connection carries every request: no Nagle delay on small frames (a request's HEADERS
+    // and DATA go out as separate writes).
+    tcp.set_nodelay(true);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config.rustls_client_config()?)
         .https_or_http()
