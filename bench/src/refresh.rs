@@ -58,15 +58,14 @@ pub async fn refreshes(
     let ns = format!("bench-f-{}", std::process::id());
     namespace(client, &ns).await?;
     let api: Api<KubeconfigExport> = Api::namespaced(client.clone(), &ns);
-    let operator = Operator::start(
+    let mut operator = Operator::start(
         operator_bin,
         kubeconfig,
         emulator,
         &ns,
         &[],
         work_dir.join(format!("{ns}.log")),
-    );
-    let mut operator = operator?;
+    )?;
     operator.wait_ready(Duration::from_secs(60)).await?;
 
     let before = metrics.writes().await?;
