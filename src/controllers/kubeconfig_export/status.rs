@@ -63,9 +63,6 @@ pub fn until_next(kcx: &KubeconfigExport, now: Timestamp) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// The status while a fetch is under way. A refresh of an export that is `Ready` for this
-/// generation keeps `Ready=True` (the Secret in place still works) and only adds
-/// `Reconciling=True`; anything else is `Progressing`.
 /// Whether the export is Ready for its current spec (a refresh then only renews it).
 pub fn is_ready_for_this_generation(kcx: &KubeconfigExport) -> bool {
     let s = current(kcx);
@@ -73,6 +70,9 @@ pub fn is_ready_for_this_generation(kcx: &KubeconfigExport) -> bool {
         && conditions::status_of(&s.conditions, READY) == Some("True")
 }
 
+/// The status while a fetch is under way. A refresh of an export that is `Ready` for this
+/// generation keeps `Ready=True` (the Secret in place still works) and only adds
+/// `Reconciling=True`; anything else is `Progressing`.
 pub fn refreshing(kcx: &KubeconfigExport, now: Timestamp) -> KubeconfigExportStatus {
     let now_time = Time(now);
     let ready_now = is_ready_for_this_generation(kcx);

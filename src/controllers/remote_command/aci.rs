@@ -161,12 +161,8 @@ async fn finish(
             failed(rc, s, &f)
         }
     };
-    ctx.journal.record_answer(rc, &verdict.status);
     // Patience without end: a finished session's outcome is written until it lands.
-    let recorded = dispatch::record(api, rc, &verdict.status, None).await;
-    if !matches!(recorded, Recorded::NotYet(_)) {
-        ctx.journal.forget_answer(&run.uid);
-    }
+    let recorded = dispatch::record_answer(api, &ctx.journal, rc, &verdict.status, None).await;
     if let Recorded::Written = recorded {
         let (kind, reason, note) = &verdict.event;
         if verdict.status.phase.is_some_and(|p| p.is_terminal()) {

@@ -159,7 +159,6 @@ pub async fn start(
         Ok(intent) => intent,
         Err(wait) => return Ok(wait),
     };
-    let run = status::run_key(rc);
     let call = CallContext {
         deadline: step_deadline(&intent.rc),
         ..call
@@ -182,11 +181,9 @@ pub async fn start(
                 &format!("ARM accepted command {command_id}"),
                 Timestamp::now(),
             );
-            ctx.journal.record_answer(rc, &s);
-            match dispatch::record(api, rc, &s, Some(RECORD_PATIENCE)).await {
-                Recorded::Written => ctx.journal.forget_answer(&run.uid),
+            match dispatch::record_answer(api, &ctx.journal, rc, &s, Some(RECORD_PATIENCE)).await {
+                Recorded::Written => {}
                 Recorded::Superseded => {
-                    ctx.journal.forget_answer(&run.uid);
                     tracing::warn!(rcmd = %rc.name_any(), command_id = %command_id, "ARM accepted the command, but the RemoteCommand moved on meanwhile");
                     return Ok(Action::requeue(Duration::from_secs(1)));
                 }
@@ -280,12 +277,11 @@ pub async fn continue_run(
                     "no command id in the journal",
                 ));
             };
-            match dispatch::record(api, rc, &answer, Some(RECORD_PATIENCE)).await {
-                Recorded::Written => ctx.journal.forget_answer(&run.uid),
-                Recorded::Superseded => {
-                    ctx.journal.forget_answer(&run.uid);
-                    return Ok(Action::requeue(Duration::from_secs(1)));
-                }
+            match dispatch::record_answer(api, &ctx.journal, rc, &answer, Some(RECORD_PATIENCE))
+                .await
+            {
+                Recorded::Written => {}
+                Recorded::Superseded => return Ok(Action::requeue(Duration::from_secs(1))),
                 Recorded::NotYet(f) => return Err(f),
             }
             id

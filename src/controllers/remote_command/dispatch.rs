@@ -163,6 +163,23 @@ pub async fn record(
     }
 }
 
+/// Step 5 in full: keeps `status` (ARM's answer to the attempt `intent` claimed) in the journal,
+/// writes it ([`record`]), and drops it from the journal once it is written or superseded.
+pub async fn record_answer(
+    api: &Api<RemoteCommand>,
+    journal: &Journal,
+    intent: &RemoteCommand,
+    status: &RemoteCommandStatus,
+    patience: Option<Duration>,
+) -> Recorded {
+    journal.record_answer(intent, status);
+    let recorded = record(api, intent, status, patience).await;
+    if !matches!(recorded, Recorded::NotYet(_)) {
+        journal.forget_answer(&intent.uid().unwrap_or_default());
+    }
+    recorded
+}
+
 /// Whether `fresh` still shows the attempt `intent` claimed as running, with no answer recorded.
 fn shows_attempt_running(
     fresh: &RemoteCommand,
