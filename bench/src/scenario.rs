@@ -301,7 +301,14 @@ pub async fn burst_through_operator(
         cpu_seconds: cpu,
         peak_rss_mib: rss,
         client_budget: Some(budget),
-        note: format!("operator log: `{}`", log_file.display()),
+        // The file name only: the scratch directory is the machine's (`--scratch`).
+        note: format!(
+            "operator log: `{}` under the scratch directory",
+            log_file
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ),
         ..Default::default()
     };
     let mut by_creation = created.clone();
