@@ -56,6 +56,12 @@ impl Tenure {
         until.is_some_and(|u| SystemTime::now() + self.margin < u)
     }
 
+    /// [`Self::holds`] as a fence for the ARM requests of a dispatch, asked before each attempt.
+    pub fn fence(&self) -> crate::azure::Fence {
+        let tenure = self.clone();
+        Arc::new(move || tenure.holds())
+    }
+
     fn observe(&self, lease: &Lease, identity: &str) {
         let Some(until) = &self.until else { return };
         let held = lease.spec.as_ref().and_then(|spec| {

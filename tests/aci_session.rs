@@ -112,6 +112,7 @@ impl Session {
             subscription: SUBSCRIPTION.into(),
             correlation_id: uuid::Uuid::new_v4().to_string(),
             deadline,
+            fence: None,
         };
         let id: ContainerGroupId = group_id("cg1").parse().expect("container group id");
         self.aci

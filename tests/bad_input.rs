@@ -407,6 +407,26 @@ async fn malformed_arm_responses_map_to_their_reason() {
             false,
         ),
         (
+            // Any 2xx to a run command is ARM's acceptance: a body past the read cap does not
+            // make it "not processed" (and so sent again).
+            "202 with a body past the read cap",
+            "c-body",
+            Call::RunCommand,
+            Reply {
+                body: vec![b'x'; kubeinvoke::azure::client::MAX_BODY_BYTES + 1],
+                ..reply(
+                    202,
+                    &[(
+                        "location",
+                        &loc("c-body", "commandResults/0123456789abcdef0123456789abcdef"),
+                    )],
+                    "",
+                )
+            },
+            "accepted",
+            false,
+        ),
+        (
             "202 with a 64 KiB Retry-After",
             "c-huge",
             Call::CommandResult,
@@ -512,6 +532,7 @@ async fn malformed_arm_responses_map_to_their_reason() {
             subscription: SUB.into(),
             correlation_id: format!("bad-input-{name}"),
             deadline: tokio::time::Instant::now() + Duration::from_secs(10),
+            fence: None,
         };
         let cluster: AksClusterId = id(&format!(
             "Microsoft.ContainerService/managedClusters/{name}"

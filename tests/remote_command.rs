@@ -15,7 +15,8 @@ const EXTRA: &str = r#"          - {name: aks-slow, commandDuration: 4}
           - {name: aks-flaky-post, runCommandFailure: {reason: KubernetesPerformanceError, message: "Failed to run command due to cluster perf issue, container command-0 in aks-command namespace did not start within 30s on your cluster, retry may helps.", failFirst: 1, onPost: true}}
           - {name: aks-never-post, runCommandFailure: {reason: KubernetesOperationError, message: "container command-0 in aks-command namespace did not start within 30s", onPost: true}}
           - {name: aks-flaky, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s", failFirst: 1}}
-          - {name: aks-never, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s"}}"#;
+          - {name: aks-never, runCommandFailure: {reason: KubernetesPerformanceError, message: "container command-0 in aks-command namespace did not start within 30s"}}
+          - {name: aks-ran-failed, runCommandFailure: {reason: CommandExecutionFailed, message: "the command pod was evicted", started: true}}"#;
 
 fn start(ns: &str, emulator_args: &[&str]) -> (Emulator, Operator) {
     let emulator = Emulator::start(&world(EXTRA, ""), emulator_args);
@@ -465,6 +466,33 @@ async fn command_did_not_start_is_retried() {
     );
     assert_eq!(rc.status.unwrap().attempts, Some(2));
     assert_eq!(emulator.dispatches("echo second-time-lucky").await, 2);
+}
+
+#[tokio::test]
+async fn a_failed_result_with_started_at_is_final_and_never_sent_again() {
+    let (client, ns) = setup("rc-ranfail").await;
+    let (emulator, _operator) = start(&ns, &[]);
+    let mut spec = aks("aks-ran-failed", "echo ran-then-failed");
+    // Both policies and spare attempts: nothing may send it again, since it did start.
+    spec["maxAttempts"] = json!(3);
+    spec["dispatchPolicy"] = json!("AtLeastOnce");
+    create(&client, &ns, "ranfail", spec).await;
+    let rc = wait_finished(&client, &ns, "ranfail").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "ArmOperationFailed".into()),
+        "{:?}",
+        rc.status
+    );
+    let status = rc.status.unwrap();
+    assert_eq!(status.attempts, Some(1));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("CommandExecutionFailed") && message.contains("not dispatched again"),
+        "{message}"
+    );
+    assert!(status.output_secret_name.is_some(), "the logs are kept");
+    assert_eq!(emulator.dispatches("echo ran-then-failed").await, 1);
 }
 
 #[tokio::test]
@@ -1202,7 +1230,8 @@ async fn did_not_start_on_the_post_is_retried_then_command_did_not_start() {
 
 /// ACI cuts exec sessions after 10-15 minutes whatever the client asks (the emulator's cap is set to
 /// 2 s here): a shell-mode run cut before its end marker is SessionInterrupted naming that limit,
-/// with the output so far, never a normal finish; the Dispatched Event warned about the timeout.
+/// with the output so far, never a normal finish; status.warnings and the Dispatched Event warned
+/// about the timeout.
 #[tokio::test]
 async fn aci_session_cut_by_the_service_limit_is_session_interrupted() {
     let (client, ns) = setup("rc-aci-cap").await;
@@ -1229,6 +1258,14 @@ async fn aci_session_cut_by_the_service_limit_is_session_interrupted() {
     assert!(
         events.contains("longer than Azure Container Instances keeps an exec session open"),
         "{events}"
+    );
+    assert!(
+        status
+            .warnings
+            .iter()
+            .any(|w| w.contains("longer than Azure Container Instances keeps an exec session open")),
+        "the warning is in status: {:?}",
+        status.warnings
     );
     assert_eq!(
         emulator.counters().await["execSessions"]["/bin/sh"].as_u64(),

@@ -301,6 +301,10 @@ pub struct RunCommandFailure {
     /// command pod that did not start in time; otherwise the failure is the command's result.
     #[serde(default)]
     pub on_post: bool,
+    /// The command started, then failed: the result carries `startedAt` (never sent again by a
+    /// careful client). Otherwise it reads as a command pod that did not start.
+    #[serde(default)]
+    pub started: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

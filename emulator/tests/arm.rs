@@ -337,6 +337,36 @@ async fn run_command_runs_for_real_with_context() {
 }
 
 #[tokio::test]
+async fn a_failed_result_has_started_at_only_when_the_command_started() {
+    let emu = start(&["--retry-after", "0"]);
+    let world = format!(
+        r#"
+tenants: [{{id: {TENANT}}}]
+principals: [{{tenantId: {TENANT}, clientId: {CLIENT}, clientSecret: {SECRET}}}]
+subscriptions:
+  - id: {SUB}
+    resourceGroups:
+      - name: rg1
+        managedClusters:
+          - {{name: never, runCommandFailure: {{reason: KubernetesPerformanceError, message: "did not start within 30s"}}}}
+          - {{name: broke, runCommandFailure: {{reason: CommandTimedOut, message: "killed", started: true}}}}
+"#
+    );
+    emu.put_world(&world).await;
+    let t = emu.arm_token().await;
+    let never = run_command(&emu, &t, "never", json!({"command": "true"})).await;
+    let p = &never["properties"];
+    assert_eq!(p["provisioningState"], "failed");
+    assert_eq!(p["reason"], "KubernetesPerformanceError");
+    assert!(p.get("startedAt").is_none(), "{p}");
+    let broke = run_command(&emu, &t, "broke", json!({"command": "true"})).await;
+    let p = &broke["properties"];
+    assert_eq!(p["provisioningState"], "failed");
+    assert_eq!(p["reason"], "CommandTimedOut");
+    assert!(p["startedAt"].is_string(), "{p}");
+}
+
+#[tokio::test]
 async fn run_command_logs_are_capped_at_512k() {
     let emu = start(&["--retry-after", "0"]);
     let t = emu.arm_token().await;

@@ -310,6 +310,10 @@ pub struct RemoteCommandStatus {
     /// Human-readable explanation of the current state; never contains secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the run may trip over without being wrong, said before it does: e.g. a
+    /// `timeoutSeconds` longer than Azure Container Instances keeps an exec session open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Standard conditions: `Ready`, `Reconciling` and `Stalled` (kstatus).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

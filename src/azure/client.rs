@@ -158,6 +158,10 @@ pub fn build_http_client(
         .map_err(|e| ArmError::Credential(format!("HTTP client: {e}")))
 }
 
+/// Whether a request may still leave, asked right before every attempt of it (the first and each
+/// retry): a dispatch is fenced by the leader tenure of its replica (docs/exactly-once.md).
+pub type Fence = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Who is calling, on whose behalf, and until when: one per reconcile run.
 #[derive(Clone)]
 pub struct CallContext {
@@ -167,6 +171,8 @@ pub struct CallContext {
     /// Sent as `x-ms-correlation-request-id` so ARM can group the calls of one run.
     pub correlation_id: String,
     pub deadline: Instant,
+    /// When set and false, nothing is sent any more: [`ArmError::Fenced`].
+    pub fence: Option<Fence>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -260,10 +266,20 @@ pub struct ArmResponse {
     /// The URL that was requested (to resolve relative polling links).
     pub url: Url,
     pub request_id: Option<String>,
+    /// Why the body could not be read (too large, the connection dropped). Only a request that
+    /// must not be sent twice gets a 2xx like this back, as an answer: ARM accepted it, whatever
+    /// its body; `body` is then empty.
+    pub unread_body: Option<String>,
 }
 
 impl ArmResponse {
     pub fn json<T: DeserializeOwned>(&self, operation: &'static str) -> Result<T, ArmError> {
+        if let Some(why) = &self.unread_body {
+            return Err(ArmError::invalid_response(
+                operation,
+                format!("HTTP {} body could not be read: {why}", self.status),
+            ));
+        }
         serde_json::from_slice(&self.body).map_err(|e| {
             ArmError::invalid_response(
                 operation,
@@ -577,6 +593,10 @@ impl ArmClient {
             None if req.method == Method::POST || req.method == Method::PUT => builder.body(""),
             None => builder,
         };
+        // Checked last, after every wait of this attempt (budget, token, backoff).
+        if ctx.fence.as_ref().is_some_and(|holds| !holds()) {
+            return Err(ArmError::Fenced { operation: op });
+        }
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -608,9 +628,20 @@ impl ArmClient {
             .get("x-ms-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_body(response, op).await.inspect_err(|_| {
-            self.inner.observer.response(op, None);
-        })?;
+        let accepted = (200..300).contains(&status);
+        let (body, unread_body) = match read_body(response, op).await {
+            Ok(body) => (body, None),
+            // A 2xx to a request that must not run twice is ARM's acceptance, readable or not:
+            // the caller recovers what the headers tell and never sends it again.
+            Err(e) if accepted && !req.idempotent => {
+                tracing::warn!(operation = op, status, error = %e, "ARM accepted the request; its body could not be read");
+                (Bytes::new(), Some(e.to_string()))
+            }
+            Err(e) => {
+                self.inner.observer.response(op, None);
+                return Err(e);
+            }
+        };
         self.inner.observer.response(op, Some(status));
         tracing::debug!(
             operation = op,
@@ -620,13 +651,14 @@ impl ArmClient {
             correlation_id = ctx.correlation_id,
             "ARM response"
         );
-        if (200..300).contains(&status) {
+        if accepted {
             return Ok(ArmResponse {
                 status,
                 headers,
                 body,
                 url: url.clone(),
                 request_id,
+                unread_body,
             });
         }
         let (code, message, target) = parse_error_body(&body);
@@ -650,7 +682,6 @@ impl ArmClient {
     }
 }
 
-/// Reads JSON and insists on a JSON content type when the server states one.
 /// Which ARM budget a request draws on: its URL's subscription, or the tenant's for a
 /// tenant-level URL (e.g. the HybridContainerService operation status under
 /// `/providers/…/locations/…`), which ARM counts apart from any subscription.
@@ -668,6 +699,7 @@ fn bucket_scope(url: &Url, ctx: &CallContext) -> String {
 /// The budget key of tenant-level requests (no subscription in the path).
 pub const TENANT_SCOPE: &str = "(tenant)";
 
+/// Reads JSON and insists on a JSON content type when the server states one.
 pub fn expect_json<T: DeserializeOwned>(
     resp: &ArmResponse,
     operation: &'static str,

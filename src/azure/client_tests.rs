@@ -570,3 +570,111 @@ async fn a_429_on_a_subscription_does_not_hold_back_tenant_level_polls() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_fence_that_falls_stops_the_retry_of_a_dispatch() {
+    // The first attempt is throttled; by the time its Retry-After has passed, this replica lost
+    // its tenure: the retry must not leave.
+    let (base, script) = fake(vec![
+        (429, vec![("retry-after-ms", "10".into())], "{}"),
+        (202, vec![], ""),
+    ])
+    .await;
+    let holds = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let fence: Fence = {
+        let (holds, script) = (holds.clone(), script.clone());
+        Arc::new(move || {
+            // Held for the first attempt only.
+            let first = script.calls.load(Ordering::SeqCst) == 0;
+            holds.load(Ordering::SeqCst) && first
+        })
+    };
+    let call = CallContext {
+        fence: Some(fence),
+        ..ctx(Duration::from_secs(5))
+    };
+    let post = ArmRequest::path("Test_Post", Method::POST, "/x", "1").not_idempotent();
+    let err = testutil::client(&base)
+        .send(&call, post.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArmError::Fenced { .. }), "{err:?}");
+    assert!(!err.may_have_been_processed());
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1, "the retry was sent");
+
+    // A fence already down sends nothing at all.
+    holds.store(false, Ordering::SeqCst);
+    let (base, script) = fake(vec![(202, vec![], "")]).await;
+    let fence: Fence = {
+        let holds = holds.clone();
+        Arc::new(move || holds.load(Ordering::SeqCst))
+    };
+    let call = CallContext {
+        fence: Some(fence),
+        ..ctx(Duration::from_secs(5))
+    };
+    let err = testutil::client(&base).send(&call, post).await.unwrap_err();
+    assert!(matches!(err, ArmError::Fenced { .. }), "{err:?}");
+    assert_eq!(script.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_2xx_to_a_dispatch_is_an_answer_even_when_its_body_cannot_be_read() {
+    testutil::install_crypto();
+    let router = Router::new().route(
+        "/huge",
+        any(|| async {
+            (
+                StatusCode::ACCEPTED,
+                [("location", "/elsewhere")],
+                vec![b'x'; MAX_BODY_BYTES + 1],
+            )
+        }),
+    );
+    let base = serve(router).await;
+    let client = testutil::client(&base);
+    let post = ArmRequest::path("Test_Post", Method::POST, "/huge", "1").not_idempotent();
+    let resp = client
+        .send(&ctx(Duration::from_secs(10)), post)
+        .await
+        .expect("a 2xx is ARM's acceptance");
+    assert_eq!(resp.status, 202);
+    assert_eq!(resp.headers["location"], "/elsewhere");
+    let why = resp.unread_body.clone().expect("the body was not read");
+    assert!(why.contains("larger than"), "{why}");
+    let err = resp.json::<serde_json::Value>("Test_Post").unwrap_err();
+    assert!(err.to_string().contains("could not be read"), "{err}");
+    // The connection breaks in the middle of the body: still an answer. A raw socket, so that the
+    // headers surely leave before the body is cut.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cut = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            request.extend_from_slice(&buf[..n]);
+        }
+        socket
+            .write_all(b"HTTP/1.1 202 Accepted\r\nlocation: /elsewhere\r\ncontent-length: 100\r\n\r\n{\"partial")
+            .await
+            .unwrap();
+        socket.shutdown().await.unwrap();
+    });
+    let post = ArmRequest::path("Test_Post", Method::POST, "/cut", "1").not_idempotent();
+    let resp = testutil::client(&cut)
+        .send(&ctx(Duration::from_secs(10)), post)
+        .await
+        .expect("a 2xx is ARM's acceptance");
+    assert_eq!(resp.status, 202);
+    assert!(resp.unread_body.is_some());
+    // A read is still refused outright.
+    let err = client
+        .send(&ctx(Duration::from_secs(10)), get("/huge"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArmError::InvalidResponse { .. }), "{err:?}");
+}

@@ -51,6 +51,10 @@ pub enum ArmError {
         operation: &'static str,
         reason: String,
     },
+    /// The call's fence fell before the request left (a dispatch whose replica lost the leader
+    /// Lease): ARM certainly did not process it, and this process must not send it.
+    #[error("{operation}: not sent: this replica no longer holds the leader Lease")]
+    Fenced { operation: &'static str },
     #[error("{operation}: deadline exceeded{}", last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
     Timeout {
         operation: &'static str,
@@ -110,6 +114,7 @@ impl ArmError {
             ArmError::Auth { .. } => "auth",
             ArmError::Timeout { .. } => "timeout",
             ArmError::NotSent { .. } => "not_sent",
+            ArmError::Fenced { .. } => "fenced",
             ArmError::InvalidResponse { .. } => "invalid_response",
             ArmError::AcceptedUnreadable { .. } => "accepted_unreadable",
             ArmError::OperationFailed { .. } => "operation_failed",

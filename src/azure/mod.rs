@@ -29,7 +29,9 @@ pub use aci::{AciClient, ExecOutput, SessionLimits};
 pub use aks::{
     AksClient, ClusterInfo, CommandId, CommandStatus, RunCommandAccepted, RunCommandResult,
 };
-pub use client::{ArmClient, ArmClientConfig, ArmObserver, ArmRequest, ArmResponse, CallContext};
+pub use client::{
+    ArmClient, ArmClientConfig, ArmObserver, ArmRequest, ArmResponse, CallContext, Fence,
+};
 pub use cloud::Cloud;
 pub use credentials::{
     CredentialCache, CredentialConfig, CredentialFactory, CredentialSource, Principal,

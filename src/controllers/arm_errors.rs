@@ -44,6 +44,8 @@ pub fn failure(err: &ArmError) -> Failure {
         ArmError::Timeout { .. } => Failure::terminal(Reason::DeadlineExceeded, message),
         // Nothing was sent: the request budget (or a Retry-After) outlasted this step.
         ArmError::NotSent { .. } => Failure::transient(Reason::Throttled, message),
+        // Nothing was sent; the replica that now leads decides.
+        ArmError::Fenced { .. } => Failure::transient(Reason::Conflict, message),
         ArmError::OperationFailed { .. } => Failure::terminal(Reason::ArmOperationFailed, message),
         // Never sent again, whatever the dispatch policy: ARM accepted it.
         ArmError::AcceptedUnreadable { .. } => {

@@ -200,6 +200,7 @@ impl Azure {
             subscription: subscription.to_string(),
             correlation_id,
             deadline,
+            fence: None,
         })
     }
 

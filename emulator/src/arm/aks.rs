@@ -220,6 +220,7 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         outcome: failure.map(|f| Outcome::Failed {
             reason: f.reason.clone(),
             message: f.message.clone(),
+            started: f.started,
         }),
     };
     ctx.state
@@ -318,9 +319,17 @@ pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) 
             json!({"provisioningState": "succeeded", "exitCode": exit_code, "startedAt": started,
                    "finishedAt": rfc3339(finished), "logs": logs})
         }
-        Outcome::Failed { reason, message } => {
-            let mut p =
-                json!({"provisioningState": "failed", "reason": reason, "startedAt": started});
+        Outcome::Failed {
+            reason,
+            message,
+            started: ran,
+        } => {
+            // `startedAt` only when the command did start: its absence is how a client tells a
+            // command that never ran (safe to send again) from one that ran and failed.
+            let mut p = json!({"provisioningState": "failed", "reason": reason});
+            if ran {
+                p["startedAt"] = json!(started);
+            }
             if let Some(m) = message {
                 p["logs"] = json!(m);
             }

@@ -190,6 +190,7 @@ async fn run_in(
                     "container {name} in {ns} namespace did not start within {}s",
                     target.settings.start_timeout()
                 )),
+                started: false,
             };
         }
     }
@@ -241,6 +242,7 @@ fn operation_error(message: String) -> Outcome {
     Outcome::Failed {
         reason: "KubernetesOperationError".into(),
         message: Some(message),
+        started: false,
     }
 }
 

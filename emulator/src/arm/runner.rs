@@ -19,10 +19,12 @@ pub enum Outcome {
         logs: String,
         finished_at: SystemTime,
     },
-    /// The command could not start (reported in-band as provisioningState Failed).
+    /// provisioningState Failed. `started`: the command ran and then failed (the result carries
+    /// `startedAt`); otherwise it never started (no `startedAt`), which is safe to send again.
     Failed {
         reason: String,
         message: Option<String>,
+        started: bool,
     },
 }
 
@@ -138,6 +140,7 @@ async fn run(command: &str, dir: &Path, env: &BTreeMap<String, String>, cap: usi
     let failed = |e: std::io::Error| Outcome::Failed {
         reason: "KubernetesOperationError".into(),
         message: Some(format!("could not start the command: {e}")),
+        started: false,
     };
     let (reader, writer) = match std::io::pipe() {
         Ok(p) => p,

@@ -17,8 +17,8 @@ use super::status::{self, Outcome};
 use super::{children, fail, may_redispatch, not_sent_again};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
-use crate::azure::ContainerGroupId;
 use crate::azure::aci::{ExecOutput, SessionError, SessionLimits};
+use crate::azure::{CallContext, ContainerGroupId};
 use crate::controllers::arm_errors;
 use crate::controllers::context::Context;
 use crate::controllers::reason::{Failure, Reason};
@@ -79,6 +79,13 @@ pub async fn start(
         .await
         .map_err(|e| arm_errors::failure(&e))?;
 
+    let mut base = base;
+    base.warnings = session_cap_warning(rc).into_iter().collect();
+    let call = CallContext {
+        fence: Some(ctx.tenure.fence()),
+        ..call
+    };
+
     // The exactly-once protocol (dispatch.rs): fenced intent, tenure check, then the session.
     let intent = match dispatch::ready_to_send(api, rc, ctx, base).await? {
         Ok(intent) => intent,
@@ -119,16 +126,24 @@ pub async fn start(
     ctx.journal.add_session(&run, task.abort_handle());
     tracing::info!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), "exec session started");
     let mut note = format!("exec session started in {id}");
-    if rc.spec.timeout_seconds as u64 > SESSION_CAP.as_secs() {
-        note.push_str(&format!(
-            "; timeoutSeconds ({}s) is longer than Azure Container Instances keeps an exec session open (about {} minutes): a longer command is cut",
-            rc.spec.timeout_seconds,
-            SESSION_CAP.as_secs() / 60
-        ));
+    if let Some(warning) = session_cap_warning(rc) {
+        note.push_str(&format!("; {warning}"));
     }
     ctx.event(rc, EventType::Normal, "Dispatched", "Dispatch", &note)
         .await;
     Ok(Action::requeue(left.max(Duration::from_secs(1))))
+}
+
+/// Said in `status.warnings` (and the `Dispatched` Event) when the run may outlast ACI's cap on
+/// exec sessions.
+fn session_cap_warning(rc: &RemoteCommand) -> Option<String> {
+    (rc.spec.timeout_seconds as u64 > SESSION_CAP.as_secs()).then(|| {
+        format!(
+            "timeoutSeconds ({}s) is longer than Azure Container Instances keeps an exec session open (about {} minutes): a command that runs longer is cut and ends as SessionInterrupted",
+            rc.spec.timeout_seconds,
+            SESSION_CAP.as_secs() / 60
+        )
+    })
 }
 
 /// What a finished session leaves: the final status, and the Event that tells about it.
@@ -207,7 +222,8 @@ async fn finished(
         let f = Failure::terminal(
             Reason::SessionInterrupted,
             format!(
-                "the exec session closed before the command finished (its end marker never came): Azure Container                  Instances cuts exec sessions after about 10-15 minutes; the output so far ({} bytes) is in Secret {secret}",
+                "the exec session closed before the command finished (its end marker never came): Azure Container \
+                 Instances cuts exec sessions after about 10-15 minutes; the output so far ({} bytes) is in Secret {secret}",
                 output.len()
             ),
         );

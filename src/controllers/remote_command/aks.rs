@@ -16,7 +16,7 @@ use super::status::{self, Outcome};
 use super::{children, fail, may_redispatch, not_sent_again, not_started, write_status};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
-use crate::azure::aks::{CommandId, CommandStatus, RUN_COMMAND_OP};
+use crate::azure::aks::{CommandId, CommandStatus, RUN_COMMAND_OP, RunCommandResult};
 use crate::azure::throttle::OpKind;
 use crate::azure::{AksClusterId, ArmError, CallContext};
 use crate::controllers::arm_errors;
@@ -159,8 +159,11 @@ pub async fn start(
         Ok(intent) => intent,
         Err(wait) => return Ok(wait),
     };
+    // Tenure is asked again right before every attempt of the POST, retries after a 429 or a
+    // refused connection included: a replica that lost the Lease meanwhile sends nothing.
     let call = CallContext {
         deadline: step_deadline(&intent.rc),
+        fence: Some(ctx.tenure.fence()),
         ..call
     };
     let sent = ctx
@@ -168,7 +171,7 @@ pub async fn start(
         .aks
         .run_command(&call, &id, &rc.spec.command, context, cluster_token, true)
         .await;
-    let (rc, s) = (&intent.rc, intent.status);
+    let (rc, s) = (&intent.rc, intent.status.clone());
     match sent {
         Ok(accepted) => {
             let command_id = accepted.command_id.to_string();
@@ -205,6 +208,7 @@ pub async fn start(
             .await;
             Ok(Action::requeue(poll_delay(accepted.retry_after)))
         }
+        Err(ArmError::Fenced { .. }) => Ok(dispatch::give_up(api, &intent).await),
         Err(e) => dispatch_failed(api, rc, ctx, s, &e).await,
     }
 }
@@ -305,53 +309,18 @@ pub async fn continue_run(
         .map_err(|e| Failure::terminal(Reason::InvalidSpec, format!("status.commandId: {e}")))?;
     match ctx.azure.aks.command_result(&call, &id, &command).await {
         Ok(CommandStatus::Running { retry_after }) => Ok(Action::requeue(poll_delay(retry_after))),
-        Ok(CommandStatus::Finished(result)) if result.succeeded => {
-            let at_service_cap = result.logs.len() >= AKS_OUTPUT_CAP;
-            let (output, truncated) = status::stored_output(result.logs.into_bytes());
-            let secret = children::write_output(&ctx.client, rc, &output, result.exit_code).await;
-            let secret = match secret {
-                Ok(name) => name,
-                Err(f) if f.transient => return Err(f),
-                Err(f) => return fail(api, rc, ctx, current, f).await,
-            };
-            let exit = result.exit_code.unwrap_or(0);
-            let mut message = format!(
-                "command {command_id} exited with code {exit}; output ({} bytes) in Secret {secret}",
-                output.len()
-            );
-            if at_service_cap {
-                message.push_str(
-                    "; the output reached AKS's 512 kB limit for run command logs, so its end may have been cut by the service",
-                );
-            }
-            let truncated = truncated || at_service_cap;
-            let outcome = Outcome {
-                exit_code: Some(exit),
-                output,
-                truncated,
-                output_secret_name: secret,
-                tail_bytes: rc.spec.output.tail_bytes.max(0) as usize,
-                message: message.clone(),
-            };
-            let s = status::finished(current, outcome, Timestamp::now());
-            write_status(api, rc, &s).await?;
-            ctx.metrics
-                .outcome(super::CONTROLLER, s.reason.as_deref().unwrap_or_default());
-            ctx.journal.forget_answer(&run.uid);
-            tracing::info!(rcmd = %rc.name_any(), command_id = %command_id, exit_code = exit, "finished");
-            let (kind, reason) = if exit == 0 {
-                (EventType::Normal, "Completed")
-            } else {
-                (EventType::Warning, "NonZeroExit")
-            };
-            ctx.event(rc, kind, reason, "Complete", &message).await;
-            Ok(super::after_ttl(rc, &s))
-        }
-        Ok(CommandStatus::Finished(result)) => {
+        // A failed result without `startedAt`: AKS never started the command pod (in-band "did
+        // not start"), so it may be sent again. With `startedAt` the command ran and then failed:
+        // it is reported as ARM said, never sent again (RunCommandResult in the AKS 2025-10-01
+        // swagger; azure-cli `aks_command_result` prints the same fields).
+        Ok(CommandStatus::Finished(result)) if !result.succeeded && result.started_at.is_none() => {
             let why = result
                 .reason
                 .unwrap_or_else(|| result.provisioning_state.clone());
             did_not_start(api, rc, ctx, current, why).await
+        }
+        Ok(CommandStatus::Finished(result)) => {
+            finished(api, rc, ctx, current, &command_id, result).await
         }
         Err(e) => {
             let failure = arm_errors::failure(&e);
@@ -362,6 +331,74 @@ pub async fn continue_run(
             fail(api, rc, ctx, current, failure).await
         }
     }
+}
+
+/// The command ran: its logs go to the output Secret and its verdict to status — the exit code
+/// when AKS reports it succeeded, ARM's reason when AKS reports it failed after it started.
+async fn finished(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    current: RemoteCommandStatus,
+    command_id: &str,
+    result: RunCommandResult,
+) -> Result<Action, Failure> {
+    let run = status::run_key(rc);
+    let at_service_cap = result.logs.len() >= AKS_OUTPUT_CAP;
+    let (output, truncated) = status::stored_output(result.logs.into_bytes());
+    let secret = children::write_output(&ctx.client, rc, &output, result.exit_code).await;
+    let secret = match secret {
+        Ok(name) => name,
+        Err(f) if f.transient => return Err(f),
+        Err(f) => return fail(api, rc, ctx, current, f).await,
+    };
+    let exit = result.exit_code.unwrap_or(0);
+    let mut message = if result.succeeded {
+        format!(
+            "command {command_id} exited with code {exit}; output ({} bytes) in Secret {secret}",
+            output.len()
+        )
+    } else {
+        format!(
+            "AKS reports command {command_id} {} after it started at {}: {}; it is not dispatched again; output ({} bytes) in Secret {secret}",
+            result.provisioning_state,
+            result.started_at.as_deref().unwrap_or_default(),
+            result.reason.as_deref().unwrap_or("no reason given"),
+            output.len()
+        )
+    };
+    if at_service_cap {
+        message.push_str(
+            "; the output reached AKS's 512 kB limit for run command logs, so its end may have been cut by the service",
+        );
+    }
+    let outcome = Outcome {
+        exit_code: result.exit_code.or(result.succeeded.then_some(0)),
+        output,
+        truncated: truncated || at_service_cap,
+        output_secret_name: secret,
+        tail_bytes: rc.spec.output.tail_bytes.max(0) as usize,
+        message: message.clone(),
+    };
+    let now = Timestamp::now();
+    let mut s = status::finished(current, outcome, now);
+    let failure =
+        (!result.succeeded).then(|| Failure::terminal(Reason::ArmOperationFailed, message.clone()));
+    if let Some(f) = &failure {
+        s = status::failed(s, f, now);
+    }
+    write_status(api, rc, &s).await?;
+    ctx.metrics
+        .outcome(super::CONTROLLER, s.reason.as_deref().unwrap_or_default());
+    ctx.journal.forget_answer(&run.uid);
+    tracing::info!(rcmd = %rc.name_any(), command_id = %command_id, exit_code = exit, reason = s.reason.as_deref().unwrap_or_default(), "finished");
+    let (kind, reason) = match (&failure, exit) {
+        (Some(_), _) => (EventType::Warning, Reason::ArmOperationFailed.as_str()),
+        (None, 0) => (EventType::Normal, "Completed"),
+        (None, _) => (EventType::Warning, "NonZeroExit"),
+    };
+    ctx.event(rc, kind, reason, "Complete", &message).await;
+    Ok(super::after_ttl(rc, &s))
 }
 
 /// AKS could not start the command's pod (reported in the result, or as the POST's error): it did

@@ -7,7 +7,8 @@
 //! 2. **Intent, fenced**: write `Running`, attempt n, no command id — with R as precondition. A
 //!    conflict means someone else (a replica that took over, a person) changed the object since
 //!    the read: nothing is sent, the next reconcile reads again.
-//! 3. **Tenure**: right before the request this process must still hold the leader Lease with a
+//! 3. **Tenure**: right before the request — and again before every retry of it, as the request's
+//!    fence ([`crate::azure::Fence`]) — this process must still hold the leader Lease with a
 //!    margin to spare ([`crate::leader::Tenure`]). A process frozen past its lease wakes up
 //!    without tenure; it rolls its intent back (fenced by the intent's own resourceVersion) and
 //!    sends nothing.
@@ -89,12 +90,21 @@ async fn may_send(api: &Api<RemoteCommand>, ctx: &Context, intent: &Intent) -> b
     if ctx.tenure.holds() {
         return true;
     }
+    give_up(api, intent).await;
+    false
+}
+
+/// This process lost its tenure after claiming the attempt and sent nothing (checked here, or by
+/// the request's fence before a retry): the intent is rolled back — fenced by its own
+/// resourceVersion, so a replica that moved the object on meanwhile wins — and the next reconcile
+/// (if this process still reconciles at all) reads the object again.
+pub async fn give_up(api: &Api<RemoteCommand>, intent: &Intent) -> Action {
     let rc = &intent.rc;
     tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), "lost the leader Lease between intent and request; not sending");
     if let Err(f) = write_status(api, rc, &intent.before).await {
         tracing::info!(rcmd = %rc.name_any(), reason = %f.reason, "intent not rolled back (another replica moved the object on)");
     }
-    false
+    Action::requeue(Duration::from_secs(1))
 }
 
 /// Steps 2 and 3 together: the claimed attempt, ready to send — or, when this process must not send
