@@ -15,7 +15,7 @@ use kubeinvoke::api::RemoteCommand;
 use serde_json::json;
 use support::emulator::{Emulator, world};
 use support::operator::Operator;
-use support::rcmd::{aks, create, outcome, setup};
+use support::rcmd::{self, aks, create, outcome, setup};
 use support::{Cluster, wait_until};
 
 /// The tests share the API server, and one of them restarts it: they run one at a time.
@@ -240,6 +240,12 @@ async fn frozen_leader_never_dispatches_after_the_standby_took_over() {
         .as_object()
         .map(|d| d.len())
         .unwrap_or(0);
+    // The freeze must have come mid-dispatch, or the test proves nothing: commands were left
+    // for the standby, and the frozen leader had reconciles waiting to send them.
+    assert!(
+        dispatched_while_frozen < n,
+        "every command was dispatched before the freeze ({dispatched_while_frozen} of {n})"
+    );
     first.signal("CONT");
     let api = Api::<RemoteCommand>::namespaced(client.clone(), &ns);
     let items = wait_until(
@@ -264,8 +270,13 @@ async fn frozen_leader_never_dispatches_after_the_standby_took_over() {
 
 /// Stops the local kube-apiserver and starts it again with the same command line, pid file and log.
 fn restart_api_server() {
-    let dir = &Cluster::get().dir;
-    let pid_file = dir.join("apiserver.pid");
+    let argv = stop_api_server();
+    start_api_server(&argv);
+}
+
+/// Stops the local kube-apiserver (SIGTERM, waits until it is gone); returns its command line.
+fn stop_api_server() -> Vec<String> {
+    let pid_file = Cluster::get().dir.join("apiserver.pid");
     let pid = std::fs::read_to_string(&pid_file).expect("apiserver.pid");
     let pid = pid.trim();
     let cmdline =
@@ -284,6 +295,12 @@ fn restart_api_server() {
     while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < gone {
         std::thread::sleep(Duration::from_millis(50));
     }
+    argv
+}
+
+/// Starts kube-apiserver with `argv` (from [`stop_api_server`]), the same pid file and log.
+fn start_api_server(argv: &[String]) {
+    let dir = &Cluster::get().dir;
     let log = std::fs::OpenOptions::new()
         .append(true)
         .open(dir.join("apiserver.log"))
@@ -300,7 +317,60 @@ fn restart_api_server() {
         .spawn()
         .expect("start kube-apiserver again");
     // hack/cluster.sh down stops whatever this file names.
-    std::fs::write(&pid_file, child.id().to_string()).expect("write apiserver.pid");
+    std::fs::write(dir.join("apiserver.pid"), child.id().to_string()).expect("write apiserver.pid");
+}
+
+/// An ACI session that finishes while its status cannot be written (the API server is down) keeps
+/// its outcome: the output Secret and the status are written once the API server is back, the run
+/// neither fails nor runs a second time.
+#[tokio::test]
+async fn aci_outcome_is_written_after_the_api_server_comes_back() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (client, ns) = setup("chaos-aci-write").await;
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let operator = Operator::start(&emulator, &ns, &[]);
+    // Long enough for the API server to be stopped while the command still runs.
+    create(
+        &client,
+        &ns,
+        "aci-down",
+        rcmd::aci_shell("cg1", "sleep 8; echo finished-while-down"),
+    )
+    .await;
+    support::emulator::wait_counters(&emulator, "the exec session", |c| {
+        c["execSessions"]["/bin/sh"].as_u64() == Some(1)
+    })
+    .await;
+    let argv = stop_api_server();
+    wait_until(
+        Duration::from_secs(60),
+        "the operator to fail writing the finished session's outcome",
+        || async {
+            let log = operator.logs();
+            (log.contains("could not write the output Secret yet")
+                || log.contains("could not record ARM's answer yet"))
+            .then_some(())
+        },
+    )
+    .await;
+    start_api_server(&argv);
+    let rc = rcmd::wait_finished(&Cluster::get().client().await, &ns, "aci-down").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(rc.status.as_ref().unwrap().attempts, Some(1));
+    assert_eq!(
+        rcmd::output(&client, &ns, &rc).await,
+        "finished-while-down\n"
+    );
+    assert_eq!(
+        emulator.counters().await["execSessions"]["/bin/sh"].as_u64(),
+        Some(1),
+        "one session only"
+    );
 }
 
 #[tokio::test]
