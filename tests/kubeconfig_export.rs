@@ -148,6 +148,12 @@ async fn hybrid_user_kubeconfig_is_exported_with_default_api_version() {
         requests.contains("listUserKubeconfig"),
         "listUserKubeconfig was called: {requests}"
     );
+    // This api-version's 202 offers Azure-AsyncOperation too: the operator polled it.
+    let counters = env.emulator.counters().await;
+    assert!(
+        counters["requests"]["hybrid.operationStatus"].as_u64() >= Some(1),
+        "{counters}"
+    );
 }
 
 #[tokio::test]
@@ -173,6 +179,18 @@ async fn hybrid_preview_api_version_is_used_when_asked() {
     assert_eq!(
         counters["status"]["hybrid.listKubeconfig"]["202"].as_u64(),
         Some(1),
+        "{counters}"
+    );
+    // This api-version's 202 carries Location (final-state-via location) and no
+    // Azure-AsyncOperation: the operator followed Location alone.
+    let requests = &counters["requests"];
+    assert!(
+        requests["hybrid.operationResult"].as_u64() >= Some(1),
+        "{counters}"
+    );
+    assert_eq!(
+        requests["hybrid.operationStatus"].as_u64(),
+        None,
         "{counters}"
     );
 }

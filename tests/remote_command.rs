@@ -526,6 +526,37 @@ async fn timeout_fails_with_deadline_exceeded() {
     assert_eq!(outcome(&rc), ("Failed".into(), "DeadlineExceeded".into()));
 }
 
+/// Output larger than a Secret can hold (here from an emulator that keeps 3 MB of logs rather than
+/// AKS's 512 kB): the end is kept, status says the output was cut, and the run finishes rather than
+/// failing on the API server's size limit.
+#[tokio::test]
+async fn output_larger_than_a_secret_holds_keeps_its_end_and_finishes() {
+    let (client, ns) = setup("rc-huge").await;
+    let (_emulator, _operator) = start(&ns, &["--log-cap-bytes", "3000000"]);
+    let spec = aks(
+        "aks1",
+        "head -c 1500000 /dev/zero | tr '\\0' x; echo; echo THE-END",
+    );
+    create(&client, &ns, "huge", spec).await;
+    let rc = wait_finished(&client, &ns, "huge").await;
+    let status = rc.status.clone().unwrap();
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(status.output_truncated, Some(true));
+    assert_eq!(status.output_bytes, Some(900 * 1024));
+    let out = output(&client, &ns, &rc).await;
+    assert_eq!(out.len(), 900 * 1024);
+    assert!(
+        out.ends_with("x\nTHE-END\n"),
+        "{:?}",
+        &out[out.len() - 20..]
+    );
+}
+
 #[tokio::test]
 async fn output_over_512_kb_is_capped_and_the_tail_is_valid_utf8() {
     let (client, ns) = setup("rc-big").await;

@@ -206,7 +206,10 @@ pub async fn start(
                 &format!("ARM accepted command {command_id} on {id}"),
             )
             .await;
-            Ok(Action::requeue(poll_delay(accepted.retry_after)))
+            Ok(Action::requeue(poll_delay(
+                accepted.retry_after,
+                status::time_left(&s, rc),
+            )))
         }
         Err(ArmError::Fenced { .. }) => Ok(dispatch::give_up(api, &intent).await),
         Err(e) => dispatch_failed(api, rc, ctx, s, &e).await,
@@ -308,7 +311,10 @@ pub async fn continue_run(
     let command = CommandId::new(&command_id)
         .map_err(|e| Failure::terminal(Reason::InvalidSpec, format!("status.commandId: {e}")))?;
     match ctx.azure.aks.command_result(&call, &id, &command).await {
-        Ok(CommandStatus::Running { retry_after }) => Ok(Action::requeue(poll_delay(retry_after))),
+        Ok(CommandStatus::Running { retry_after }) => Ok(Action::requeue(poll_delay(
+            retry_after,
+            status::time_left(&current, rc),
+        ))),
         // A failed result without `startedAt`: AKS never started the command pod (in-band "did
         // not start"), so it may be sent again. With `startedAt` the command ran and then failed:
         // it is reported as ARM said, never sent again (RunCommandResult in the AKS 2025-10-01
@@ -489,9 +495,30 @@ async fn interrupted(
     fail(api, rc, ctx, current, failure).await
 }
 
-/// Wait what ARM asked, at least a second, at most 30 s.
-fn poll_delay(retry_after: Option<Duration>) -> Duration {
+/// Wait what ARM asked (ARM RPC: a client honours `Retry-After` as sent), at least a second; 5 s
+/// when it asks nothing, as `az aks command invoke` polls. Never past the run's deadline: a longer
+/// wait could only end in `DeadlineExceeded` later than needed.
+fn poll_delay(retry_after: Option<Duration>, left: Duration) -> Duration {
     retry_after
         .unwrap_or(Duration::from_secs(5))
-        .clamp(Duration::from_secs(1), Duration::from_secs(30))
+        .min(left)
+        .max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_when_arm_asks_within_the_deadline() {
+        let s = Duration::from_secs;
+        let long = s(3600);
+        assert_eq!(poll_delay(None, long), s(5));
+        // ARM's 60 s is honoured, not cut to a shorter poll.
+        assert_eq!(poll_delay(Some(s(60)), long), s(60));
+        assert_eq!(poll_delay(Some(Duration::ZERO), long), s(1));
+        // Never past the deadline, and never a busy loop once it is near.
+        assert_eq!(poll_delay(Some(s(60)), s(7)), s(7));
+        assert_eq!(poll_delay(Some(s(60)), Duration::ZERO), s(1));
+    }
 }
