@@ -369,7 +369,8 @@ async fn list(client: &Client, namespace: &str) -> Result<u8, Error> {
 pub fn exit_code(phase: Phase, reason: &str, exit_code: Option<i32>) -> u8 {
     match (phase, reason) {
         (Phase::Succeeded, _) => 0,
-        (_, "NonZeroExit") => match exit_code {
+        // ArmOperationFailed: AKS reports that the command started and then failed.
+        (_, "NonZeroExit" | "ArmOperationFailed") => match exit_code {
             Some(c) if c.rem_euclid(256) != 0 => c.rem_euclid(256) as u8,
             _ => 1,
         },
@@ -447,6 +448,9 @@ mod tests {
             exit::DEADLINE
         );
         assert_eq!(exit_code(Phase::Failed, "Forbidden", None), exit::REFUSED);
+        // It started, then AKS reported it failed: it ran.
+        assert_eq!(exit_code(Phase::Failed, "ArmOperationFailed", None), 1);
+        assert_eq!(exit_code(Phase::Failed, "ArmOperationFailed", Some(9)), 9);
     }
 
     #[test]
