@@ -18,7 +18,7 @@ use super::{children, fail, may_redispatch, not_sent_again};
 use crate::api::Phase;
 use crate::api::remote_command::{RemoteCommand, RemoteCommandStatus};
 use crate::azure::aci::{ExecOutput, SessionError, SessionLimits};
-use crate::azure::{CallContext, ContainerGroupId};
+use crate::azure::{ArmError, CallContext, ContainerGroupId};
 use crate::controllers::arm_errors;
 use crate::controllers::context::Context;
 use crate::controllers::reason::{Failure, Reason};
@@ -79,8 +79,9 @@ pub async fn start(
         .await
         .map_err(|e| arm_errors::failure(&e))?;
 
+    let warning = session_cap_warning(rc);
     let mut base = base;
-    base.warnings = session_cap_warning(rc).into_iter().collect();
+    base.warnings = warning.iter().cloned().collect();
     let call = CallContext {
         fence: Some(ctx.tenure.fence()),
         ..call
@@ -93,14 +94,9 @@ pub async fn start(
     };
     let run = status::run_key(rc);
     let task = {
-        let (api, rc, ctx, s, id) = (
-            api.clone(),
-            intent.rc.clone(),
-            ctx.clone(),
-            intent.status.clone(),
-            id.clone(),
-        );
+        let (api, ctx, id) = (api.clone(), ctx.clone(), id.clone());
         tokio::spawn(async move {
+            let rc = &intent.rc;
             let target = rc
                 .spec
                 .target
@@ -120,13 +116,13 @@ pub async fn start(
                     &limits,
                 )
                 .await;
-            finish(&api, &rc, &ctx, s, result).await;
+            finish(&api, &ctx, &intent, result).await;
         })
     };
     ctx.journal.add_session(&run, task.abort_handle());
     tracing::info!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), "exec session started");
     let mut note = format!("exec session started in {id}");
-    if let Some(warning) = session_cap_warning(rc) {
+    if let Some(warning) = warning {
         note.push_str(&format!("; {warning}"));
     }
     ctx.event(rc, EventType::Normal, "Dispatched", "Dispatch", &note)
@@ -154,15 +150,23 @@ struct Verdict {
 
 /// Records the session's outcome. It is kept in the journal and written until the write lands
 /// (a failed write never turns into a failure or a second run), unless the run was replaced or
-/// deleted meanwhile. A session that failed before its command was sent goes back to Pending.
+/// deleted meanwhile. A session that failed before its command was sent goes back to Pending; one
+/// stopped by the fence (this replica lost the Lease) rolls its intent back, as an AKS dispatch does.
 async fn finish(
     api: &Api<RemoteCommand>,
-    rc: &RemoteCommand,
     ctx: &Arc<Context>,
-    s: RemoteCommandStatus,
+    intent: &dispatch::Intent,
     result: Result<ExecOutput, SessionError>,
 ) {
+    let (rc, s) = (&intent.rc, intent.status.clone());
     let run = status::run_key(rc);
+    if let Err(e) = &result
+        && matches!(e.error, ArmError::Fenced { .. })
+    {
+        dispatch::give_up(api, intent).await;
+        ctx.journal.end_session(&run.uid);
+        return;
+    }
     let verdict = match result {
         Ok(out) => finished(rc, ctx, s, out).await,
         Err(e) if !e.command_sent => not_sent(rc, s, arm_errors::failure(&e.error)),

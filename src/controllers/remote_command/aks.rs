@@ -388,22 +388,22 @@ async fn finished(
     };
     let now = Timestamp::now();
     let mut s = status::finished(current, outcome, now);
-    let failure =
-        (!result.succeeded).then(|| Failure::terminal(Reason::ArmOperationFailed, message.clone()));
-    if let Some(f) = &failure {
-        s = status::failed(s, f, now);
+    if !result.succeeded {
+        let failure = Failure::terminal(Reason::ArmOperationFailed, message.clone());
+        s = status::failed(s, &failure, now);
     }
     write_status(api, rc, &s).await?;
-    ctx.metrics
-        .outcome(super::CONTROLLER, s.reason.as_deref().unwrap_or_default());
+    // The Event and the metric say what status says.
+    let reason = s.reason.clone().unwrap_or_default();
+    ctx.metrics.outcome(super::CONTROLLER, &reason);
     ctx.journal.forget_answer(&run.uid);
-    tracing::info!(rcmd = %rc.name_any(), command_id = %command_id, exit_code = exit, reason = s.reason.as_deref().unwrap_or_default(), "finished");
-    let (kind, reason) = match (&failure, exit) {
-        (Some(_), _) => (EventType::Warning, Reason::ArmOperationFailed.as_str()),
-        (None, 0) => (EventType::Normal, "Completed"),
-        (None, _) => (EventType::Warning, "NonZeroExit"),
+    tracing::info!(rcmd = %rc.name_any(), command_id = %command_id, exit_code = ?result.exit_code, reason = %reason, "finished");
+    let kind = if s.phase == Some(Phase::Succeeded) {
+        EventType::Normal
+    } else {
+        EventType::Warning
     };
-    ctx.event(rc, kind, reason, "Complete", &message).await;
+    ctx.event(rc, kind, &reason, "Complete", &message).await;
     Ok(super::after_ttl(rc, &s))
 }
 
