@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::azure::lro::{PollLink, parse_retry_after_value, poll_link, retry_after};
+use crate::azure::lro::{
+    MAX_RETRY_AFTER, PollLink, instant_after, parse_retry_after_value, poll_link, retry_after,
+};
 use crate::azure::resource_id::{
     AKS_CLUSTER_ID_PATTERN, AksClusterId, ConnectedClusterId, ContainerGroupId,
 };
@@ -187,13 +189,36 @@ proptest! {
     }
 
     #[test]
-    fn retry_after_seconds_are_exact(secs in any::<u64>(), pad in "[ \t]{0,3}") {
+    fn retry_after_seconds_are_exact_up_to_the_cap(secs in any::<u64>(), pad in "[ \t]{0,3}") {
         let value = format!("{pad}{secs}{pad}");
-        prop_assert_eq!(parse_retry_after_value(&value, SystemTime::now()), Ok(Duration::from_secs(secs)));
+        let want = Duration::from_secs(secs).min(MAX_RETRY_AFTER);
+        prop_assert_eq!(parse_retry_after_value(&value, SystemTime::now()), Ok(want));
     }
 
     #[test]
     fn any_retry_after_text_is_a_delay_or_an_error(value in "\\PC{0,64}") {
         let _ = parse_retry_after_value(&value, SystemTime::now());
+    }
+
+    /// No delay header, however absurd, gives a wait past the cap, nor one that overflows the
+    /// clock when a caller adds it to `now` (the 429, retry and polling paths all do).
+    #[test]
+    fn no_delay_header_overflows_the_clock(
+        name in prop_oneof![Just("retry-after"), Just("retry-after-ms"), Just("x-ms-retry-after-ms")],
+        value in prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            "[0-9]{18,40}",
+            "\\PC{0,40}",
+        ],
+    ) {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+        if let Ok(Some(delay)) = retry_after(&headers, SystemTime::now()) {
+            prop_assert!(delay <= MAX_RETRY_AFTER);
+            let now = tokio::time::Instant::now();
+            prop_assert!(instant_after(now, delay) >= now);
+        }
     }
 }

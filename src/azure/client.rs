@@ -439,7 +439,10 @@ impl ArmClient {
             }
             let result = self.send_once(ctx, &req, &url).await;
             let err = match result {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    self.observe_remaining(&key, &resp.headers);
+                    return Ok(resp);
+                }
                 Err(e) => e,
             };
             let delay = err
@@ -450,7 +453,7 @@ impl ArmClient {
                 self.inner.observer.throttled(op);
                 self.inner
                     .throttle
-                    .pause_until(&key, Instant::now() + delay);
+                    .pause_until(&key, lro::instant_after(Instant::now(), delay));
             }
             let retryable = if req.idempotent {
                 err.is_retryable()
@@ -460,7 +463,7 @@ impl ArmClient {
             if !retryable || attempt >= self.inner.retry.max_attempts {
                 return Err(err);
             }
-            if Instant::now() + delay > ctx.deadline {
+            if lro::instant_after(Instant::now(), delay) > ctx.deadline {
                 return Err(if err.may_have_been_processed() {
                     ArmError::Timeout {
                         operation: op,
@@ -543,6 +546,32 @@ impl ArmClient {
             self.inner.observer.throttle_wait(op, waited);
         }
         Ok(())
+    }
+
+    /// Corrects the bucket by what ARM reports still remains, for this principal and for the
+    /// subscription as a whole (the subscription-global limit, shared by every principal).
+    fn observe_remaining(&self, key: &BucketKey, headers: &reqwest::header::HeaderMap) {
+        let kind = match key.kind {
+            OpKind::Read => "reads",
+            OpKind::Write => "writes",
+        };
+        let scope = if key.subscription == TENANT_SCOPE {
+            "tenant"
+        } else {
+            "subscription"
+        };
+        for name in [
+            format!("x-ms-ratelimit-remaining-{scope}-{kind}"),
+            format!("x-ms-ratelimit-remaining-{scope}-global-{kind}"),
+        ] {
+            let remaining = headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            if let Some(remaining) = remaining {
+                self.inner.throttle.observe_remaining(key, remaining);
+            }
+        }
     }
 
     async fn send_once(

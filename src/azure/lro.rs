@@ -101,28 +101,42 @@ pub fn poll_link(headers: &HeaderMap, base: &Url) -> Result<Option<PollLink>, St
     Ok(link_url(headers, "location", base)?.map(PollLink::Location))
 }
 
-/// One `Retry-After` value: delay-seconds or an HTTP-date (a past date means "now").
+/// The longest wait any delay header can ask for. ARM's buckets refill in seconds and its polls
+/// suggest a minute at most, so a larger value is a broken or hostile header: it is cut here, once,
+/// and no caller does time arithmetic with an unbounded value (an `Instant` plus
+/// `u64::MAX` seconds panics).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// One `Retry-After` value: delay-seconds or an HTTP-date (a past date means "now"), at most
+/// [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after_value(value: &str, now: SystemTime) -> Result<Duration, String> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("Retry-After '{value}' is too large"));
+        // Any run of digits is a delay; one too long for u64 is simply "very long".
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Ok(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let date = azure_core::time::parse_rfc7231(value)
         .map_err(|_| format!("Retry-After '{value}' is neither seconds nor an HTTP-date"))?;
     let now = azure_core::time::OffsetDateTime::from(now);
     let millis = (date - now).whole_milliseconds();
-    Ok(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
+    Ok(Duration::from_millis(u64::try_from(millis).unwrap_or(0)).min(MAX_RETRY_AFTER))
 }
 
 fn parse_millis(name: &str, value: &str) -> Result<Duration, String> {
-    value
-        .trim()
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| format!("{name} '{value}' is not a number of milliseconds"))
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{name} '{value}' is not a number of milliseconds"));
+    }
+    let millis = value.parse::<u64>().unwrap_or(u64::MAX);
+    Ok(Duration::from_millis(millis).min(MAX_RETRY_AFTER))
+}
+
+/// `now + delay`, saturating: a delay too large for the clock ends far in the future instead of
+/// panicking.
+pub fn instant_after(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
 }
 
 /// The delay a response asks for: `x-ms-retry-after-ms`, then `retry-after-ms`, then `Retry-After`.
@@ -156,7 +170,7 @@ pub(crate) async fn wait_within(
     deadline: Instant,
     operation: &'static str,
 ) -> Result<(), ArmError> {
-    let wake = Instant::now() + delay;
+    let wake = instant_after(Instant::now(), delay);
     if wake > deadline {
         return Err(ArmError::Timeout {
             operation,
@@ -339,7 +353,23 @@ mod tests {
             (vec![("retry-after", "1.5")], Err(())),
             (vec![("retry-after", "Sun, 06 Nov 19")], Err(())),
             (vec![("retry-after", "soon")], Err(())),
-            (vec![("retry-after", "99999999999999999999999")], Err(())),
+            // Absurd delays are cut to MAX_RETRY_AFTER, never an overflow.
+            (
+                vec![("retry-after", "99999999999999999999999")],
+                Ok(Some(MAX_RETRY_AFTER)),
+            ),
+            (
+                vec![("retry-after", "18446744073709551615")],
+                Ok(Some(MAX_RETRY_AFTER)),
+            ),
+            (
+                vec![("retry-after-ms", "18446744073709551615")],
+                Ok(Some(MAX_RETRY_AFTER)),
+            ),
+            (
+                vec![("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")],
+                Ok(Some(MAX_RETRY_AFTER)),
+            ),
             (vec![("retry-after-ms", "abc")], Err(())),
         ];
         for (h, want) in cases {

@@ -196,6 +196,30 @@ impl Throttle {
         bucket.paused_until = Some(bucket.paused_until.map_or(until, |p| p.max(until)));
     }
 
+    /// ARM said how many requests of this kind it still allows (`x-ms-ratelimit-remaining-*`):
+    /// other clients of the same principal, or of the subscription as a whole, spend the same
+    /// budget. Our estimate never holds more than 90% of what ARM reports (the same margin as the
+    /// defaults); it is only ever lowered here, refilling does the rest.
+    pub fn observe_remaining(&self, key: &BucketKey, remaining: f64) {
+        if !remaining.is_finite() || remaining < 0.0 {
+            return;
+        }
+        let cfg = self.config_for(key.kind);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
+            tokens: cfg.burst,
+            updated: now,
+            paused_until: None,
+        });
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        if bucket.paused_until.is_none_or(|p| p <= now) {
+            bucket.tokens = (bucket.tokens + elapsed * cfg.per_second).min(cfg.burst);
+            bucket.updated = now;
+        }
+        bucket.tokens = bucket.tokens.min(remaining * 0.9);
+    }
+
     /// Fill of every bucket in use (refilled to now), for metrics.
     pub fn levels(&self) -> Vec<BucketLevel> {
         let now = Instant::now();
@@ -219,6 +243,20 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn arm_s_remaining_count_lowers_the_estimate_never_raises_it() {
+        let t = Throttle::new(ThrottleConfig::default());
+        let k = key(OpKind::Read);
+        t.observe_remaining(&k, 10.0);
+        let level = |t: &Throttle| t.levels()[0].tokens;
+        assert!((level(&t) - 9.0).abs() < 0.01, "{}", level(&t));
+        t.observe_remaining(&k, 1000.0);
+        assert!(level(&t) < 9.1, "never raised: {}", level(&t));
+        t.observe_remaining(&k, f64::NAN);
+        t.observe_remaining(&k, -1.0);
+        assert!(level(&t) >= 8.9);
+    }
 
     fn key(kind: OpKind) -> BucketKey {
         BucketKey {
