@@ -108,6 +108,15 @@ pub struct AzureArgs {
     /// Entra ID authority host of a custom cloud, with --arm-endpoint.
     #[arg(long, env = "KUBEINVOKE_AUTHORITY_HOST", requires = "arm_endpoint")]
     pub authority_host: Option<String>,
+    /// Hosts of a custom cloud's ACI exec websockets, besides the ARM endpoint's host: exact host
+    /// names, or `.suffix` for a domain (comma-separated). The named clouds know theirs.
+    #[arg(
+        long,
+        env = "KUBEINVOKE_ACI_EXEC_HOSTS",
+        value_delimiter = ',',
+        requires = "arm_endpoint"
+    )]
+    pub aci_exec_hosts: Vec<String>,
     /// PEM file of an extra CA to trust for ARM and Entra ID (TLS verification is never turned off).
     #[arg(long, env = "KUBEINVOKE_CA_FILE")]
     pub ca_file: Option<PathBuf>,

@@ -101,7 +101,9 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
     // One TLS provider for kube, reqwest, azure_identity and the websocket client.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cloud = match (&args.azure.arm_endpoint, &args.azure.authority_host) {
-        (Some(arm), Some(authority)) => Cloud::custom(arm, authority)?,
+        (Some(arm), Some(authority)) => {
+            Cloud::custom(arm, authority)?.with_exec_hosts(&args.azure.aci_exec_hosts)?
+        }
         _ => args.azure.cloud.parse::<Cloud>()?,
     };
     let extra_ca = match &args.azure.ca_file {

@@ -508,6 +508,7 @@ async fn malformed_arm_responses_map_to_their_reason() {
     let cloud = Cloud::Custom {
         arm_endpoint: reqwest::Url::parse(&format!("{base}/")).expect("ARM URL"),
         authority_host: reqwest::Url::parse("https://login.invalid").expect("authority URL"),
+        exec_hosts: Vec::new(),
     };
     let arm = ArmClient::from_parts(
         reqwest::Client::new(),
@@ -661,8 +662,9 @@ fn rc_cases() -> Vec<(String, Value, Want)> {
         ("files over --max-context-bytes".into(), with(ok(), "files", json!([{"configMapRef": {"name": "noise"}}])), Want::Reason("ContextTooLarge")),
         ("missing credentialRef".into(), with(waits(), "credentialRef", json!({"name": "nope"})), Want::Reason("CredentialNotFound")),
         ("credential without AZURE_CLIENT_ID".into(), with(waits(), "credentialRef", json!({"name": "no-client-id"})), Want::Reason("CredentialNotFound")),
-        ("wrong client secret".into(), with(ok(), "credentialRef", json!({"name": "wrong-secret"})), Want::Reason("Forbidden")),
-        ("identity without runcommand/action".into(), with(ok(), "credentialRef", json!({"name": "read-only"})), Want::Reason("Forbidden")),
+        // A wrong secret and a missing role look like new ones still replicating: waited for.
+        ("wrong client secret".into(), with(waits(), "credentialRef", json!({"name": "wrong-secret"})), Want::Reason("Forbidden")),
+        ("identity without runcommand/action".into(), with(waits(), "credentialRef", json!({"name": "read-only"})), Want::Reason("Forbidden")),
         ("unknown cluster".into(), rc_spec(aks_target(&aks_id("no-such-cluster")), "true"), Want::Reason("TargetNotFound")),
         ("unknown resource group".into(), rc_spec(aks_target(&format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/nope/providers/Microsoft.ContainerService/managedClusters/aks1")), "true"), Want::Reason("TargetNotFound")),
         ("run command disabled".into(), rc_spec(aks_target(&aks_id("aks-norun")), "true"), Want::Reason("RunCommandDisabled")),

@@ -15,7 +15,7 @@ use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 use super::aci_output::{
     Marker, TailBuffer, find_ready, input_frames, parse_shell_output, terminal_text,
-    validate_direct_command,
+    validate_direct_command, validate_shell_command,
 };
 use super::client::{ArmClient, ArmRequest, ArmResponse, CallContext, expect_json};
 use super::error::ArmError;
@@ -46,6 +46,55 @@ impl Default for TerminalSize {
             cols: 4000,
         }
     }
+}
+
+/// A container group as exec sees it (ACI swagger, `ContainerGroup`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupInfo {
+    /// `properties.osType`: `Linux` or `Windows`.
+    pub os_type: Option<String>,
+    /// `properties.instanceView.state`: `Running`, `Stopped`, `Pending`, `Succeeded`, `Failed`.
+    pub state: Option<String>,
+    pub containers: Vec<String>,
+}
+
+impl GroupInfo {
+    pub fn windows(&self) -> bool {
+        self.os_type
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("Windows"))
+    }
+
+    /// Known not to be running (an unknown state is given the benefit of the doubt).
+    pub fn not_running(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| !s.eq_ignore_ascii_case("Running"))
+    }
+}
+
+#[derive(Deserialize)]
+struct GroupBody {
+    properties: Option<GroupProperties>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GroupProperties {
+    os_type: Option<String>,
+    instance_view: Option<GroupInstanceView>,
+    #[serde(default)]
+    containers: Vec<GroupContainer>,
+}
+
+#[derive(Deserialize)]
+struct GroupInstanceView {
+    state: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GroupContainer {
+    name: Option<String>,
 }
 
 /// Where and how to join an exec session. Both fields are credentials.
@@ -270,6 +319,25 @@ impl AciClient {
         }
     }
 
+    /// `GET containerGroups/{name}`: what decides whether exec can work (as `az container exec`
+    /// reads the group first).
+    pub async fn get_group(
+        &self,
+        ctx: &CallContext,
+        id: &ContainerGroupId,
+    ) -> Result<GroupInfo, ArmError> {
+        const OP: &str = "ContainerGroups_Get";
+        let req = ArmRequest::path(OP, Method::GET, id.to_string(), &self.api_version);
+        let resp = self.arm.send(ctx, req).await?;
+        let body: GroupBody = expect_json(&resp, OP)?;
+        let p = body.properties.unwrap_or_default();
+        Ok(GroupInfo {
+            os_type: p.os_type,
+            state: p.instance_view.and_then(|v| v.state),
+            containers: p.containers.into_iter().filter_map(|c| c.name).collect(),
+        })
+    }
+
     /// `containers/{c}/logs`: the main process's log (not exec output).
     pub async fn logs(
         &self,
@@ -333,8 +401,10 @@ impl AciClient {
                         command_sent: e.may_have_been_processed(),
                         error: e,
                     })?;
-                // ARM answered: ACI has started the executable, whatever follows.
-                let endpoint = self.endpoint_of(&resp).map_err(SessionError::sent)?;
+                // An endpoint we refuse is never joined: the session's process is attached to the
+                // websocket, and nothing of ours reached it.
+                let endpoint = self.endpoint_of(&resp).map_err(SessionError::not_sent)?;
+                // From here on, ACI has started the executable, whatever follows.
                 run_direct_session(&endpoint, self.tls.clone(), limits)
                     .await
                     .map_err(SessionError::sent)
@@ -343,11 +413,8 @@ impl AciClient {
                 validate_direct_command(shell).map_err(|e| {
                     SessionError::not_sent(ArmError::Validation(format!("shell: {e}")))
                 })?;
-                if command.trim().is_empty() {
-                    return Err(SessionError::not_sent(ArmError::Validation(
-                        "command is empty".into(),
-                    )));
-                }
+                validate_shell_command(command)
+                    .map_err(|m| SessionError::not_sent(ArmError::Validation(m)))?;
                 let endpoint = self
                     .exec(ctx, id, container, shell, TerminalSize::default())
                     .await
@@ -397,10 +464,11 @@ fn check_websocket_uri(
     }
     let host = url.host_str().unwrap_or_default();
     if !cloud.websocket_host_allowed(host) {
-        return Err(ArmError::invalid_response(
-            OP,
-            format!("webSocketUri host '{host}' is outside the cloud's container instances domain"),
-        ));
+        // The same answer would be refused again: a verdict, not a transient failure.
+        return Err(ArmError::Validation(format!(
+            "ARM's exec answer names websocket host '{host}', which is not an ACI exec host of {cloud} \
+             (for a custom cloud, list it in --aci-exec-hosts); nothing was sent to it"
+        )));
     }
     Ok(())
 }
@@ -466,28 +534,48 @@ async fn send(socket: &mut Socket, message: Message, deadline: Instant) -> Resul
         })
 }
 
-/// The next chunk of terminal output; `None` when the session is over.
-async fn next_chunk(socket: &mut Socket, deadline: Instant) -> Result<Option<Vec<u8>>, ArmError> {
+/// How often a quiet session is pinged: Azure's load balancers drop TCP flows idle for 4 minutes
+/// by default, and a command may print nothing for longer than that.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the websocket gave: terminal output, the end of the session, or a connection that died.
+#[derive(Debug, PartialEq, Eq)]
+enum Chunk {
+    Output(Vec<u8>),
+    /// The server closed the session (a close frame, then the end of the stream).
+    Closed,
+    /// The connection ended without a close frame: the session may still be running.
+    Lost,
+}
+
+/// The next chunk of terminal output, pinging the server while the session is quiet.
+async fn next_chunk(socket: &mut Socket, deadline: Instant) -> Result<Chunk, ArmError> {
     loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .map_err(|_| ArmError::Timeout {
+        let wake = deadline.min(Instant::now() + KEEPALIVE);
+        let Ok(frame) = tokio::time::timeout_at(wake, socket.next()).await else {
+            if wake < deadline {
+                send(socket, Message::Ping(Vec::new().into()), deadline).await?;
+                continue;
+            }
+            return Err(ArmError::Timeout {
                 operation: SESSION_OP,
                 last_error: Some("the exec session did not end before the deadline".into()),
-            })?;
+            });
+        };
         match frame {
-            None | Some(Ok(Message::Close(_))) => return Ok(None),
-            Some(Ok(Message::Text(t))) => return Ok(Some(t.as_bytes().to_vec())),
-            Some(Ok(Message::Binary(b))) => return Ok(Some(b.to_vec())),
+            None | Some(Ok(Message::Close(_))) => return Ok(Chunk::Closed),
+            Some(Ok(Message::Text(t))) => return Ok(Chunk::Output(t.as_bytes().to_vec())),
+            Some(Ok(Message::Binary(b))) => return Ok(Chunk::Output(b.to_vec())),
             Some(Ok(_)) => continue,
-            // A server that drops the TCP connection instead of closing still ended the session.
-            Some(Err(
-                tungstenite::Error::ConnectionClosed
-                | tungstenite::Error::AlreadyClosed
-                | tungstenite::Error::Protocol(
-                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                ),
-            )) => return Ok(None),
+            // After a close handshake: the session ended.
+            Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
+                return Ok(Chunk::Closed);
+            }
+            // The TCP connection ended without a close frame (a network path dropped it).
+            Some(Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ))) => return Ok(Chunk::Lost),
+            Some(Err(tungstenite::Error::Io(_))) => return Ok(Chunk::Lost),
             Some(Err(e)) => {
                 return Err(ArmError::Transport {
                     operation: SESSION_OP,
@@ -522,8 +610,8 @@ async fn type_text(
         loop {
             tokio::select! {
                 chunk = next_chunk(socket, deadline) => match chunk? {
-                    Some(bytes) => output(&bytes),
-                    None => return Ok(Typed::SessionEnded),
+                    Chunk::Output(bytes) => output(&bytes),
+                    Chunk::Closed | Chunk::Lost => return Ok(Typed::SessionEnded),
                 },
                 _ = tokio::time::sleep_until(next_at) => break,
             }
@@ -543,15 +631,20 @@ pub async fn run_direct_session(
 ) -> Result<ExecOutput, ArmError> {
     let mut socket = connect(endpoint, tls, limits.deadline).await?;
     let mut out = TailBuffer::new(limits.max_output_bytes);
-    while let Some(chunk) = next_chunk(&mut socket, limits.deadline).await? {
-        out.push(&chunk);
-    }
+    let lost = loop {
+        match next_chunk(&mut socket, limits.deadline).await? {
+            Chunk::Output(bytes) => out.push(&bytes),
+            Chunk::Closed => break false,
+            // Without a close frame nothing says the executable ended: cut short, not done.
+            Chunk::Lost => break true,
+        }
+    };
     let (raw, truncated) = out.into_string();
     Ok(ExecOutput {
         output: terminal_text(&raw),
         exit_code: None,
         truncated,
-        interrupted: false,
+        interrupted: lost,
     })
 }
 
@@ -611,8 +704,8 @@ pub async fn run_shell_session(
             .await
             .map_err(SessionError::not_sent)?
         {
-            Some(chunk) => keep(&mut startup, &chunk),
-            None => return Err(ended_early(&startup)),
+            Chunk::Output(chunk) => keep(&mut startup, &chunk),
+            Chunk::Closed | Chunk::Lost => return Err(ended_early(&startup)),
         }
     }
     let mut started = false;
@@ -637,8 +730,9 @@ pub async fn run_shell_session(
     if typed == Typed::All {
         loop {
             match next_chunk(&mut socket, deadline).await {
-                Ok(Some(chunk)) => out.push(&chunk),
-                Ok(None) => break,
+                Ok(Chunk::Output(chunk)) => out.push(&chunk),
+                // Without the status line the parse below reports the run as interrupted.
+                Ok(Chunk::Closed | Chunk::Lost) => break,
                 Err(error) => return Err(SessionError::sent(error)),
             }
         }

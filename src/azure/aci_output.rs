@@ -272,6 +272,31 @@ pub fn validate_direct_command(command: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest line a terminal in canonical mode takes: Linux's N_TTY buffer holds 4096 bytes, the
+/// newline included, and silently drops what comes past it (the emulator's real PTY does the same).
+pub const MAX_TYPED_LINE_BYTES: usize = 4095;
+
+/// A command typed into a shell: no line may be longer than the terminal takes, or the shell would
+/// run a shortened, different command. Refused before anything is sent.
+pub fn validate_shell_command(command: &str) -> Result<(), String> {
+    if command.trim().is_empty() {
+        return Err("command is empty".to_string());
+    }
+    // The terminal ends a line at '\n' and at '\r' (ICRNL).
+    for (n, line) in command.split(['\n', '\r']).enumerate() {
+        if line.len() > MAX_TYPED_LINE_BYTES {
+            return Err(format!(
+                "line {} of the command has {} bytes; a terminal line takes at most {MAX_TYPED_LINE_BYTES} \
+                 (Linux's canonical-mode limit) and would cut it into a different command: split it into \
+                 shorter lines, or put the long part in a file",
+                n + 1,
+                line.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Keeps the last `max` bytes of a stream.
 #[derive(Debug, Default)]
 pub struct TailBuffer {

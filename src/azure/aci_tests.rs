@@ -271,8 +271,8 @@ async fn a_websocket_outside_the_cloud_is_never_joined() {
         .await
         .unwrap_err();
     match err {
-        ArmError::InvalidResponse { message, .. } => {
-            assert!(message.contains("outside"), "{message}")
+        ArmError::Validation(message) => {
+            assert!(message.contains("not an ACI exec host"), "{message}")
         }
         other => panic!("{other:?}"),
     }
@@ -282,10 +282,24 @@ async fn a_websocket_outside_the_cloud_is_never_joined() {
 fn only_wss_is_accepted_from_an_https_arm() {
     let cloud = crate::azure::Cloud::AzurePublicCloud;
     let arm = cloud.arm_endpoint();
+    for good in [
+        "wss://bridge-linux-1.eastus.management.azurecontainer.io/exec/1?t=x",
+        "wss://a1b2c3.westeurope.atlas.cloudapp.azure.com:19390/execstream/1?t=x",
+    ] {
+        assert!(check_websocket_uri(good, &cloud, &arm).is_ok(), "{good}");
+    }
     assert!(
-        check_websocket_uri("wss://b.eastus.azurecontainer.io/exec/1?t=x", &cloud, &arm).is_ok()
+        check_websocket_uri(
+            "ws://b.eastus.management.azurecontainer.io/exec/1",
+            &cloud,
+            &arm
+        )
+        .is_err()
     );
-    assert!(check_websocket_uri("ws://b.eastus.azurecontainer.io/exec/1", &cloud, &arm).is_err());
+    // A customer's container group, under the same suffix, is never an exec endpoint.
+    assert!(
+        check_websocket_uri("wss://myapp.eastus.azurecontainer.io/exec/1", &cloud, &arm).is_err()
+    );
     assert!(check_websocket_uri("wss://evil.example/exec/1", &cloud, &arm).is_err());
     assert!(check_websocket_uri("not a url", &cloud, &arm).is_err());
 }
@@ -479,8 +493,10 @@ async fn a_failed_session_tells_whether_the_command_may_have_started() {
         ("/bin/broken", None, true),
         // With a shell only the shell may be running; the command was never typed.
         ("true", Some("/bin/broken"), false),
-        // ARM answered: ACI started the executable, even if we cannot join it.
-        ("/bin/elsewhere", None, true),
+        // An endpoint we refuse is never joined: the session's process waits for its client.
+        ("/bin/elsewhere", None, false),
+        // ARM answered with a usable endpoint: ACI started the executable, even if we cannot
+        // join it.
         ("/bin/nosocket", None, true),
         // With a shell, nothing was typed yet.
         ("true", Some("/bin/nosocket"), false),

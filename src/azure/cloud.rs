@@ -19,6 +19,9 @@ pub enum Cloud {
     Custom {
         arm_endpoint: Url,
         authority_host: Url,
+        /// Where this cloud's ACI exec websockets may be, besides the ARM endpoint's own host:
+        /// exact host names, or `.suffix` for every host under a domain.
+        exec_hosts: Vec<String>,
     },
 }
 
@@ -47,25 +50,94 @@ impl Cloud {
         Ok(Cloud::Custom {
             arm_endpoint: arm,
             authority_host: auth,
+            exec_hosts: Vec::new(),
         })
     }
 
-    /// Where an ACI exec websocket may be: a host under ACI's domain in this cloud, or, for a
-    /// custom cloud, the ARM endpoint's own host. ARM's exec answer names the host; anything else is
-    /// refused, so the session password and the typed command go nowhere else.
+    /// A custom cloud whose ACI exec websockets are served from `hosts` (exact names, or
+    /// `.suffix`), as ARM's exec answers there name them. Named clouds know their own.
+    pub fn with_exec_hosts(self, hosts: &[String]) -> Result<Self, InvalidCloud> {
+        match self {
+            Cloud::Custom {
+                arm_endpoint,
+                authority_host,
+                ..
+            } => {
+                let mut exec_hosts = Vec::new();
+                for h in hosts {
+                    let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+                    let bare = h.trim_start_matches('.');
+                    if bare.is_empty() || !bare.contains(|c: char| c.is_ascii_alphanumeric()) {
+                        return Err(InvalidCloud(format!(
+                            "ACI exec host '{h}' is not a host name"
+                        )));
+                    }
+                    exec_hosts.push(h);
+                }
+                Ok(Cloud::Custom {
+                    arm_endpoint,
+                    authority_host,
+                    exec_hosts,
+                })
+            }
+            named if hosts.is_empty() => Ok(named),
+            named => Err(InvalidCloud(format!(
+                "ACI exec hosts can only be set for a custom cloud; {named} knows its own"
+            ))),
+        }
+    }
+
+    /// Where an ACI exec websocket may be. ARM's exec answer names the host; anything else is
+    /// refused, so the session password and the typed command go nowhere else. ACI hands out two
+    /// families (MicrosoftDocs/azure-docs #113826 shows `az container exec --debug`;
+    /// azure-powershell's examples show the same for attach):
+    /// - `<id>.<region>.atlas.cloudapp.azure.com:19390/execstream/…`, the current one;
+    /// - `bridge-linux-<n>.<region>.management.azurecontainer.io/exec/…`, the older one.
+    ///
+    /// Never a customer's own container-group name, `<label>.<region>.azurecontainer.io`, which
+    /// shares the `azurecontainer.io` suffix: only the `management` and `atlas` subdomains are ACI's.
+    /// The sovereign clouds' names follow their clouds' domains (not seen in public material:
+    /// unverified). A custom cloud allows its ARM endpoint's host and the hosts it was given.
     pub fn websocket_host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let suffix = match self {
-            Cloud::AzurePublicCloud => ".azurecontainer.io",
-            Cloud::AzureChinaCloud => ".azurecontainer.console.azure.cn",
-            Cloud::AzureUSGovernment => ".azurecontainer.console.azure.us",
-            Cloud::Custom { arm_endpoint, .. } => {
-                return arm_endpoint
+        let families: &[&str] = match self {
+            Cloud::AzurePublicCloud => {
+                &[".atlas.cloudapp.azure.com", ".management.azurecontainer.io"]
+            }
+            Cloud::AzureChinaCloud => &[
+                ".atlas.cloudapp.chinacloudapi.cn",
+                ".management.azurecontainer.console.azure.cn",
+            ],
+            Cloud::AzureUSGovernment => &[
+                ".atlas.cloudapp.usgovcloudapi.net",
+                ".management.azurecontainer.console.azure.us",
+            ],
+            Cloud::Custom {
+                arm_endpoint,
+                exec_hosts,
+                ..
+            } => {
+                let arm = arm_endpoint
                     .host_str()
                     .is_some_and(|h| h.eq_ignore_ascii_case(&host));
+                return arm
+                    || exec_hosts
+                        .iter()
+                        .any(|allowed| match allowed.strip_prefix('.') {
+                            Some(_) => {
+                                host.ends_with(allowed.as_str()) && host.len() > allowed.len()
+                            }
+                            None => *allowed == host,
+                        });
             }
         };
-        host.ends_with(suffix) && host.len() > suffix.len()
+        // `<id>.<region>.` before the family: two labels at least, none empty.
+        families.iter().any(|family| {
+            host.strip_suffix(family).is_some_and(|prefix| {
+                let labels: Vec<&str> = prefix.split('.').collect();
+                labels.len() >= 2 && labels.iter().all(|l| !l.is_empty())
+            })
+        })
     }
 
     pub fn arm_endpoint(&self) -> Url {
@@ -213,23 +285,60 @@ mod tests {
     #[test]
     fn websocket_hosts() {
         let public = Cloud::AzurePublicCloud;
-        assert!(public.websocket_host_allowed("bridge-linux-02.eastus.azurecontainer.io"));
-        assert!(public.websocket_host_allowed("Bridge.WestEurope.AzureContainer.io."));
+        for good in [
+            "bridge-linux-02.eastus.management.azurecontainer.io",
+            "Bridge-Linux-1.WestEurope.Management.AzureContainer.io.",
+            "a1b2c3d4e5.westeurope.atlas.cloudapp.azure.com",
+        ] {
+            assert!(public.websocket_host_allowed(good), "{good}");
+        }
         for bad in [
             "azurecontainer.io",
             "evil.example",
             "azurecontainer.io.evil.example",
             "evilazurecontainer.io",
+            // A customer's container group FQDN: `<dnsNameLabel>.<region>.azurecontainer.io`.
+            "myapp.eastus.azurecontainer.io",
+            "bridge-linux-02.eastus.azurecontainer.io",
+            // A customer's VM: `<label>.<region>.cloudapp.azure.com`.
+            "myvm.westeurope.cloudapp.azure.com",
+            "westeurope.atlas.cloudapp.azure.com",
+            ".westeurope.atlas.cloudapp.azure.com",
+            "atlas.cloudapp.azure.com.evil.example",
         ] {
             assert!(!public.websocket_host_allowed(bad), "{bad}");
         }
         assert!(
             Cloud::AzureChinaCloud
-                .websocket_host_allowed("b.chinaeast2.azurecontainer.console.azure.cn")
+                .websocket_host_allowed("b.chinaeast2.management.azurecontainer.console.azure.cn")
         );
-        assert!(!Cloud::AzureChinaCloud.websocket_host_allowed("b.eastus.azurecontainer.io"));
+        assert!(
+            Cloud::AzureChinaCloud
+                .websocket_host_allowed("x.chinaeast2.atlas.cloudapp.chinacloudapi.cn")
+        );
+        assert!(
+            !Cloud::AzureChinaCloud.websocket_host_allowed("b.eastus.management.azurecontainer.io")
+        );
+        assert!(
+            Cloud::AzureUSGovernment
+                .websocket_host_allowed("x.usgovvirginia.atlas.cloudapp.usgovcloudapi.net")
+        );
         let custom = Cloud::custom("https://127.0.0.1:8443", "https://127.0.0.1:8443").unwrap();
         assert!(custom.websocket_host_allowed("127.0.0.1"));
         assert!(!custom.websocket_host_allowed("127.0.0.2"));
+        assert!(!custom.websocket_host_allowed("localhost"));
+        let custom = custom
+            .with_exec_hosts(&["localhost".into(), ".exec.example".into()])
+            .unwrap();
+        assert!(custom.websocket_host_allowed("localhost"));
+        assert!(custom.websocket_host_allowed("a.b.exec.example"));
+        assert!(!custom.websocket_host_allowed("exec.example"));
+        assert!(!custom.websocket_host_allowed("evilexec.example"));
+        assert!(
+            Cloud::AzurePublicCloud
+                .with_exec_hosts(&["x.example".into()])
+                .is_err()
+        );
+        assert!(Cloud::AzurePublicCloud.with_exec_hosts(&[]).is_ok());
     }
 }

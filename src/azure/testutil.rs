@@ -69,6 +69,7 @@ pub fn plain_cloud(base: &str) -> Cloud {
     Cloud::Custom {
         arm_endpoint: reqwest::Url::parse(&format!("{base}/")).unwrap(),
         authority_host: reqwest::Url::parse("https://login.invalid").unwrap(),
+        exec_hosts: Vec::new(),
     }
 }
 
