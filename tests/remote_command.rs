@@ -395,7 +395,10 @@ async fn a_rotated_client_secret_takes_effect_at_once() {
         )
         .await
         .unwrap();
-    create(&client, &ns, "after", aks("aks1", "echo after-rotation")).await;
+    // A refused secret is waited for (a new one may still replicate): a short deadline.
+    let mut spec = aks("aks1", "echo after-rotation");
+    spec["timeoutSeconds"] = json!(5);
+    create(&client, &ns, "after", spec).await;
     let rc = wait_finished(&client, &ns, "after").await;
     assert_eq!(
         outcome(&rc),
@@ -433,6 +436,8 @@ async fn a_forbidden_identity_names_the_missing_action() {
         .unwrap();
     let mut spec = aks("aks1", "true");
     spec["credentialRef"] = json!({"name": "limited"});
+    // A 403 is waited for (a role assignment may still be on its way): a short deadline.
+    spec["timeoutSeconds"] = json!(5);
     create(&client, &ns, "denied", spec).await;
     let rc = wait_finished(&client, &ns, "denied").await;
     assert_eq!(outcome(&rc), ("Failed".into(), "Forbidden".into()));

@@ -277,6 +277,10 @@ pub struct RemoteCommandStatus {
     /// AKS only: the ARM command ID of the dispatched command (`commandResults/<id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
+    /// AKS only: when the command started on the cluster, as ARM reported it (`startedAt`, seen
+    /// while polling). A command seen started is never sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_started_at: Option<String>,
     /// The `x-ms-correlation-request-id` of the current attempt's ARM requests (for support
     /// tickets): a GUID unique per uid, generation, runId and attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,6 +19,8 @@ use super::resource_id::AksClusterId;
 use super::secret::Secret;
 
 pub const DEFAULT_API_VERSION: &str = "2025-10-01";
+/// The largest request body ARM accepts (4 MiB).
+pub const ARM_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Operation name of the run command dispatch (metrics, logs, budget reservations).
 pub const RUN_COMMAND_OP: &str = "ManagedClusters_RunCommand";
 
@@ -27,9 +29,15 @@ pub const RUN_COMMAND_OP: &str = "ManagedClusters_RunCommand";
 pub struct ClusterInfo {
     /// AKS-managed Entra ID: run command needs a `clusterToken`.
     pub aad_managed: bool,
+    /// `aadProfile.tenantID`: the tenant the `clusterToken` must come from (the subscription's
+    /// tenant when absent).
+    pub aad_tenant_id: Option<String>,
     /// `apiServerAccessProfile.disableRunCommand`.
     pub run_command_disabled: bool,
     pub provisioning_state: Option<String>,
+    /// `powerState.code`: `Running`, or `Stopped` for a cluster stopped with `az aks stop` (whose
+    /// provisioning state stays `Succeeded`: Azure/AKS #1871).
+    pub power_state: Option<String>,
     pub fqdn: Option<String>,
     pub private_fqdn: Option<String>,
 }
@@ -102,7 +110,11 @@ impl fmt::Debug for RunCommandResult {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandStatus {
-    Running { retry_after: Option<Duration> },
+    Running {
+        retry_after: Option<Duration>,
+        /// `startedAt` when ARM's in-progress answer carries it: the command pod started.
+        started_at: Option<String>,
+    },
     Finished(RunCommandResult),
 }
 
@@ -136,11 +148,20 @@ struct ClusterProperties {
     private_fqdn: Option<String>,
     aad_profile: Option<AadProfile>,
     api_server_access_profile: Option<ApiServerAccessProfile>,
+    power_state: Option<PowerState>,
 }
 
 #[derive(Deserialize)]
 struct AadProfile {
     managed: Option<bool>,
+    /// The tenant of the cluster's Entra ID integration (ARM spells it `tenantID`).
+    #[serde(rename = "tenantID", alias = "tenantId")]
+    tenant_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PowerState {
+    code: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +230,15 @@ pub fn command_id_from_location(location: &str) -> Result<CommandId, String> {
     CommandId::new(&rest[..end])
 }
 
+impl ClusterInfo {
+    /// Stopped (`powerState.code` other than `Running`): nothing can run on it.
+    pub fn stopped(&self) -> bool {
+        self.power_state
+            .as_deref()
+            .is_some_and(|p| !p.eq_ignore_ascii_case("Running"))
+    }
+}
+
 impl AksClient {
     pub fn new(arm: ArmClient, api_version: Option<String>) -> Self {
         Self {
@@ -232,8 +262,15 @@ impl AksClient {
             .await?;
         let body: ClusterBody = expect_json(&resp, OP)?;
         let p = body.properties;
+        let aad_tenant_id = p
+            .aad_profile
+            .as_ref()
+            .and_then(|a| a.tenant_id.clone())
+            .filter(|t| !t.trim().is_empty());
         Ok(ClusterInfo {
             aad_managed: p.aad_profile.and_then(|a| a.managed).unwrap_or(false),
+            aad_tenant_id,
+            power_state: p.power_state.and_then(|s| s.code),
             run_command_disabled: p
                 .api_server_access_profile
                 .and_then(|a| a.disable_run_command)
@@ -261,6 +298,15 @@ impl AksClient {
         let mut body = json!({ "command": command, "context": context_b64.unwrap_or_default() });
         if let Some(token) = cluster_token {
             body["clusterToken"] = json!(token.expose());
+        }
+        // ARM refuses a request body over 4 MB whole (`RequestContentTooLarge`; azure-cli #22870
+        // "Request Entity Too Large"): the command, the token and the JSON count, not only the files.
+        let size = body.to_string().len();
+        if size > ARM_MAX_BODY_BYTES {
+            return Err(ArmError::BodyTooLarge {
+                size,
+                limit: ARM_MAX_BODY_BYTES,
+            });
         }
         let path = format!("{id}/runCommand");
         let resp = self
@@ -319,7 +365,19 @@ impl AksClient {
         let invalid = |m: String| ArmError::invalid_response(OP, m);
         let retry_after = lro::retry_after(&resp.headers, SystemTime::now()).map_err(invalid)?;
         if resp.status == 202 {
-            return Ok(CommandStatus::Running { retry_after });
+            // AKS answers in-progress polls with `provisioningState` and, once the pod runs,
+            // `startedAt` (azure-cli reads it while it waits); a 202 without a readable body is
+            // still "running".
+            let started_at = resp
+                .json::<ResultBody>(OP)
+                .ok()
+                .and_then(|b| b.properties)
+                .and_then(|p| p.started_at)
+                .filter(|t| !t.trim().is_empty());
+            return Ok(CommandStatus::Running {
+                retry_after,
+                started_at,
+            });
         }
         let body: ResultBody = expect_json(&resp, OP)?;
         let p = body
@@ -329,7 +387,12 @@ impl AksClient {
             .provisioning_state
             .ok_or_else(|| invalid("command result without provisioningState".into()))?;
         let succeeded = match operation_state(&state) {
-            OperationState::Running => return Ok(CommandStatus::Running { retry_after }),
+            OperationState::Running => {
+                return Ok(CommandStatus::Running {
+                    retry_after,
+                    started_at: p.started_at,
+                });
+            }
             OperationState::Succeeded => true,
             OperationState::Failed | OperationState::Canceled => false,
         };

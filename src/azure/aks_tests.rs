@@ -52,7 +52,7 @@ async fn command_result(
     }
     let mut results = f.results.lock().unwrap();
     let (status, body) = results.remove(0);
-    if status == 202 {
+    if status == 202 && body.is_null() {
         return (
             StatusCode::ACCEPTED,
             [("location", "http://ignored/"), ("retry-after", "3")],
@@ -163,6 +163,7 @@ async fn command_result_running_then_finished() {
     let (aks, _) = fake(vec![
         (202, Value::Null),
         (200, serde_json::json!({"id":"x","properties":{"provisioningState":"Running"}})),
+        (202, serde_json::json!({"id":"x","properties":{"provisioningState":"Running","startedAt":"2021-02-17T00:28:20Z"}})),
         (200, serde_json::json!({"id":"x","properties":{"provisioningState":"succeeded","exitCode":3,
             "startedAt":"2021-02-17T00:28:20Z","finishedAt":"2021-02-17T00:28:33Z","logs":"namespace dummy created"}})),
         (200, serde_json::json!({"id":"x","properties":{"provisioningState":"Failed","reason":"ImagePullBackoff"}})),
@@ -174,13 +175,22 @@ async fn command_result_running_then_finished() {
     assert_eq!(
         aks.command_result(&c, &id(), &cmd).await.unwrap(),
         CommandStatus::Running {
-            retry_after: Some(Duration::from_secs(3))
+            retry_after: Some(Duration::from_secs(3)),
+            started_at: None,
         }
     );
     assert_eq!(
         aks.command_result(&c, &id(), &cmd).await.unwrap(),
-        CommandStatus::Running { retry_after: None }
+        CommandStatus::Running {
+            retry_after: None,
+            started_at: None,
+        }
     );
+    // A 202 with a body says when the command pod started.
+    assert!(matches!(
+        aks.command_result(&c, &id(), &cmd).await.unwrap(),
+        CommandStatus::Running { started_at: Some(t), .. } if t == "2021-02-17T00:28:20Z"
+    ));
     let CommandStatus::Finished(done) = aks.command_result(&c, &id(), &cmd).await.unwrap() else {
         panic!("not finished")
     };

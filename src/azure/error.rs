@@ -87,6 +87,11 @@ pub enum ArmError {
         "the zipped files are {size} bytes once base64-encoded, more than the limit of {limit}"
     )]
     ContextTooLarge { size: usize, limit: usize },
+    /// Refused before sending: ARM would refuse a body this large (`RequestContentTooLarge`).
+    #[error(
+        "the request would be {size} bytes (files zipped and base64-encoded, command and token), more than ARM's limit of {limit}"
+    )]
+    BodyTooLarge { size: usize, limit: usize },
     #[error("credential configuration: {0}")]
     Credential(String),
 }
@@ -120,6 +125,7 @@ impl ArmError {
             ArmError::OperationFailed { .. } => "operation_failed",
             ArmError::Validation(_) => "validation",
             ArmError::ContextTooLarge { .. } => "context_too_large",
+            ArmError::BodyTooLarge { .. } => "body_too_large",
             ArmError::Credential(_) => "credential",
         }
     }

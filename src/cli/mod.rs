@@ -28,7 +28,7 @@ pub mod exit {
     pub const CLI_ERROR: u8 = 240;
     /// The run was refused before it was sent: spec, credential, files, target, permission.
     pub const REFUSED: u8 = 241;
-    /// AKS could not start the command (`CommandDidNotStart`): it did not run.
+    /// AKS could not start the command (`CommandDidNotStart`, `AdmissionDenied`): it did not run.
     pub const DID_NOT_START: u8 = 242;
     /// It is unknown whether the command ran (`DispatchInterrupted`, `SessionInterrupted`,
     /// `ResultUnavailable`).
@@ -370,11 +370,12 @@ pub fn exit_code(phase: Phase, reason: &str, exit_code: Option<i32>) -> u8 {
     match (phase, reason) {
         (Phase::Succeeded, _) => 0,
         // ArmOperationFailed: AKS reports that the command started and then failed.
-        (_, "NonZeroExit" | "ArmOperationFailed") => match exit_code {
+        // SecretRejected: it ran, but the API server would not store its output.
+        (_, "NonZeroExit" | "ArmOperationFailed" | "SecretRejected") => match exit_code {
             Some(c) if c.rem_euclid(256) != 0 => c.rem_euclid(256) as u8,
             _ => 1,
         },
-        (_, "CommandDidNotStart") => exit::DID_NOT_START,
+        (_, "CommandDidNotStart" | "AdmissionDenied") => exit::DID_NOT_START,
         (_, "DispatchInterrupted" | "SessionInterrupted" | "ResultUnavailable") => exit::UNKNOWN,
         (_, "DeadlineExceeded") => exit::DEADLINE,
         _ => exit::REFUSED,

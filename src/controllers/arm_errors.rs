@@ -11,6 +11,9 @@ pub fn failure(err: &ArmError) -> Failure {
     match err {
         ArmError::Api(api) => match api.status {
             404 => Failure::terminal(Reason::TargetNotFound, message),
+            // A role assignment takes minutes to reach ARM ("If access was recently granted,
+            // please refresh your credentials"): a 403 is waited for like a missing Secret, until
+            // the deadline, with the reason shown.
             403 => {
                 let message = match err.missing_action() {
                     Some(action) => {
@@ -18,25 +21,53 @@ pub fn failure(err: &ArmError) -> Failure {
                     }
                     None => message,
                 };
-                Failure::terminal(Reason::Forbidden, message)
+                Failure::transient(
+                    Reason::Forbidden,
+                    format!(
+                        "{message} (retried until the deadline: a new role assignment can take minutes to apply)"
+                    ),
+                )
             }
+            // The token expired on ARM's clock (a skewed clock here): the next attempt gets a new one.
+            401 if api.code.as_deref() == Some("ExpiredAuthenticationToken") => Failure::transient(
+                Reason::Retrying,
+                format!("ARM says the token expired: {message}"),
+            ),
             401 => Failure::terminal(
                 Reason::Forbidden,
                 format!("ARM refused the token: {message}"),
             ),
             429 => Failure::transient(Reason::Throttled, message),
-            400 | 405 | 411 | 413 | 415 | 422 => Failure::terminal(Reason::InvalidSpec, message),
+            // ARM's limit on a request body (`RequestContentTooLarge`): only a run command's files
+            // make one that large.
+            413 => Failure::terminal(
+                Reason::ContextTooLarge,
+                format!(
+                    "ARM refused the request as too large (its limit is 4 MB for the whole body: files, command and token): {message}"
+                ),
+            ),
+            400 | 405 | 411 | 415 | 422 => Failure::terminal(Reason::InvalidSpec, message),
             _ => Failure::transient(Reason::Retrying, message),
         },
-        // An Entra ID answer with an AADSTS code is a definite refusal (wrong secret, unknown
-        // client, wrong tenant) — except the codes Entra uses for its own transient failures;
-        // anything else may pass.
-        ArmError::Auth { message: m, .. } if m.contains("AADSTS") && !entra_transient(m) => {
-            Failure::terminal(
-                Reason::Forbidden,
-                format!("Entra ID refused the credential: {message}"),
-            )
-        }
+        // Entra ID's own throttling and outages pass with time.
+        ArmError::Auth { message: m, .. } if entra_throttled(m) => Failure::transient(
+            Reason::Throttled,
+            format!("Entra ID asks to retry later: {message}"),
+        ),
+        // A new application or secret is not known everywhere in the directory at once: waited
+        // for until the deadline, like a missing Secret, with the reason shown.
+        ArmError::Auth { message: m, .. } if entra_replicating(m) => Failure::transient(
+            Reason::Forbidden,
+            format!(
+                "Entra ID does not accept the credential yet: {message} (retried until the deadline: a new \
+                 application or client secret can take minutes to replicate; a wrong one fails then)"
+            ),
+        ),
+        // Any other AADSTS code is a definite refusal (unknown tenant, bad assertion).
+        ArmError::Auth { message: m, .. } if m.contains("AADSTS") => Failure::terminal(
+            Reason::Forbidden,
+            format!("Entra ID refused the credential: {message}"),
+        ),
         ArmError::Auth { .. }
         | ArmError::Connect { .. }
         | ArmError::Transport { .. }
@@ -52,13 +83,30 @@ pub fn failure(err: &ArmError) -> Failure {
             Failure::terminal(Reason::ResultUnavailable, message)
         }
         ArmError::Validation(_) => Failure::terminal(Reason::InvalidSpec, message),
-        ArmError::ContextTooLarge { .. } => Failure::terminal(Reason::ContextTooLarge, message),
+        ArmError::ContextTooLarge { .. } | ArmError::BodyTooLarge { .. } => {
+            Failure::terminal(Reason::ContextTooLarge, message)
+        }
         ArmError::Credential(_) => Failure::terminal(Reason::CredentialNotFound, message),
     }
 }
 
-/// AADSTS codes Entra ID answers when the failure is its own and a retry may pass (90033: "a
-/// transient error has occurred, please try again").
-fn entra_transient(message: &str) -> bool {
-    ["AADSTS90033"].iter().any(|code| message.contains(code))
+/// Entra ID's answers for its own load or outages: AADSTS50196 (throttled), AADSTS90033 ("a
+/// transient error has occurred"), OAuth's `temporarily_unavailable`, and HTTP 429.
+fn entra_throttled(message: &str) -> bool {
+    [
+        "AADSTS50196",
+        "AADSTS90033",
+        "temporarily_unavailable",
+        "429 Too Many Requests",
+    ]
+    .iter()
+    .any(|code| message.contains(code))
+}
+
+/// A principal or secret the directory does not know yet (AADSTS700016: application not found;
+/// AADSTS7000215: invalid client secret) — what a new one looks like while it replicates.
+fn entra_replicating(message: &str) -> bool {
+    ["AADSTS700016", "AADSTS7000215"]
+        .iter()
+        .any(|code| message.contains(code))
 }

@@ -164,29 +164,7 @@ impl Azure {
         correlation_id: String,
         deadline: Deadline,
     ) -> Result<CallContext, Failure> {
-        let (key, version, source) = match source {
-            CredentialSource::Secret(s) => (
-                format!("{}/{}", s.namespace, s.name),
-                s.resource_version.clone(),
-                azure::CredentialSource::Config(CredentialConfig {
-                    tenant_id: s.tenant_id.clone(),
-                    client_id: s.client_id.clone(),
-                    client_secret: s.client_secret.clone().map(Secret::new),
-                    service_account: s.service_account.clone().map(|name| {
-                        azure::credentials::ServiceAccountRef {
-                            namespace: s.namespace.clone(),
-                            name,
-                        }
-                    }),
-                    subscription_id: s.subscription_id.clone(),
-                }),
-            ),
-            CredentialSource::Operator(_) => (
-                "operator".to_string(),
-                String::new(),
-                azure::CredentialSource::OperatorIdentity,
-            ),
-        };
+        let (key, version, source) = azure_source(source);
         source
             .check_subscription(subscription)
             .map_err(|e| Failure::terminal(Reason::Forbidden, e.to_string()))?;
@@ -202,6 +180,52 @@ impl Azure {
             deadline,
             fence: None,
         })
+    }
+
+    /// The `clusterToken` of a run command: a token for the AKS AAD server application, from the
+    /// cluster's Entra tenant (`aadProfile.tenantID`, when it is not the credential's own), valid
+    /// for the rest of the run. The command pod's kubectl uses it until the command ends, so a
+    /// cached token about to expire is not good enough (az mints one per invocation): a new one
+    /// is minted then, as far as Entra's token lifetime (about an hour) allows.
+    pub async fn cluster_token(
+        &self,
+        source: &CredentialSource,
+        call: &CallContext,
+        cluster_tenant: Option<&str>,
+        run_left: std::time::Duration,
+    ) -> Result<Secret, ArmError> {
+        const LONGEST_NEEDED: std::time::Duration = std::time::Duration::from_secs(50 * 60);
+        let needed = run_left.min(LONGEST_NEEDED);
+        let (_, _, mut config) = azure_source(source);
+        let other_tenant = match (&mut config, cluster_tenant) {
+            (azure::CredentialSource::Config(c), Some(t))
+                if !c.tenant_id.eq_ignore_ascii_case(t) =>
+            {
+                c.tenant_id = t.to_string();
+                true
+            }
+            _ => false,
+        };
+        if !other_tenant {
+            let (token, expires) = self.aks_aad_token_with_expiry(call).await?;
+            let left = expires.map(|at| at.duration_since(k8s_openapi::jiff::Timestamp::now()));
+            let fresh_enough = left.is_none_or(|l| {
+                l >= k8s_openapi::jiff::SignedDuration::try_from(needed).unwrap_or_default()
+            });
+            if fresh_enough || matches!(config, azure::CredentialSource::OperatorIdentity) {
+                return Ok(token);
+            }
+        }
+        // A credential of its own has an empty token cache: the token it mints is new.
+        let fresh = self.factory.build(&config)?;
+        let token = fresh
+            .get_token(&[self.cloud.aks_aad_server_scope()], None)
+            .await
+            .map_err(|e| ArmError::Auth {
+                operation: "AksAadServerToken",
+                message: e.to_string(),
+            })?;
+        Ok(Secret::new(token.token.secret().to_string()))
     }
 
     /// The cluster's facts, from a short-lived cache or one ARM `GET`.
@@ -221,10 +245,13 @@ impl Azure {
             return Ok(info.clone());
         }
         let info = self.aks.get_cluster(call, id).await?;
-        self.clusters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (Instant::now(), info.clone()));
+        // A stopped cluster is read again next time: it may have been started meanwhile.
+        if !info.stopped() {
+            self.clusters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, (Instant::now(), info.clone()));
+        }
         Ok(info)
     }
 
@@ -252,6 +279,33 @@ impl Azure {
         let expires_at =
             k8s_openapi::jiff::Timestamp::from_second(token.expires_on.unix_timestamp()).ok();
         Ok((Secret::new(token.token.secret().to_string()), expires_at))
+    }
+}
+
+/// The cache key, version and azure-side description of a resolved credential.
+fn azure_source(source: &CredentialSource) -> (String, String, azure::CredentialSource) {
+    match source {
+        CredentialSource::Secret(s) => (
+            format!("{}/{}", s.namespace, s.name),
+            s.resource_version.clone(),
+            azure::CredentialSource::Config(CredentialConfig {
+                tenant_id: s.tenant_id.clone(),
+                client_id: s.client_id.clone(),
+                client_secret: s.client_secret.clone().map(Secret::new),
+                service_account: s.service_account.clone().map(|name| {
+                    azure::credentials::ServiceAccountRef {
+                        namespace: s.namespace.clone(),
+                        name,
+                    }
+                }),
+                subscription_id: s.subscription_id.clone(),
+            }),
+        ),
+        CredentialSource::Operator(_) => (
+            "operator".to_string(),
+            String::new(),
+            azure::CredentialSource::OperatorIdentity,
+        ),
     }
 }
 

@@ -88,6 +88,9 @@ where
             };
             match api.create(&params, &secret).await {
                 Ok(_) => return Ok(()),
+                Err(kube::Error::Api(e)) if refused_for_good(e.code) => {
+                    return Err(rejected(&name, &e));
+                }
                 Err(kube::Error::Api(e)) if e.code == 409 => {
                     match owned_secret(api, owner, &name, field).await? {
                         Some(ours) => ours,
@@ -100,13 +103,36 @@ where
         }
     };
     secret.metadata.resource_version = existing.resource_version();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&secret),
+    let written = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await;
+    match written {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if refused_for_good(e.code) => Err(rejected(&name, &e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The API server refuses this Secret as it is (400 bad request, 413 too large, 422 invalid):
+/// the same write would be refused again, so it is not retried until a deadline.
+fn refused_for_good(code: u16) -> bool {
+    matches!(code, 400 | 413 | 422)
+}
+
+fn rejected(name: &str, e: &kube::core::Status) -> Failure {
+    Failure::terminal(
+        Reason::SecretRejected,
+        format!(
+            "the Kubernetes API server refused to store Secret {name} (HTTP {}, {}): {}",
+            e.code,
+            e.reason,
+            crate::text::truncate(&e.message, 600)
+        ),
     )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

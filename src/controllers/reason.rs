@@ -22,6 +22,9 @@ pub enum Reason {
     // Finished badly.
     NonZeroExit,
     CommandDidNotStart,
+    AdmissionDenied,
+    TargetNotRunning,
+    SecretRejected,
     DeadlineExceeded,
     DispatchInterrupted,
     SessionInterrupted,
@@ -40,6 +43,40 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, for the documentation test (README's tables must name exactly these).
+    pub const ALL: &'static [Reason] = &[
+        Reason::Pending,
+        Reason::Dispatching,
+        Reason::Running,
+        Reason::Throttled,
+        Reason::Retrying,
+        Reason::Conflict,
+        Reason::Refreshing,
+        Reason::Completed,
+        Reason::ExitCodeUnavailable,
+        Reason::Exported,
+        Reason::NonZeroExit,
+        Reason::CommandDidNotStart,
+        Reason::AdmissionDenied,
+        Reason::TargetNotRunning,
+        Reason::SecretRejected,
+        Reason::DeadlineExceeded,
+        Reason::DispatchInterrupted,
+        Reason::SessionInterrupted,
+        Reason::InvalidSpec,
+        Reason::TargetNotFound,
+        Reason::Forbidden,
+        Reason::CredentialNotFound,
+        Reason::FileNotFound,
+        Reason::FileNotAllowed,
+        Reason::ResultUnavailable,
+        Reason::ContextTooLarge,
+        Reason::RunCommandDisabled,
+        Reason::SecretConflict,
+        Reason::InvalidKubeconfig,
+        Reason::ArmOperationFailed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Pending => "Pending",
@@ -54,6 +91,9 @@ impl Reason {
             Reason::Exported => "Exported",
             Reason::NonZeroExit => "NonZeroExit",
             Reason::CommandDidNotStart => "CommandDidNotStart",
+            Reason::AdmissionDenied => "AdmissionDenied",
+            Reason::TargetNotRunning => "TargetNotRunning",
+            Reason::SecretRejected => "SecretRejected",
             Reason::DeadlineExceeded => "DeadlineExceeded",
             Reason::DispatchInterrupted => "DispatchInterrupted",
             Reason::SessionInterrupted => "SessionInterrupted",
@@ -134,5 +174,69 @@ pub const REFERENCE_RETRY: std::time::Duration = std::time::Duration::from_secs(
 impl From<kube::Error> for Failure {
     fn from(e: kube::Error) -> Self {
         Failure::transient(Reason::Retrying, format!("Kubernetes API: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::Reason;
+
+    /// The README is the contract: its RemoteCommand reasons table and the KubeconfigExport status
+    /// list together name every reason the code can write, and nothing else. `Conflict` is
+    /// internal (a lost write race, never written to status); `Pending` is never written either.
+    #[test]
+    fn readme_documents_exactly_the_reasons_in_code() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("### Reasons")
+            .nth(1)
+            .expect("README has a '### Reasons' section");
+        let mut documented = BTreeSet::new();
+        let rows = table
+            .lines()
+            .skip_while(|l| !l.starts_with("| `"))
+            .take_while(|l| l.starts_with("| `"));
+        for line in rows {
+            let first = line.split('|').nth(1).unwrap_or_default();
+            documented.extend(backticked(first));
+        }
+        let kcx = readme
+            .split("`expiresAt`")
+            .nth(1)
+            .and_then(|rest| {
+                rest.split("`reason`\n(")
+                    .nth(1)
+                    .or(rest.split("`reason` (").nth(1))
+            })
+            .and_then(|rest| rest.split(')').next())
+            .expect("README's KubeconfigExport status lists its reasons");
+        documented.extend(backticked(kcx));
+        let in_code: BTreeSet<String> = Reason::ALL
+            .iter()
+            .filter(|r| !matches!(r, Reason::Conflict | Reason::Pending))
+            .map(|r| r.as_str().to_string())
+            .collect();
+        let missing: Vec<_> = in_code.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&in_code).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "README reasons differ from the code: not documented {missing:?}, documented but unknown {unknown:?}"
+        );
+    }
+
+    fn backticked(text: &str) -> Vec<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn all_is_complete_and_unique() {
+        let names: BTreeSet<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), Reason::ALL.len());
     }
 }

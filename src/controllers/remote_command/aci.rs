@@ -34,16 +34,65 @@ fn group_id(rc: &RemoteCommand) -> Result<ContainerGroupId, Failure> {
     status::target_id(raw, "spec.target.containerInstance.resourceId")
 }
 
-/// ACI runs one executable with no arguments: without `shell`, `command` must be just that.
+fn shell_of(rc: &RemoteCommand) -> Option<&str> {
+    rc.spec
+        .target
+        .container_instance
+        .as_ref()
+        .and_then(|t| t.shell.as_deref())
+}
+
+/// ACI runs one executable with no arguments: without `shell`, `command` must be just that; with
+/// it, every line must fit the terminal it is typed into.
 fn validate(rc: &RemoteCommand) -> Result<(), Failure> {
-    let target = rc.spec.target.container_instance.as_ref();
-    if target.and_then(|t| t.shell.as_ref()).is_none()
-        && rc.spec.command.trim().contains(char::is_whitespace)
-    {
-        return Err(Failure::terminal(
+    match shell_of(rc) {
+        None if rc.spec.command.trim().contains(char::is_whitespace) => Err(Failure::terminal(
             Reason::InvalidSpec,
             "Azure Container Instances exec runs a single executable without arguments; this command has \
              arguments or spaces. Set spec.target.containerInstance.shell (e.g. /bin/sh) to run a command line",
+        )),
+        Some(_) => crate::azure::aci_output::validate_shell_command(&rc.spec.command)
+            .map_err(|m| Failure::terminal(Reason::InvalidSpec, format!("spec.command: {m}"))),
+        None => Ok(()),
+    }
+}
+
+/// What the container group says before anything is sent: exec needs a running group, and a
+/// Windows group has no POSIX shell to type into.
+fn check_group(
+    rc: &RemoteCommand,
+    id: &ContainerGroupId,
+    group: &Result<crate::azure::aci::GroupInfo, crate::azure::ArmError>,
+) -> Result<(), Failure> {
+    let group = match group {
+        Ok(g) => g,
+        // Without `containerGroups/read` the check is skipped: exec itself needs only
+        // `containers/exec/action`, and refusing here would break identities granted just that.
+        Err(e) if e.api().is_some_and(|a| a.status == 403) => {
+            tracing::info!(rcmd = %rc.name_any(), "cannot read the container group (403); exec without checking its state");
+            return Ok(());
+        }
+        Err(e) => return Err(arm_errors::failure(e)),
+    };
+    if group.not_running() {
+        return Err(Failure::terminal(
+            Reason::TargetNotRunning,
+            format!(
+                "container group {id} is {}, not Running: exec needs a running container (az container start)",
+                group.state.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(shell) = shell_of(rc)
+        && group.windows()
+    {
+        return Err(Failure::terminal(
+            Reason::InvalidSpec,
+            format!(
+                "container group {id} runs Windows containers: spec.target.containerInstance.shell ('{shell}') \
+                 types the command into a POSIX shell and reads `$?`, which cmd.exe does not have; run a single \
+                 executable without shell instead"
+            ),
         ));
     }
     Ok(())
@@ -78,6 +127,7 @@ pub async fn start(
         .prepare(&call, "Containers_ExecuteCommand")
         .await
         .map_err(|e| arm_errors::failure(&e))?;
+    check_group(rc, &id, &ctx.azure.aci.get_group(&call, &id).await)?;
 
     let warning = session_cap_warning(rc);
     let mut base = base;
@@ -211,7 +261,12 @@ async fn finished(
                 tracing::warn!(rcmd = %rc.name_any(), reason = %f.reason, "could not write the output Secret yet; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            Err(f) => return failed(rc, s, &f),
+            Err(f) => {
+                // The command ran: its exit code is kept even when its output cannot be stored.
+                let mut s = s;
+                s.exit_code = out.exit_code;
+                return failed(rc, s, &f);
+            }
         }
     };
     if out.interrupted {
@@ -223,11 +278,17 @@ async fn finished(
             rc.spec.output.tail_bytes.max(0) as usize,
         ));
         s.output_truncated = truncated.then_some(true);
+        let why = if shell_of(rc).is_some() {
+            "the exec session closed before the command finished (its end marker never came): Azure Container \
+             Instances cuts exec sessions after about 10-15 minutes, and a network path may drop the connection"
+        } else {
+            "the exec connection was lost without a close frame, so nothing says the executable finished (it may \
+             still be running in the container)"
+        };
         let f = Failure::terminal(
             Reason::SessionInterrupted,
             format!(
-                "the exec session closed before the command finished (its end marker never came): Azure Container \
-                 Instances cuts exec sessions after about 10-15 minutes; the output so far ({} bytes) is in Secret {secret}",
+                "{why}; the output so far ({} bytes) is in Secret {secret}",
                 output.len()
             ),
         );

@@ -108,6 +108,16 @@ pub async fn start(
         .cluster_info(&call, &id)
         .await
         .map_err(|e| arm_errors::failure(&e))?;
+    if cluster.stopped() {
+        return Err(Failure::terminal(
+            Reason::TargetNotRunning,
+            format!(
+                "cluster {id} is {} (powerState; provisioningState {}): nothing runs on a stopped cluster; start it (az aks start) and set a new spec.runId",
+                cluster.power_state.as_deref().unwrap_or_default(),
+                cluster.provisioning_state.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
     if cluster.run_command_disabled {
         return Err(Failure::terminal(
             Reason::RunCommandDisabled,
@@ -115,9 +125,10 @@ pub async fn start(
         ));
     }
     let cluster_token = if cluster.aad_managed {
+        let left = status::time_left(&base, rc);
         Some(
             ctx.azure
-                .aks_aad_token(&call)
+                .cluster_token(credential, &call, cluster.aad_tenant_id.as_deref(), left)
                 .await
                 .map_err(|e| arm_errors::failure(&e))?,
         )
@@ -125,8 +136,8 @@ pub async fn start(
         None
     };
 
-    // A runCommand POST can block ~30 s (AKS waits that long for the command pod before it
-    // answers "did not start", azure-cli #27776): never start one that cannot finish in time.
+    // A runCommand POST can block up to ARM's 60 s (AKS waits for the command pod before it answers
+    // "did not start", azure-cli #27776): never start one that cannot finish in time.
     let left = status::time_left(&base, rc);
     let needed = dispatch_headroom(rc);
     if left < needed {
@@ -216,10 +227,11 @@ pub async fn start(
     }
 }
 
-/// How much of the run's time a dispatch needs left: the ~30 s a runCommand POST may block, or
+/// How much of the run's time a dispatch needs left: the 60 s ARM gives a runCommand POST (AKS
+/// docs, "Access a private AKS cluster": the maximum time for the command pod to be scheduled), or
 /// half the timeout when that is shorter (a short timeout is the user's choice).
 fn dispatch_headroom(rc: &RemoteCommand) -> Duration {
-    const POST_MAY_TAKE: Duration = Duration::from_secs(30);
+    const POST_MAY_TAKE: Duration = Duration::from_secs(60);
     POST_MAY_TAKE.min(Duration::from_secs(rc.spec.timeout_seconds.max(1) as u64) / 2)
 }
 
@@ -236,8 +248,8 @@ async fn dispatch_failed(
         // ARM accepted it: the run ends here under either policy, it is never sent again.
         return fail(api, rc, ctx, s, failure).await;
     }
-    if let Some(why) = did_not_start_error(err) {
-        return did_not_start(api, rc, ctx, s, why).await;
+    if let Some(why) = not_run_error(err) {
+        return not_run_outcome(api, rc, ctx, s, why).await;
     }
     if refused(err) {
         // ARM answered: the command was not accepted, so this attempt does not count.
@@ -311,22 +323,48 @@ pub async fn continue_run(
     let command = CommandId::new(&command_id)
         .map_err(|e| Failure::terminal(Reason::InvalidSpec, format!("status.commandId: {e}")))?;
     match ctx.azure.aks.command_result(&call, &id, &command).await {
-        Ok(CommandStatus::Running { retry_after }) => Ok(Action::requeue(poll_delay(
+        Ok(CommandStatus::Running {
             retry_after,
-            status::time_left(&current, rc),
-        ))),
+            started_at,
+        }) => {
+            let delay = poll_delay(retry_after, status::time_left(&current, rc));
+            match started_at {
+                Some(at) if current.command_started_at.is_none() => {
+                    seen_started(api, rc, current, &command_id, at).await?;
+                }
+                _ => {}
+            }
+            Ok(Action::requeue(delay))
+        }
         // A failed result without `startedAt`: AKS never started the command pod (in-band "did
-        // not start"), so it may be sent again. With `startedAt` the command ran and then failed:
-        // it is reported as ARM said, never sent again (RunCommandResult in the AKS 2025-10-01
-        // swagger; azure-cli `aks_command_result` prints the same fields).
+        // not start"), so it may be sent again — unless an earlier poll saw it started. With
+        // `startedAt` the command ran and then failed: it is reported as ARM said, never sent again
+        // (RunCommandResult in the AKS 2025-10-01 swagger; azure-cli `aks_command_result` prints
+        // the same fields).
+        Ok(CommandStatus::Finished(mut result))
+            if !result.succeeded
+                && result.started_at.is_none()
+                && current.command_started_at.is_some() =>
+        {
+            result.started_at = current.command_started_at.clone();
+            finished(api, rc, ctx, current, &command_id, result).await
+        }
         Ok(CommandStatus::Finished(result)) if !result.succeeded && result.started_at.is_none() => {
             let why = result
                 .reason
                 .unwrap_or_else(|| result.provisioning_state.clone());
-            did_not_start(api, rc, ctx, current, why).await
+            // The reason of a failed result is free text, often "<code>: <message>".
+            let (code, message) = why.split_once(':').unwrap_or(("", &why));
+            let verdict = not_run(code.trim(), message.trim())
+                .or_else(|| not_run("KubernetesOperationError", &why))
+                .unwrap_or(NotRun::DidNotStart(why.clone()));
+            not_run_outcome(api, rc, ctx, current, verdict).await
         }
         Ok(CommandStatus::Finished(result)) => {
             finished(api, rc, ctx, current, &command_id, result).await
+        }
+        Err(e) if e.api().is_some_and(|a| a.status == 404) => {
+            result_not_found(api, rc, ctx, current, &call, &id, &command_id).await
         }
         Err(e) => {
             let failure = arm_errors::failure(&e);
@@ -337,6 +375,82 @@ pub async fn continue_run(
             fail(api, rc, ctx, current, failure).await
         }
     }
+}
+
+/// ARM said the command started (`startedAt` in an in-progress answer): recorded once, so that no
+/// later answer — a `failed` result without `startedAt`, a 404 — can make it look unstarted.
+async fn seen_started(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    current: RemoteCommandStatus,
+    command_id: &str,
+    at: String,
+) -> Result<(), Failure> {
+    let mut s = current;
+    s.command_started_at = Some(at.clone());
+    let s = status::progress(
+        s,
+        Phase::Running,
+        Reason::Running,
+        &format!("command {command_id} started on the cluster at {at}"),
+        Timestamp::now(),
+    );
+    write_status(api, rc, &s).await?;
+    Ok(())
+}
+
+/// `commandResults` answered 404 for a command ARM accepted. AKS does that when the command pod
+/// never reached Running (support article "Resolve az aks command invoke failures", cause 1), and
+/// also when the cluster is gone: the cluster is read again (not from the cache) to tell which.
+async fn result_not_found(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    current: RemoteCommandStatus,
+    call: &CallContext,
+    id: &AksClusterId,
+    command_id: &str,
+) -> Result<Action, Failure> {
+    match ctx.azure.aks.get_cluster(call, id).await {
+        Ok(_) => {}
+        Err(e) if e.api().is_some_and(|a| a.status == 404) => {
+            let failure = Failure::terminal(
+                Reason::TargetNotFound,
+                format!(
+                    "cluster {id} no longer exists, and with it the result of command {command_id}: whether the command ran is unknown"
+                ),
+            );
+            return fail(api, rc, ctx, current, failure).await;
+        }
+        Err(e) => {
+            let failure = arm_errors::failure(&e);
+            if failure.transient {
+                return Ok(Action::requeue(super::retry_delay(&failure)));
+            }
+            return fail(api, rc, ctx, current, failure).await;
+        }
+    }
+    if let Some(at) = &current.command_started_at {
+        let failure = Failure::terminal(
+            Reason::ResultUnavailable,
+            format!(
+                "ARM no longer has the result of command {command_id}, which started at {at}; it is not sent again"
+            ),
+        );
+        return fail(api, rc, ctx, current, failure).await;
+    }
+    let why = format!(
+        "ARM has no result for command {command_id} (404) while the cluster exists: AKS answers so when the command pod never reached Running"
+    );
+    let attempts = current.attempts.unwrap_or(1);
+    if may_redispatch(rc, attempts) {
+        return did_not_start(api, rc, ctx, current, why).await;
+    }
+    let failure = Failure::terminal(
+        Reason::CommandDidNotStart,
+        format!("{why}; {}", not_sent_again(rc, attempts)),
+    );
+    fail(api, rc, ctx, current, failure).await
 }
 
 /// The command ran: its logs go to the output Secret and its verdict to status — the exit code
@@ -356,7 +470,13 @@ async fn finished(
     let secret = match secret {
         Ok(name) => name,
         Err(f) if f.transient => return Err(f),
-        Err(f) => return fail(api, rc, ctx, current, f).await,
+        Err(f) => {
+            // The command ran: its exit code is kept even when its output cannot be stored.
+            let mut current = current;
+            current.exit_code = result.exit_code;
+            ctx.journal.forget_answer(&run.uid);
+            return fail(api, rc, ctx, current, f).await;
+        }
     };
     let exit = result.exit_code.unwrap_or(0);
     let mut message = if result.succeeded {
@@ -451,17 +571,63 @@ async fn did_not_start(
     fail(api, rc, ctx, current, failure).await
 }
 
-/// AKS's answer to a run command whose pod did not start in time, when it comes as the POST's
-/// error (azure-cli #27776, #22738, #23203): `KubernetesPerformanceError` or
-/// `KubernetesOperationError`, "… did not start within 30s …".
-fn did_not_start_error(err: &ArmError) -> Option<String> {
+/// What AKS said about a command it did not run, by ARM error code (the wording varies).
+#[derive(Debug, PartialEq, Eq)]
+enum NotRun {
+    /// The command pod did not start: may be sent again.
+    DidNotStart(String),
+    /// An admission webhook of the cluster refused the command pod: final, the message names it.
+    AdmissionDenied(String),
+}
+
+/// Reads an AKS refusal to run a command, from the POST's error or a `failed` result's reason:
+/// - `KubernetesPerformanceError` is always "did not start", whatever its text ("… did not start
+///   within 30s", "Pod is not schedulable: Insufficient resources for the RunCommand pod…":
+///   azure-cli #27776, #22738, #23203, #24192);
+/// - `KubernetesOperationError` "… admission webhook … denied the request" is a policy's verdict
+///   (support article "Resolve az aks command invoke failures", cause 2), final;
+/// - `KubernetesOperationError` "… did not start …" is the older wording of the first case.
+fn not_run(code: &str, message: &str) -> Option<NotRun> {
+    let text = format!("{code}: {message}");
+    let lower = message.to_ascii_lowercase();
+    if code.eq_ignore_ascii_case("KubernetesOperationError")
+        && lower.contains("admission webhook")
+        && lower.contains("denied the request")
+    {
+        return Some(NotRun::AdmissionDenied(text));
+    }
+    let did_not_start = code.eq_ignore_ascii_case("KubernetesPerformanceError")
+        || (code.eq_ignore_ascii_case("KubernetesOperationError")
+            && lower.contains("did not start"));
+    did_not_start.then_some(NotRun::DidNotStart(text))
+}
+
+/// [`not_run`] of a dispatch's ARM error.
+fn not_run_error(err: &ArmError) -> Option<NotRun> {
     let api = err.api()?;
-    let code = api.code.as_deref()?;
-    let known = matches!(
-        code,
-        "KubernetesPerformanceError" | "KubernetesOperationError"
-    );
-    (known && api.message.contains("did not start")).then(|| format!("{code}: {}", api.message))
+    not_run(api.code.as_deref()?, &api.message)
+}
+
+/// A command AKS did not run: sent again when it did not start, final when a webhook refused it.
+async fn not_run_outcome(
+    api: &Api<RemoteCommand>,
+    rc: &RemoteCommand,
+    ctx: &Arc<Context>,
+    current: RemoteCommandStatus,
+    why: NotRun,
+) -> Result<Action, Failure> {
+    match why {
+        NotRun::DidNotStart(why) => did_not_start(api, rc, ctx, current, why).await,
+        NotRun::AdmissionDenied(why) => {
+            let failure = Failure::terminal(
+                Reason::AdmissionDenied,
+                format!(
+                    "an admission webhook of the cluster refused the command pod, so the command did not run: {why}"
+                ),
+            );
+            fail(api, rc, ctx, current, failure).await
+        }
+    }
 }
 
 /// Running without a command id and no record of acceptance here: an earlier process crashed
@@ -508,6 +674,34 @@ fn poll_delay(retry_after: Option<Duration>, left: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_read_by_code_not_wording() {
+        let did = |c: &str, m: &str| matches!(not_run(c, m), Some(NotRun::DidNotStart(_)));
+        assert!(did(
+            "KubernetesPerformanceError",
+            "Pod is not schedulable: Insufficient resources for the RunCommand pod. Consider adjusting AutoScaler settings"
+        ));
+        assert!(did(
+            "KubernetesPerformanceError",
+            "container command-1 in aks-command namespace did not start within 30s"
+        ));
+        assert!(did("KubernetesPerformanceError", "anything at all"));
+        assert!(did(
+            "KubernetesOperationError",
+            "command pod did not start within 30 seconds. Retrying may help"
+        ));
+        let denied = not_run(
+            "KubernetesOperationError",
+            "Failed to run command in managed cluster due to kubernetes failure. details: admission webhook \"validation.gatekeeper.sh\" denied the request: [no-host-network]",
+        );
+        assert!(
+            matches!(&denied, Some(NotRun::AdmissionDenied(m)) if m.contains("validation.gatekeeper.sh")),
+            "{denied:?}"
+        );
+        assert_eq!(not_run("KubernetesOperationError", "etcd is slow"), None);
+        assert_eq!(not_run("BadRequest", "did not start"), None);
+    }
 
     #[test]
     fn polls_when_arm_asks_within_the_deadline() {

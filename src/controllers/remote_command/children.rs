@@ -19,6 +19,9 @@ pub const MANAGED_BY: (&str, &str) = (
     crate::kubeconfig::MANAGED_BY,
 );
 
+/// Label and annotation of the output Secret that name its RemoteCommand.
+const REMOTE_COMMAND_KEY: &str = "kubeinvoke.io/remote-command";
+
 /// Applies the whole status (we own every field of it), fenced: the write fails with
 /// [`Reason::Conflict`] when the object changed since `rc` was read (resourceVersion precondition),
 /// so a replica that lost a race never overwrites a newer decision. Returns the object as written.
@@ -48,13 +51,47 @@ pub async fn write_status(
     }
 }
 
-/// The output Secret's name: `spec.output.secretName` or `<name>-output`.
+/// The output Secret's name: `spec.output.secretName` or `<name>-output`. A name too long for
+/// that (object names may have 253 characters) keeps its start and gets a hash of the whole name,
+/// so two long names never share a Secret.
 pub fn output_secret_name(rc: &RemoteCommand) -> String {
     rc.spec
         .output
         .secret_name
         .clone()
-        .unwrap_or_else(|| format!("{}-output", rc.name_any()))
+        .unwrap_or_else(|| derived_name(&rc.name_any(), "-output"))
+}
+
+/// `<name><suffix>` when it is a valid object name (≤ 253), else `<start of name>-<hash><suffix>`.
+fn derived_name(name: &str, suffix: &str) -> String {
+    const MAX: usize = 253;
+    let plain = format!("{name}{suffix}");
+    if plain.len() <= MAX {
+        return plain;
+    }
+    let hash = short_hash(name);
+    let keep = MAX - suffix.len() - hash.len() - 1;
+    // Names are ASCII; a cut must not leave a '.' or '-' before the '-<hash>'.
+    let start = name[..keep].trim_end_matches(['.', '-']);
+    format!("{start}-{hash}{suffix}")
+}
+
+/// The `kubeinvoke.io/remote-command` label: the name when it fits a label value (≤ 63), else
+/// `<start>-<hash>`; the full name is always in the annotation of the same key.
+fn name_label(name: &str) -> String {
+    const MAX: usize = 63;
+    if name.len() <= MAX {
+        return name.to_string();
+    }
+    let hash = short_hash(name);
+    let start = name[..MAX - hash.len() - 1].trim_end_matches(['.', '-', '_']);
+    format!("{start}-{hash}")
+}
+
+fn short_hash(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(name.as_bytes());
+    digest[..5].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes the full output (key `output`) and exit code (key `exitCode`, when known) to the output
@@ -83,8 +120,12 @@ pub async fn write_output(
             namespace: Some(namespace),
             labels: Some(BTreeMap::from([
                 (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-                ("kubeinvoke.io/remote-command".to_string(), rc.name_any()),
+                (REMOTE_COMMAND_KEY.to_string(), name_label(&rc.name_any())),
             ])),
+            annotations: Some(BTreeMap::from([(
+                REMOTE_COMMAND_KEY.to_string(),
+                rc.name_any(),
+            )])),
             owner_references: rc.controller_owner_ref(&()).map(|o| vec![o]),
             ..Default::default()
         },
@@ -94,4 +135,34 @@ pub async fn write_output(
     };
     crate::controllers::owned::write_secret(&api, rc, existing.as_ref(), secret, FIELD).await?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_up_to_the_crd_limit_give_valid_secret_names_and_labels() {
+        let short = "build";
+        assert_eq!(derived_name(short, "-output"), "build-output");
+        assert_eq!(name_label(short), "build");
+        for len in [63, 64, 200, 246, 247, 253] {
+            let name: String = "a.b-c".repeat(60)[..len]
+                .trim_end_matches(['.', '-'])
+                .to_string();
+            let secret = derived_name(&name, "-output");
+            assert!(secret.len() <= 253, "{len}: {}", secret.len());
+            assert!(secret.ends_with("-output"));
+            assert!(!secret.contains(".-") && !secret.contains("-."), "{secret}");
+            let label = name_label(&name);
+            assert!(label.len() <= 63, "{len}: {label}");
+            let edge = |c: char| c.is_ascii_alphanumeric();
+            assert!(label.starts_with(edge) && label.ends_with(edge), "{label}");
+        }
+        // Two long names that share their start get different Secrets.
+        let a = format!("{}a", "x".repeat(252));
+        let b = format!("{}b", "x".repeat(252));
+        assert_ne!(derived_name(&a, "-output"), derived_name(&b, "-output"));
+        assert_ne!(name_label(&a), name_label(&b));
+    }
 }

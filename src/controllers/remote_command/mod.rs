@@ -187,6 +187,9 @@ async fn not_started(
         }
         return Ok(Action::requeue(super::reason::REFERENCE_RETRY));
     }
+    if failure.reason == Reason::Forbidden && starts_waiting {
+        warn(ctx, rc, &failure).await;
+    }
     Ok(Action::requeue(retry_delay(&failure)))
 }
 
@@ -253,6 +256,8 @@ fn after_ttl(rc: &RemoteCommand, status: &RemoteCommandStatus) -> Action {
 fn retry_delay(failure: &Failure) -> Duration {
     match failure.reason {
         Reason::Throttled => Duration::from_secs(10),
+        // A role assignment or a new principal settles in minutes, not seconds.
+        Reason::Forbidden => Duration::from_secs(15),
         // Lost a race with another writer: read again soon.
         Reason::Conflict => Duration::from_millis(200),
         _ => Duration::from_secs(5),

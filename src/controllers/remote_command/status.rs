@@ -129,6 +129,7 @@ pub fn dispatching(s: RemoteCommandStatus, now: Timestamp) -> RemoteCommandStatu
     );
     s.attempts = Some(attempt);
     s.command_id = None;
+    s.command_started_at = None;
     s.start_time = s.start_time.or(Some(Time(now)));
     s
 }
