@@ -62,6 +62,7 @@ extraEnv:
   - {name: KUBERNETES_SERVICE_PORT, value: "$KUBEINVOKE_APISERVER_PORT"}
 armEndpoint: "$arm"
 authorityHost: "$arm"
+aciExecHosts: [localhost]
 caFile: {configMap: emulator-ca, key: ca.crt}
 logFormat: text
 VALUES

@@ -110,3 +110,97 @@ fn entra_replicating(message: &str) -> bool {
         .iter()
         .any(|code| message.contains(code))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::error::ApiError;
+
+    fn api(status: u16, code: &str, message: &str) -> ArmError {
+        ArmError::Api(Box::new(ApiError {
+            operation: "Op",
+            status,
+            code: Some(code.to_string()),
+            message: message.to_string(),
+            target: None,
+            request_id: None,
+            retry_after: None,
+        }))
+    }
+
+    fn auth(message: &str) -> ArmError {
+        ArmError::Auth {
+            operation: "Op",
+            message: message.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_answer_gets_its_reason_and_whether_it_may_pass() {
+        let cases = [
+            (
+                api(413, "RequestContentTooLarge", "too large"),
+                Reason::ContextTooLarge,
+                false,
+            ),
+            (
+                api(400, "InvalidParameter", "bad"),
+                Reason::InvalidSpec,
+                false,
+            ),
+            (
+                api(
+                    403,
+                    "AuthorizationFailed",
+                    "If access was recently granted, please refresh your credentials.",
+                ),
+                Reason::Forbidden,
+                true,
+            ),
+            (
+                api(401, "ExpiredAuthenticationToken", "expired"),
+                Reason::Retrying,
+                true,
+            ),
+            (
+                api(401, "InvalidAuthenticationTokenTenant", "wrong tenant"),
+                Reason::Forbidden,
+                false,
+            ),
+            (
+                api(429, "TooManyRequests", "slow down"),
+                Reason::Throttled,
+                true,
+            ),
+            (
+                auth("AADSTS50196: The server terminated an operation"),
+                Reason::Throttled,
+                true,
+            ),
+            (
+                auth("temporarily_unavailable: try later"),
+                Reason::Throttled,
+                true,
+            ),
+            (
+                auth("AADSTS700016: Application not found in the directory"),
+                Reason::Forbidden,
+                true,
+            ),
+            (
+                auth("AADSTS7000215: Invalid client secret provided"),
+                Reason::Forbidden,
+                true,
+            ),
+            (
+                auth("AADSTS90002: Tenant not found"),
+                Reason::Forbidden,
+                false,
+            ),
+        ];
+        for (err, reason, transient) in cases {
+            let f = failure(&err);
+            assert_eq!((f.reason, f.transient), (reason, transient), "{err}");
+        }
+    }
+}

@@ -96,6 +96,8 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 pub struct Emulator {
     child: Child,
     pub arm: String,
+    /// The host name ACI exec websockets are served on (a host and port of their own, as ACI's).
+    pub exec_host: String,
     pub ca_file: PathBuf,
     pub control: String,
     pub dir: PathBuf,
@@ -133,8 +135,16 @@ impl Emulator {
             .add_root_certificate(ca)
             .build()
             .expect("http client");
+        let exec_endpoint = ready["execEndpoint"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the emulator's ready line has no execEndpoint: {line}"));
+        let exec_host = reqwest::Url::parse(exec_endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("execEndpoint {exec_endpoint} has no host"));
         Emulator {
             child,
+            exec_host,
             arm: ready["armEndpoint"]
                 .as_str()
                 .expect("armEndpoint")

@@ -13,6 +13,7 @@ pub struct Operator {
     namespace: String,
     args: Vec<String>,
     arm: String,
+    exec_host: String,
     ca_file: PathBuf,
     restarts: u32,
 }
@@ -27,6 +28,7 @@ impl Operator {
             namespace: namespace.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
             arm: emulator.arm.clone(),
+            exec_host: emulator.exec_host.clone(),
             ca_file: emulator.ca_file.clone(),
             restarts: 0,
         };
@@ -60,6 +62,13 @@ impl Operator {
                 "--http-addr",
                 "127.0.0.1:0",
             ])
+            // The emulator's exec host, unless the test chooses the list itself.
+            .args(
+                (!self.args.iter().any(|a| a == "--aci-exec-hosts"))
+                    .then(|| ["--aci-exec-hosts", self.exec_host.as_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.args)
             .env("KUBECONFIG", &Cluster::get().kubeconfig)
             .env_remove("RUST_LOG")
@@ -109,6 +118,13 @@ impl Operator {
             .status()
             .expect("kill");
         assert!(status.success(), "kill -{signal} {}", child.id());
+    }
+
+    /// Whether the process is still alive (it did not exit or crash).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Kills and starts again with the same flags.

@@ -139,6 +139,7 @@ impl ScopedOperator {
             ])
             .arg("--ca-file")
             .arg(&emulator.ca_file)
+            .args(["--aci-exec-hosts", &emulator.exec_host])
             .args([
                 "--log-format",
                 "json",

@@ -60,11 +60,13 @@ extraEnv:
   - {{name: KUBERNETES_SERVICE_PORT, value: "{port}"}}
 armEndpoint: "{arm}"
 authorityHost: "{arm}"
+aciExecHosts: ["{exec_host}"]
 caFile: {{configMap: emulator-ca, key: ca.crt}}
 watchNamespace: "{watch_ns}"
 logLevel: "info,kubeinvoke=debug"
 "#,
-            arm = emulator.arm
+            arm = emulator.arm,
+            exec_host = emulator.exec_host
         ));
         let release = Release {
             name: format!("{watch_ns}-op"),
