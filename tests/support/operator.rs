@@ -65,7 +65,7 @@ impl Operator {
             // The emulator's exec host, unless the test chooses the list itself.
             .args(
                 (!self.args.iter().any(|a| a == "--aci-exec-hosts"))
-                    .then(|| ["--aci-exec-hosts", self.exec_host.as_str()])
+                    .then_some(["--aci-exec-hosts", self.exec_host.as_str()])
                     .into_iter()
                     .flatten(),
             )
