@@ -418,13 +418,14 @@ async fn heavy_throttling_and_server_errors_complete_without_early_retries() {
     let n = commands(8);
     let (client, ns) = setup("chaos-faults").await;
     let emulator = Emulator::start(&world(CHAOS_CLUSTER, ""), &[]);
-    // 30% 429 and 5% 5xx on every ARM operation. AtLeastOnce: an injected 5xx on the dispatch
-    // leaves ARM's answer unknown, so the run is sent again (the emulator never ran it, so it still
-    // runs once); AtMostOnce would end it as DispatchInterrupted by design.
+    // 30% 429 and 5% 5xx on every ARM operation, and Entra ID throttling (AADSTS50196) and
+    // outages on token requests. AtLeastOnce: an injected 5xx on the dispatch leaves ARM's answer
+    // unknown, so the run is sent again (the emulator never ran it, so it still runs once);
+    // AtMostOnce would end it as DispatchInterrupted by design.
     emulator
         .put_faults(
             r#"{"*": {"retryAfter": 1, "throttleRate": 0.3, "error500Rate": 0.025, "error503Rate": 0.025},
-                "entra.token": {"throttleRate": 0, "error500Rate": 0, "error503Rate": 0}}"#,
+                "entra.token": {"retryAfter": 1, "throttleRate": 0.3, "error500Rate": 0, "error503Rate": 0.05}}"#,
         )
         .await;
     let _operator = Operator::start(&emulator, &ns, &[]);
