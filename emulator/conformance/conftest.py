@@ -150,3 +150,31 @@ def wait_for(predicate, timeout=10.0, what="condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def guard_proxy():
+    from azcli import GuardProxy
+
+    proxy = GuardProxy()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def az_session(emu, guard_proxy, tmp_path_factory):
+    """The Azure CLI with the emulator registered as a cloud (endpoint discovery) and logged in."""
+    from azcli import AzCli
+
+    cli = AzCli(emu, guard_proxy, tmp_path_factory.mktemp("az-home"))
+    cli.register_cloud()
+    cli.login(TENANT, CLIENT, SECRET)
+    return cli
+
+
+@pytest.fixture
+def az(az_session, guard_proxy):
+    """`az_session`, checking that the test's az calls tried to reach nothing but the emulator."""
+    before = len(guard_proxy.attempts)
+    yield az_session
+    assert guard_proxy.attempts[before:] == [], f"az tried to leave the machine: {guard_proxy.attempts[before:]}"

@@ -23,7 +23,8 @@ def test_run_command_exit_code_and_logs(aks, emu):
     # azure-core's poller polls once right after the 202 (ignoring its Retry-After), then
     # honours Retry-After: exactly one early poll.
     assert emu.counters()["earlyRequestsByOp"].get("aks.commandResult", 0) == early + 1
-    assert result.provisioning_state.lower() == "succeeded"
+    # Capitalized as the service answers (az compares case-sensitively).
+    assert result.provisioning_state == "Succeeded"
     assert result.exit_code == 3
     assert result.logs == "hello\noops\n"
     assert result.started_at is not None and result.finished_at is not None
@@ -111,7 +112,8 @@ def test_list_user_and_admin_credentials(aks):
     assert "token" in kc["users"][0]["user"]
     name, kc = decode_kubeconfig(aks.managed_clusters.list_cluster_admin_credentials(RG, "aks1"))
     assert name == "clusterAdmin"
-    assert kc["current-context"] == "aks1-admin"
+    # Named after the cluster, like the user's: `az aks get-credentials --admin` adds "-admin".
+    assert kc["current-context"] == "aks1"
 
 
 def test_aad_user_credentials_exec_and_azure_formats(aks):
@@ -138,7 +140,29 @@ def test_in_band_failure_with_fail_first(aks, emu, world):
     world["subscriptions"][0]["resourceGroups"][0]["managedClusters"].append(cluster)
     emu.put("/world", json.dumps(world))
     first = run(aks, "aks-flaky", command="echo x")
-    assert first.provisioning_state.lower() == "failed"
+    assert first.provisioning_state == "Failed"
     assert first.reason == "KubernetesPerformanceError"
     second = run(aks, "aks-flaky", command="echo x")
-    assert second.provisioning_state.lower() == "succeeded" and second.exit_code == 0
+    assert second.provisioning_state == "Succeeded" and second.exit_code == 0
+
+
+def test_in_progress_result_body_as_az_reads_it(aks, emu, world):
+    # The 202 of a running command carries a RunCommandResult body; az's in-progress helper reads
+    # it from the pipeline's deserialized data (the SDK itself returns None on 202).
+    world["subscriptions"][0]["resourceGroups"][0]["managedClusters"].append({"name": "aks-slow", "commandDuration": 30})
+    emu.put("/world", json.dumps(world))
+    poller = aks.managed_clusters.begin_run_command(RG, "aks-slow", RunCommandRequest(command="true"), polling=False)
+    location = poller.polling_method()._initial_response.http_response.headers["location"]
+    command_id = location.split("/commandResults/")[1].split("?")[0]
+    seen = {}
+
+    def keep(pipeline_response, deserialized, headers):
+        seen["status"] = pipeline_response.http_response.status_code
+        seen["body"] = pipeline_response.context.get("deserialized_data")
+        return deserialized
+
+    assert aks.managed_clusters.get_command_result(RG, "aks-slow", command_id, cls=keep) is None
+    assert seen["status"] == 202
+    assert seen["body"]["id"] == command_id
+    assert seen["body"]["properties"]["provisioningState"] == "Running"
+    assert seen["body"]["properties"]["startedAt"]

@@ -44,7 +44,7 @@ impl std::fmt::Debug for ExecSession {
 
 const OP: &str = "aci.websocket";
 
-/// `GET /_aci/exec/{session}` (websocket upgrade).
+/// `GET /execstream/{session}` on the exec listener (websocket upgrade).
 pub async fn handler(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -174,13 +174,19 @@ async fn run(mut ws: WebSocket, state: Shared, s: ExecSession) {
         return;
     };
     let dir = std::env::temp_dir().join(format!("kubeinvoke-emulator-exec-{}", s.id));
-    if let Err(e) = session(&mut ws, &state, &s, &exe, &dir).await {
-        let _ = ws
-            .send(Message::Text(format!("exec failed: {e}\r\n").into()))
-            .await;
-    }
+    let end = session(&mut ws, &state, &s, &exe, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
-    close(&mut ws, 1000, "").await;
+    match end {
+        // Dropped like an idle flow on a load balancer: no close frame, the TCP connection ends.
+        Ok(End::Dropped) => drop(ws),
+        Ok(_) => close(&mut ws, 1000, "").await,
+        Err(e) => {
+            let _ = ws
+                .send(Message::Text(format!("exec failed: {e}\r\n").into()))
+                .await;
+            close(&mut ws, 1000, "").await;
+        }
+    }
 }
 
 /// Why a session loop ended.
@@ -191,6 +197,9 @@ enum End {
     ClientGone,
     /// The session cap passed: the process is killed and the socket closed normally.
     Capped,
+    /// Nothing came from the client for `--aci-idle-drop-seconds`: the connection is dropped
+    /// without a close frame.
+    Dropped,
 }
 
 async fn send_text(ws: &mut WebSocket, pending: &mut Vec<u8>) -> bool {
@@ -204,7 +213,7 @@ async fn session(
     s: &ExecSession,
     exe: &std::path::Path,
     dir: &std::path::Path,
-) -> std::io::Result<()> {
+) -> std::io::Result<End> {
     std::fs::create_dir_all(dir)?;
     let rows = terminal_size(s.rows, 24);
     let cols = terminal_size(s.cols, 80);
@@ -218,8 +227,16 @@ async fn session(
         }
     };
     tokio::pin!(capped);
+    let idle_limit = state.settings.aci_idle_drop;
+    let mut heard = tokio::time::Instant::now();
     let mut pending = Vec::new();
     let end = loop {
+        let idle = async move {
+            match idle_limit {
+                Some(d) => tokio::time::sleep_until(heard + d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             chunk = p.output.recv() => match chunk {
                 Some(bytes) => {
@@ -232,6 +249,8 @@ async fn session(
             },
             _ = p.child.wait() => break End::Exited,
             msg = ws.recv() => {
+                // Any frame from the client, pings included, keeps the flow alive.
+                heard = tokio::time::Instant::now();
                 let data: Vec<u8> = match msg {
                     Some(Ok(Message::Text(t))) => t.as_str().as_bytes().to_vec(),
                     Some(Ok(Message::Binary(b))) => b.to_vec(),
@@ -243,6 +262,10 @@ async fn session(
                 }
             }
             _ = &mut capped => break End::Capped,
+            _ = idle => {
+                tracing::info!(session = %s.id, "no frame from the client for the idle limit; dropping the connection without a close frame");
+                break End::Dropped;
+            }
         }
     };
     match end {
@@ -262,13 +285,13 @@ async fn session(
             // azure-docs #48526); the close is a normal one, so a client cannot tell it from an exit.
             tracing::info!(session = %s.id, cap_seconds = cap.map(|d| d.as_secs()), "exec session reached its time cap; its process is killed");
         }
-        End::ClientGone => {}
+        End::ClientGone | End::Dropped => {}
     }
     let _ = p.child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(2), p.child.wait()).await;
     // Dropping the terminal's master side hangs it up: what still runs in the session gets SIGHUP.
     drop(p);
-    Ok(())
+    Ok(end)
 }
 
 #[cfg(test)]

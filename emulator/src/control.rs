@@ -47,7 +47,8 @@ async fn get_world(State(s): State<Shared>) -> Response {
     axum::Json(s.world().as_ref().clone()).into_response()
 }
 
-/// Applies a world: replaces resources; `faults`/`budgets` in it replace the current ones.
+/// Applies a world: replaces resources; `faults`/`budgets` in it replace the current ones. The
+/// world's clock restarts (windows such as `notReplicatedForSeconds` count from now).
 pub fn apply_world(s: &Shared, world: World) -> Result<(), String> {
     if let Some(f) = &world.faults {
         validate_faults(f)?;
@@ -57,6 +58,7 @@ pub fn apply_world(s: &Shared, world: World) -> Result<(), String> {
         *s.budgets.write().expect("budgets lock") = b.clone();
     }
     *s.world.write().expect("world lock") = Arc::new(world);
+    *s.world_since.write().expect("world clock lock") = std::time::Instant::now();
     Ok(())
 }
 
@@ -87,13 +89,16 @@ async fn put_faults(State(s): State<Shared>, body: String) -> Response {
     axum::Json(json!({"applied": true})).into_response()
 }
 
+/// The exec sessions in the order they were handed out (oldest first).
 async fn exec_sessions(State(s): State<Shared>) -> Response {
-    let list: Vec<_> = s
+    let mut list: Vec<_> = s
         .exec_sessions
         .lock()
         .expect("sessions lock")
         .values()
         .cloned()
         .collect();
+    // Every session gets the same time to live, so expiry orders them by creation.
+    list.sort_by_key(|x| x.expires);
     axum::Json(list).into_response()
 }

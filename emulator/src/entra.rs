@@ -101,28 +101,39 @@ pub(crate) async fn entra_fault(
     }
     let draw = state.rng.lock().expect("rng lock").next_f64();
     let kind = faults::pick(&spec, draw)?;
-    let retry = spec.retry_after.unwrap_or(state.settings.retry_after);
+    let retry = spec
+        .retry_after
+        .clone()
+        .unwrap_or_else(|| state.settings.retry_after.clone());
     if kind == Injected::Drop {
         crate::server::log_dropped(state, "POST", path, op, None);
         return Some(ctl.drop_connection().await);
     }
     state.stats().injected_faults += 1;
-    let (status, error, code) = match kind {
+    // Entra's throttling: 429 `temporarily_unavailable` AADSTS50196 (its "client request loop"
+    // text, as azure-sdk-for-net #23324 and AzureAD/MSAL.PS #10 quote it) with Retry-After.
+    let (status, error, code, text) = match kind {
         Injected::Throttle => (
             StatusCode::TOO_MANY_REQUESTS,
             "temporarily_unavailable",
             50196,
+            "The server terminated an operation because it encountered a client request loop. Please contact your app vendor.",
         ),
-        Injected::Error500 => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90033),
+        Injected::Error500 => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            90033,
+            "A transient error has occurred. Please try again. (injected by kubeinvoke-emulator)",
+        ),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             90033,
+            "A transient error has occurred. Please try again. (injected by kubeinvoke-emulator)",
         ),
     };
-    let mut resp = aad_error(status, error, code, "Injected fault (kubeinvoke-emulator).");
-    resp.headers_mut()
-        .insert("retry-after", retry.to_string().parse().expect("number"));
+    let mut resp = aad_error(status, error, code, text);
+    retry.apply(resp.headers_mut());
     Some(resp)
 }
 
@@ -178,16 +189,24 @@ fn token_inner(
             "The request body must contain the following parameter: 'client_id'.",
         ));
     };
-    let Some(principal) = world.principal(tenant, client_id) else {
-        return Err(aad_error(
+    let not_found = || {
+        aad_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700016,
             &format!(
                 "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
             ),
-        ));
+        )
     };
+    let Some(principal) = world.principal(tenant, client_id) else {
+        return Err(not_found());
+    };
+    // A new app is not known everywhere at once: while it replicates, Entra answers as for an
+    // unknown one (AADSTS700016), then succeeds without anything changing on the client's side.
+    if state.within_world_window(principal.not_replicated_for_seconds) {
+        return Err(not_found());
+    }
     let invalid_client =
         |code: u32, text: &str| aad_error(StatusCode::UNAUTHORIZED, "invalid_client", code, text);
     if let Some(secret) = form.get("client_secret") {

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::retry_after::RetryAfter;
+
 /// Fault settings for one operation name (or `*`). Unset fields fall back to `*`, then to none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -17,9 +19,10 @@ pub struct FaultSpec {
     /// never learns the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_delay_ms: Option<u64>,
-    /// `Retry-After` (seconds) on 202 and injected 429/503 responses.
+    /// `Retry-After` on 202 and injected 429/503 responses: seconds, or a string sent verbatim
+    /// (hostile values such as "-5" or "18446744073709551615").
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<RetryAfter>,
     /// Rate (0.0-1.0) of injected 429 TooManyRequests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle_rate: Option<f64>,
@@ -39,7 +42,7 @@ impl FaultSpec {
         FaultSpec {
             latency_ms: over.latency_ms.or(self.latency_ms),
             response_delay_ms: over.response_delay_ms.or(self.response_delay_ms),
-            retry_after: over.retry_after.or(self.retry_after),
+            retry_after: over.retry_after.clone().or(self.retry_after.clone()),
             throttle_rate: over.throttle_rate.or(self.throttle_rate),
             error500_rate: over.error500_rate.or(self.error500_rate),
             error503_rate: over.error503_rate.or(self.error503_rate),
@@ -61,7 +64,9 @@ impl FaultSpec {
                 return Err(format!("fault rate {r} is outside 0.0-1.0"));
             }
         }
-        Ok(())
+        self.retry_after
+            .as_ref()
+            .map_or(Ok(()), RetryAfter::validate)
     }
 }
 
@@ -140,6 +145,10 @@ pub struct Budgets {
     pub write_burst: f64,
     #[serde(default = "write_rate")]
     pub write_rate: f64,
+    /// The subscription-global bucket, shared by all principals, is this many times a principal's
+    /// (ARM's 2024 model: 15x; reported in `x-ms-ratelimit-remaining-subscription-global-*`).
+    #[serde(default = "global_multiplier")]
+    pub global_multiplier: f64,
 }
 
 fn yes() -> bool {
@@ -157,6 +166,9 @@ fn write_burst() -> f64 {
 fn write_rate() -> f64 {
     10.0
 }
+fn global_multiplier() -> f64 {
+    15.0
+}
 
 impl Default for Budgets {
     fn default() -> Self {
@@ -166,6 +178,7 @@ impl Default for Budgets {
             read_rate: read_rate(),
             write_burst: write_burst(),
             write_rate: write_rate(),
+            global_multiplier: global_multiplier(),
         }
     }
 }
@@ -214,6 +227,19 @@ pub enum Take {
     Throttled(u64),
 }
 
+/// The principal slot of the shared subscription-global buckets (no client id looks like it).
+const GLOBAL: &str = "*";
+
+impl Budgets {
+    /// (burst, refill per second) of a principal's bucket of this kind.
+    pub fn of(&self, kind: Kind) -> (f64, f64) {
+        match kind {
+            Kind::Read => (self.read_burst, self.read_rate),
+            Kind::Write => (self.write_burst, self.write_rate),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Buckets {
     map: HashMap<(Scope, String, Kind), Bucket>,
@@ -225,10 +251,29 @@ impl Buckets {
     }
 
     pub fn take(&mut self, limits: &Budgets, key: (Scope, String, Kind), now: Instant) -> Take {
-        let (burst, rate) = match key.2 {
-            Kind::Read => (limits.read_burst, limits.read_rate),
-            Kind::Write => (limits.write_burst, limits.write_rate),
-        };
+        let (burst, rate) = limits.of(key.2);
+        self.take_from(burst, rate, key, now)
+    }
+
+    /// A token from the subscription's bucket shared by every principal.
+    pub fn take_global(&mut self, limits: &Budgets, sub: &str, kind: Kind, now: Instant) -> Take {
+        let (burst, rate) = limits.of(kind);
+        let m = limits.global_multiplier;
+        let key = (
+            Scope::Subscription(sub.to_string()),
+            GLOBAL.to_string(),
+            kind,
+        );
+        self.take_from(burst * m, rate * m, key, now)
+    }
+
+    fn take_from(
+        &mut self,
+        burst: f64,
+        rate: f64,
+        key: (Scope, String, Kind),
+        now: Instant,
+    ) -> Take {
         let b = self.map.entry(key).or_insert(Bucket {
             tokens: burst,
             last: now,
@@ -262,20 +307,26 @@ mod tests {
             "*".into(),
             FaultSpec {
                 latency_ms: Some(5),
-                retry_after: Some(3),
+                retry_after: Some(RetryAfter::Seconds(3)),
                 ..Default::default()
             },
         );
         cfg.insert(
             "aks.get".into(),
             FaultSpec {
-                retry_after: Some(7),
+                retry_after: Some(RetryAfter::Verbatim("-5".into())),
                 ..Default::default()
             },
         );
         let e = effective(&cfg, "aks.get");
-        assert_eq!((e.latency_ms, e.retry_after), (Some(5), Some(7)));
-        assert_eq!(effective(&cfg, "aci.exec").retry_after, Some(3));
+        assert_eq!(
+            (e.latency_ms, e.retry_after),
+            (Some(5), Some(RetryAfter::Verbatim("-5".into())))
+        );
+        assert_eq!(
+            effective(&cfg, "aci.exec").retry_after,
+            Some(RetryAfter::Seconds(3))
+        );
     }
 
     #[test]
@@ -314,5 +365,38 @@ mod tests {
         assert_eq!(b.take(&limits, key.clone(), t0), Take::Throttled(1));
         let later = t0 + Duration::from_millis(1100);
         assert_eq!(b.take(&limits, key, later), Take::Allowed(0));
+    }
+
+    #[test]
+    fn the_global_bucket_is_shared_and_larger() {
+        let limits = Budgets {
+            write_burst: 2.0,
+            write_rate: 0.5,
+            global_multiplier: 1.5,
+            ..Default::default()
+        };
+        let mut b = Buckets::default();
+        let t0 = Instant::now();
+        // 3 tokens for the subscription, whoever asks.
+        assert_eq!(
+            b.take_global(&limits, "s", Kind::Write, t0),
+            Take::Allowed(2)
+        );
+        assert_eq!(
+            b.take_global(&limits, "s", Kind::Write, t0),
+            Take::Allowed(1)
+        );
+        assert_eq!(
+            b.take_global(&limits, "s", Kind::Write, t0),
+            Take::Allowed(0)
+        );
+        assert!(matches!(
+            b.take_global(&limits, "s", Kind::Write, t0),
+            Take::Throttled(_)
+        ));
+        assert_eq!(
+            b.take_global(&limits, "other", Kind::Write, t0),
+            Take::Allowed(2)
+        );
     }
 }

@@ -12,8 +12,11 @@ mod aci_ws;
 mod arm;
 mod control;
 mod entra;
+mod exec_listener;
 mod faults;
+mod metadata;
 mod msi;
+mod retry_after;
 mod server;
 mod state;
 mod tls;
@@ -65,9 +68,10 @@ struct Cli {
     #[arg(long, default_value_t = 3600)]
     token_lifetime_seconds: u64,
 
-    /// Default Retry-After (seconds) on 202 responses and injected 429/503.
-    #[arg(long, default_value_t = 1)]
-    retry_after: u64,
+    /// Default Retry-After on 202 responses and injected 429/503: seconds, or any other text,
+    /// sent verbatim (e.g. "-5", "garbage", "18446744073709551615").
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
+    retry_after: String,
 
     /// Operations the fault flags below apply to (comma-separated names, or `*`).
     #[arg(long, default_value = "*", value_delimiter = ',')]
@@ -114,6 +118,11 @@ struct Cli {
     #[arg(long)]
     write_rate: Option<f64>,
 
+    /// The subscription-global buckets (shared by all principals) are this many times a
+    /// principal's [default 15].
+    #[arg(long)]
+    global_multiplier: Option<f64>,
+
     /// Disable ARM throttling (the remaining-quota headers are still sent).
     #[arg(long)]
     no_rate_limit: bool,
@@ -129,7 +138,7 @@ struct Cli {
     /// HybridContainerService api-versions accepted (comma-separated).
     #[arg(
         long,
-        default_value = "2024-01-01,2026-04-01-preview",
+        default_value = "2024-01-01,2026-04-01-preview,2026-06-01-preview",
         value_delimiter = ','
     )]
     hybrid_api_versions: Vec<String>,
@@ -143,6 +152,25 @@ struct Cli {
     /// seconds, as ACI does after about 10-15 minutes (MicrosoftDocs/azure-docs #48526). 0: no cap.
     #[arg(long, default_value_t = 600)]
     aci_session_cap_seconds: u64,
+
+    /// ACI exec: the TCP connection of a session from which nothing (not even a ping) came for
+    /// this many seconds is dropped without a close frame, as Azure's load balancers drop flows
+    /// idle for 4 minutes by default. 0: never.
+    #[arg(long, default_value_t = 0)]
+    aci_idle_drop_seconds: u64,
+
+    /// api-versions served for Microsoft.ContainerService/managedClusters (comma-separated);
+    /// others get NoRegisteredProviderFound. Default: any well-formed api-version.
+    #[arg(long, value_delimiter = ',')]
+    aks_api_versions: Vec<String>,
+
+    /// api-versions served for Microsoft.ContainerInstance/containerGroups (comma-separated);
+    /// others get NoRegisteredProviderFound. Default: any well-formed api-version.
+    #[arg(long, value_delimiter = ',')]
+    aci_api_versions: Vec<String>,
+
+    #[command(flatten)]
+    exec: exec_listener::ExecArgs,
 }
 
 fn fail(msg: &str) -> ! {
@@ -183,7 +211,9 @@ async fn main() {
             &state::random_hex()[..8]
         ))
     });
-    let material = tls::load_or_create(&state_dir).unwrap_or_else(|e| fail(&e));
+    exec_listener::validate(&cli.exec).unwrap_or_else(|e| fail(&e));
+    let material = tls::load_or_create(&state_dir, std::slice::from_ref(&cli.exec.exec_host))
+        .unwrap_or_else(|e| fail(&e));
     let mut ca_file = material.ca_path.clone();
     if let Some(out) = &cli.ca_out {
         std::fs::write(out, &material.ca_pem)
@@ -196,6 +226,9 @@ async fn main() {
         .unwrap_or_else(|e| fail(&format!("bind {}: {e}", cli.listen)));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let base_url = format!("https://127.0.0.1:{port}");
+    let exec = exec_listener::bind(&cli.exec)
+        .await
+        .unwrap_or_else(|e| fail(&e));
 
     let mut fault_cfg = world.faults.clone().unwrap_or_default();
     let flag_spec = FaultSpec {
@@ -213,7 +246,7 @@ async fn main() {
             *entry = FaultSpec {
                 latency_ms: flag_spec.latency_ms.or(entry.latency_ms),
                 response_delay_ms: flag_spec.response_delay_ms.or(entry.response_delay_ms),
-                retry_after: entry.retry_after,
+                retry_after: entry.retry_after.clone(),
                 throttle_rate: flag_spec.throttle_rate.or(entry.throttle_rate),
                 error500_rate: flag_spec.error500_rate.or(entry.error500_rate),
                 error503_rate: flag_spec.error503_rate.or(entry.error503_rate),
@@ -222,11 +255,16 @@ async fn main() {
         }
     }
     faults::validate_faults(&fault_cfg).unwrap_or_else(|e| fail(&e));
+    let retry_after = retry_after::RetryAfter::from_flag(&cli.retry_after);
+    retry_after
+        .validate()
+        .unwrap_or_else(|e| fail(&format!("--retry-after: {e}")));
     let mut budgets = world.budgets.clone().unwrap_or_default();
     budgets.read_burst = cli.read_burst.unwrap_or(budgets.read_burst);
     budgets.read_rate = cli.read_rate.unwrap_or(budgets.read_rate);
     budgets.write_burst = cli.write_burst.unwrap_or(budgets.write_burst);
     budgets.write_rate = cli.write_rate.unwrap_or(budgets.write_rate);
+    budgets.global_multiplier = cli.global_multiplier.unwrap_or(budgets.global_multiplier);
     if cli.no_rate_limit {
         budgets.enabled = false;
     }
@@ -240,7 +278,7 @@ async fn main() {
     let app_state = Arc::new(AppState {
         settings: Settings {
             base_url: base_url.clone(),
-            retry_after: cli.retry_after,
+            retry_after,
             token_lifetime: cli.token_lifetime_seconds,
             ca_pem: material.ca_pem.clone(),
             exec_session_ttl: Duration::from_secs(cli.exec_session_ttl_seconds),
@@ -249,6 +287,11 @@ async fn main() {
             aci_input_limit: cli.aci_input_message_limit,
             aci_session_cap: (cli.aci_session_cap_seconds > 0)
                 .then(|| Duration::from_secs(cli.aci_session_cap_seconds)),
+            aci_idle_drop: (cli.aci_idle_drop_seconds > 0)
+                .then(|| Duration::from_secs(cli.aci_idle_drop_seconds)),
+            exec_base: exec.base.clone(),
+            aks_api_versions: cli.aks_api_versions.clone(),
+            aci_api_versions: cli.aci_api_versions.clone(),
         },
         world: RwLock::new(Arc::new(world)),
         faults: RwLock::new(fault_cfg),
@@ -262,17 +305,21 @@ async fn main() {
         exec_sessions: Mutex::new(HashMap::new()),
         stats: Mutex::new(Stats::default()),
         started: std::time::SystemTime::now(),
+        world_since: RwLock::new(std::time::Instant::now()),
     });
+    let exec_app = server::exec_router(app_state.clone());
     let app = server::router(app_state);
     // Field order is part of the interface (documented in the README), so build the line by hand.
     let q = |s: &str| serde_json::Value::from(s).to_string();
     let ready = format!(
-        "{{\"event\":\"ready\",\"armEndpoint\":{},\"authorityHost\":{},\"identityEndpoint\":{},\"controlUrl\":{},\"caFile\":{},\"port\":{port}}}",
+        "{{\"event\":\"ready\",\"armEndpoint\":{},\"authorityHost\":{},\"identityEndpoint\":{},\"controlUrl\":{},\"caFile\":{},\"port\":{port},\"execEndpoint\":{},\"execPort\":{}}}",
         q(&base_url),
         q(&base_url),
         q(&format!("{base_url}/msi/token")),
         q(&format!("{base_url}/_emulator")),
         q(&ca_file.display().to_string()),
+        q(&exec.base),
+        exec.port,
     );
     {
         let mut out = std::io::stdout().lock();
@@ -281,6 +328,7 @@ async fn main() {
     }
     tracing::info!(%base_url, state_dir = %state_dir.display(), seed, "kubeinvoke-emulator ready");
     tokio::select! {
+        _ = server::serve(exec.listener, tls_config.clone(), exec_app) => {}
         _ = server::serve(listener, tls_config, app) => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate() => {}

@@ -64,8 +64,8 @@ pub fn log_dropped(state: &Shared, method: &str, path: &str, op: &str, client: O
 pub fn router(state: Shared) -> Router {
     Router::new()
         .nest("/_emulator", crate::control::router())
-        .route("/_aci/exec/{session}", get(crate::aci_ws::handler))
         .route("/msi/token", get(crate::msi::msi_token))
+        .route("/metadata/endpoints", get(crate::metadata::endpoints))
         .route("/{tenant}/oauth2/v2.0/token", post(crate::entra::token))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -76,6 +76,15 @@ pub fn router(state: Shared) -> Router {
             get(crate::entra::instance_discovery),
         )
         .fallback(any(crate::arm::handle))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The exec listener's router: only the ACI exec websocket, on a host and port of its own as ACI
+/// hands out (`wss://<id>.<region>.atlas.cloudapp.azure.com:19390/execstream/…`).
+pub fn exec_router(state: Shared) -> Router {
+    Router::new()
+        .route("/execstream/{session}", get(crate::aci_ws::handler))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -94,16 +103,9 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
         return next.run(req).await;
     }
     let h = req.headers();
+    // Specified as a GUID, but ARM takes other ids (undecorated 32-hex ones: Azure/azure-dev PR
+    // #9141) and echoes them; refusing them here would be strictness ARM does not have.
     let sent = header(h, "x-ms-correlation-request-id");
-    // ARM's common API contract makes it a GUID; a client sending anything else gets a 400 here
-    // (the code is the emulator's choice: ARM's own answer is not documented).
-    if let Some(bad) = sent.as_ref().filter(|v| uuid::Uuid::parse_str(v).is_err()) {
-        return crate::arm::arm_error(
-            axum::http::StatusCode::BAD_REQUEST,
-            "InvalidCorrelationRequestId",
-            format!("The x-ms-correlation-request-id header '{bad}' is not a GUID."),
-        );
-    }
     let correlation = sent.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let client_request_id = header(h, "x-ms-client-request-id");
     let echo =

@@ -14,8 +14,8 @@ use crate::world::World;
 pub struct Settings {
     /// `https://127.0.0.1:PORT` (no trailing slash).
     pub base_url: String,
-    /// Default `Retry-After` (seconds) when no fault entry sets one.
-    pub retry_after: u64,
+    /// Default `Retry-After` when no fault entry sets one.
+    pub retry_after: crate::retry_after::RetryAfter,
     pub token_lifetime: u64,
     /// The emulator CA (PEM); the default `certificate-authority-data` of kubeconfigs.
     pub ca_pem: String,
@@ -29,6 +29,15 @@ pub struct Settings {
     pub aci_input_limit: usize,
     /// ACI exec: sessions are cut after this long (`None`: never).
     pub aci_session_cap: Option<Duration>,
+    /// ACI exec: a session silent from the client's side this long loses its TCP connection
+    /// without a close frame (`None`: never).
+    pub aci_idle_drop: Option<Duration>,
+    /// `wss://{exec host}:{exec port}`: where exec websockets are, as ACI hands out a host and
+    /// port of its own (no trailing slash).
+    pub exec_base: String,
+    /// api-versions served for managedClusters / containerGroups; empty: any well-formed one.
+    pub aks_api_versions: Vec<String>,
+    pub aci_api_versions: Vec<String>,
 }
 
 /// What an issued access token stands for. The token value itself is only the map key.
@@ -62,6 +71,9 @@ pub struct AppState {
     pub exec_sessions: Mutex<HashMap<String, crate::aci_ws::ExecSession>>,
     pub stats: Mutex<Stats>,
     pub started: std::time::SystemTime,
+    /// When the current world began: the emulator's start, or the last `PUT /_emulator/world`.
+    /// Windows such as `notReplicatedForSeconds` count from here.
+    pub world_since: RwLock<Instant>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -83,10 +95,16 @@ impl AppState {
         self.stats.lock().expect("stats lock")
     }
 
-    pub fn retry_after_for(&self, op: &str) -> u64 {
+    pub fn retry_after_for(&self, op: &str) -> crate::retry_after::RetryAfter {
         crate::faults::effective(&self.faults(), op)
             .retry_after
-            .unwrap_or(self.settings.retry_after)
+            .unwrap_or_else(|| self.settings.retry_after.clone())
+    }
+
+    /// Whether `seconds` since the current world began have not passed yet.
+    pub fn within_world_window(&self, seconds: Option<f64>) -> bool {
+        let since = *self.world_since.read().expect("world clock lock");
+        seconds.is_some_and(|s| since.elapsed().as_secs_f64() < s)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The emulator's private CA and its serving certificate (IP:127.0.0.1, DNS:localhost), kept in the state dir.
+//! The emulator's private CA and its serving certificate (IP:127.0.0.1, DNS:localhost and the
+//! exec host), kept in the state dir.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ const CA_FILE: &str = "ca.pem";
 const CA_KEY_FILE: &str = "ca-key.pem";
 const CERT_FILE: &str = "server.pem";
 const KEY_FILE: &str = "server-key.pem";
+/// The names the serving certificate was issued for, one a line: a changed `--exec-host` gets a
+/// new certificate.
+const NAMES_FILE: &str = "server-names.txt";
 
 fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
@@ -39,10 +43,27 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     Ok(p)
 }
 
-fn serving_params() -> Result<CertificateParams, rcgen::Error> {
-    let mut p = CertificateParams::new(vec!["localhost".to_string()])?;
-    p.subject_alt_names
-        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+/// The serving certificate's names: always `localhost` and 127.0.0.1, plus `extra`.
+fn serving_names(extra: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    for n in extra {
+        let n = n.trim_end_matches('.').to_ascii_lowercase();
+        if !n.is_empty() && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+fn serving_params(names: &[String]) -> Result<CertificateParams, rcgen::Error> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    for n in names {
+        p.subject_alt_names
+            .push(match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(n.clone().try_into()?),
+            });
+    }
     p.distinguished_name
         .push(DnType::CommonName, "kubeinvoke-emulator");
     p.key_usages = vec![
@@ -59,8 +80,9 @@ fn read(dir: &Path, name: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(name)).ok()
 }
 
-/// Loads the CA and serving certificate from `dir`, creating whatever is missing.
-pub fn load_or_create(dir: &Path) -> Result<Material, String> {
+/// Loads the CA and serving certificate from `dir`, creating whatever is missing; the serving
+/// certificate is issued again when it does not cover `extra_names` (e.g. the exec host).
+pub fn load_or_create(dir: &Path, extra_names: &[String]) -> Result<Material, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let err = |e: rcgen::Error| e.to_string();
     let (ca_pem, ca_key) = match (read(dir, CA_FILE), read(dir, CA_KEY_FILE)) {
@@ -75,17 +97,20 @@ pub fn load_or_create(dir: &Path) -> Result<Material, String> {
             (cert.pem(), key)
         }
     };
+    let names = serving_names(extra_names).join("\n");
+    let same_names = read(dir, NAMES_FILE).is_some_and(|n| n.trim() == names);
     let (cert_pem, key_pem) = match (read(dir, CERT_FILE), read(dir, KEY_FILE)) {
-        (Some(c), Some(k)) => (c, k),
+        (Some(c), Some(k)) if same_names => (c, k),
         _ => {
             let issuer = Issuer::new(ca_params().map_err(err)?, ca_key);
             let key = KeyPair::generate().map_err(err)?;
-            let cert = serving_params()
+            let cert = serving_params(&serving_names(extra_names))
                 .map_err(err)?
                 .signed_by(&key, &issuer)
                 .map_err(err)?;
             write(dir, CERT_FILE, &cert.pem())?;
             write(dir, KEY_FILE, &key.serialize_pem())?;
+            write(dir, NAMES_FILE, &names)?;
             (cert.pem(), key.serialize_pem())
         }
     };

@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::{Budgets, FaultSpec};
 
+mod aci;
+mod aks;
+
+pub use aci::{Container, ContainerGroup, ContainerGroupState, OsType};
+pub use aks::{CommandPod, ManagedCluster, PowerState};
+
 pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000001";
 pub const DEFAULT_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
 pub const DEFAULT_SECRET: &str = "emulator-secret";
@@ -82,6 +88,15 @@ pub struct Principal {
     pub subscriptions: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_lifetime_seconds: Option<u64>,
+    /// For this many seconds after the world began (start or `PUT /_emulator/world`), Entra does
+    /// not know the app yet, as while a new app replicates: token requests get 400
+    /// `unauthorized_client` AADSTS700016, then succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_replicated_for_seconds: Option<f64>,
+    /// For this many seconds after the world began, ARM denies the principal every action (403
+    /// `AuthorizationFailed`), as while a new role assignment propagates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_assignment_delay_seconds: Option<f64>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -140,6 +155,9 @@ pub struct Subscription {
     /// Tenant that owns the subscription; default: the first tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// `displayName` in `GET /subscriptions` (az's subscription `name`); default: the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(default)]
     pub resource_groups: Vec<ResourceGroup>,
 }
@@ -160,96 +178,6 @@ pub struct ResourceGroup {
 
 fn default_location() -> String {
     "westeurope".to_string()
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ManagedCluster {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default)]
-    pub aad_managed: bool,
-    #[serde(default)]
-    pub disable_run_command: bool,
-    #[serde(default)]
-    pub disable_local_accounts: bool,
-    #[serde(default)]
-    pub private_cluster: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubernetes_version: Option<String>,
-    #[serde(default)]
-    pub kubeconfig: KubeconfigSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig_fault: Option<KubeconfigFault>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_command_failure: Option<RunCommandFailure>,
-    /// Minimum time (seconds, may be fractional) before a command's result becomes visible.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_duration: Option<f64>,
-    /// Extra environment for run commands (e.g. `KUBECONFIG` pointing at a local apiserver).
-    /// Host-process commands only: a command pod gets its kubeconfig from `kubeconfig`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub command_env: BTreeMap<String, String>,
-    /// Run commands in pods, as AKS does, on the Kubernetes that `kubeconfig` names (server, CA and
-    /// admin token); absent: a host process (`sh -c`), for load tests and the emulator's own tests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_pod: Option<CommandPod>,
-    /// Accept run commands (and run them) but answer 202 without a Location: an acceptance the
-    /// client cannot follow.
-    #[serde(default)]
-    pub accept_without_location: bool,
-}
-
-/// How command pods are made. Defaults are AKS's: namespace `aks-command`, 30 s to start, requests
-/// 200m CPU / 500Mi, limits 500m / 1Gi.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CommandPod {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_timeout_seconds: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_request: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_request: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_limit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_limit: Option<String>,
-}
-
-impl CommandPod {
-    pub fn image(&self) -> String {
-        self.image
-            .clone()
-            .unwrap_or_else(|| "localhost/kubeinvoke/aks-runner:1".into())
-    }
-    pub fn namespace(&self) -> String {
-        self.namespace
-            .clone()
-            .unwrap_or_else(|| "aks-command".into())
-    }
-    pub fn start_timeout(&self) -> u64 {
-        self.start_timeout_seconds.unwrap_or(30)
-    }
-    pub fn cpu_request(&self) -> String {
-        self.cpu_request.clone().unwrap_or_else(|| "200m".into())
-    }
-    pub fn memory_request(&self) -> String {
-        self.memory_request
-            .clone()
-            .unwrap_or_else(|| "500Mi".into())
-    }
-    pub fn cpu_limit(&self) -> String {
-        self.cpu_limit.clone().unwrap_or_else(|| "500m".into())
-    }
-    pub fn memory_limit(&self) -> String {
-        self.memory_limit.clone().unwrap_or_else(|| "1Gi".into())
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -290,41 +218,6 @@ pub enum KubeconfigFault {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RunCommandFailure {
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Fail only the first N attempts on this cluster; every attempt when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fail_first: Option<u32>,
-    /// Fail the POST itself (HTTP 400 with `reason` as the ARM error code), as AKS answers a
-    /// command pod that did not start in time; otherwise the failure is the command's result.
-    #[serde(default)]
-    pub on_post: bool,
-    /// The command started, then failed: the result carries `startedAt` (never sent again by a
-    /// careful client). Otherwise it reads as a command pod that did not start.
-    #[serde(default)]
-    pub started: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ContainerGroup {
-    pub name: String,
-    #[serde(default)]
-    pub containers: Vec<Container>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Container {
-    pub name: String,
-    #[serde(default)]
-    pub logs: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectedCluster {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,6 +239,12 @@ pub struct LroError {
     pub code: String,
     #[serde(default)]
     pub message: String,
+}
+
+impl Subscription {
+    pub fn display_name(&self) -> String {
+        self.display_name.clone().unwrap_or_else(|| self.id.clone())
+    }
 }
 
 fn eq(a: &str, b: &str) -> bool {
@@ -374,10 +273,25 @@ impl World {
                             c.name
                         ));
                     }
+                    if let Some(f) = &c.run_command_failure {
+                        f.validate()
+                            .map_err(|e| format!("managed cluster {}: {e}", c.name))?;
+                    }
                 }
             }
         }
         for p in &self.principals {
+            for (field, v) in [
+                ("notReplicatedForSeconds", p.not_replicated_for_seconds),
+                (
+                    "roleAssignmentDelaySeconds",
+                    p.role_assignment_delay_seconds,
+                ),
+            ] {
+                if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    return Err(format!("principal {}: {field} must be >= 0", p.client_id));
+                }
+            }
             if p.client_secret.is_none() && !p.federated {
                 return Err(format!(
                     "principal {} has neither clientSecret nor federated: true",
@@ -467,6 +381,7 @@ impl World {
             subscriptions: vec![Subscription {
                 id: DEFAULT_SUBSCRIPTION.to_string(),
                 tenant_id: None,
+                display_name: Some("Emulator Subscription".to_string()),
                 resource_groups: vec![ResourceGroup {
                     name: "rg1".to_string(),
                     location: default_location(),
@@ -491,6 +406,7 @@ impl World {
                                 "ready".to_string(),
                             ],
                         }],
+                        ..Default::default()
                     }],
                     connected_clusters: vec![ConnectedCluster {
                         name: "arc1".to_string(),

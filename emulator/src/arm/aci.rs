@@ -39,6 +39,9 @@ pub async fn handle(ctx: &Ctx, scope: &RgScope, group: &str, container: &str) ->
         );
     };
     if ctx.op == "aci.exec" {
+        if let Err(r) = super::container_group::require_running(cg, &scope.rg) {
+            return r;
+        }
         exec(ctx, &cg.name, c)
     } else {
         logs(ctx, c)
@@ -101,15 +104,9 @@ fn exec(ctx: &Ctx, group: &str, c: &Container) -> Response {
         sessions.retain(|_, s| s.expires + Duration::from_secs(600) > now);
         sessions.insert(session.clone(), record);
     }
-    let ws_base = ctx
-        .state
-        .settings
-        .base_url
-        .replacen("https://", "wss://", 1);
-    axum::Json(
-        json!({"webSocketUri": format!("{ws_base}/_aci/exec/{session}"), "password": password}),
-    )
-    .into_response()
+    // On the exec listener's own host and port, in ACI's path shape (`…:19390/execstream/…`).
+    let uri = format!("{}/execstream/{session}", ctx.state.settings.exec_base);
+    axum::Json(json!({"webSocketUri": uri, "password": password})).into_response()
 }
 
 fn logs(ctx: &Ctx, c: &Container) -> Response {

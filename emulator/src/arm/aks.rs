@@ -9,10 +9,11 @@ use serde_json::json;
 
 use super::kubeconfig::{self, Doc, User};
 use super::path::RgScope;
+use super::run_admission;
 use super::runner::{self, CommandRecord, Outcome};
 use super::{Ctx, arm_error};
-use crate::state::{Audience, rfc3339};
-use crate::world::ManagedCluster;
+use crate::state::rfc3339;
+use crate::world::{ManagedCluster, PowerState};
 
 fn cluster_path(scope: &RgScope, c: &ManagedCluster) -> String {
     // AKS reports ids with a lower-case `resourcegroups` segment.
@@ -45,13 +46,6 @@ fn default_fqdn(c: &ManagedCluster, loc: &str) -> String {
     format!("{}-dns-{hash}{private}.hcp.{loc}.azmk8s.io", c.name)
 }
 
-fn tenant_of(ctx: &Ctx, scope: &RgScope) -> String {
-    ctx.world
-        .subscription(&scope.sub)
-        .map(|s| ctx.world.subscription_tenant(s))
-        .unwrap_or_default()
-}
-
 pub fn get(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
     let loc = location(ctx, scope, c);
     let fqdn = default_fqdn(c, &loc);
@@ -61,7 +55,11 @@ pub fn get(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         .unwrap_or_else(|| "1.33.2".into());
     let mut props = json!({
         "provisioningState": "Succeeded",
-        "powerState": {"code": "Running"},
+        // A stopped cluster keeps provisioningState Succeeded (Azure/AKS #1871).
+        "powerState": {"code": match c.power_state {
+            PowerState::Running => "Running",
+            PowerState::Stopped => "Stopped",
+        }},
         "kubernetesVersion": version,
         "currentKubernetesVersion": version,
         "dnsPrefix": format!("{}-dns", c.name),
@@ -84,7 +82,7 @@ pub fn get(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         props["aadProfile"] = json!({
             "managed": true,
             "enableAzureRBAC": true,
-            "tenantID": tenant_of(ctx, scope),
+            "tenantID": run_admission::aad_tenant(ctx, scope, c),
             "adminGroupObjectIDs": null,
         });
     }
@@ -111,37 +109,10 @@ struct RunCommandRequest {
     cluster_token: Option<String>,
 }
 
-fn check_cluster_token(ctx: &Ctx, token: Option<&str>) -> Result<(), Response> {
-    let bad = |msg: &str| arm_error(StatusCode::BAD_REQUEST, "InvalidClusterToken", msg);
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Err(arm_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "clusterToken is required for AAD-managed clusters: get a token for '6dae42f8-4368-4678-94ff-3960e28e3630/.default' and pass it as clusterToken.",
-        ));
-    };
-    let info = ctx
-        .state
-        .tokens
-        .lock()
-        .expect("tokens lock")
-        .get(token)
-        .cloned();
-    let Some(info) = info else {
-        return Err(bad("clusterToken is not a valid access token."));
-    };
-    if info.expires_at <= SystemTime::now() {
-        return Err(bad("clusterToken has expired."));
+pub async fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
+    if let Err(r) = run_admission::require_running(c) {
+        return r;
     }
-    if info.audience != Audience::AksServer {
-        return Err(bad(
-            "clusterToken has the wrong audience; it must be issued for the AKS AAD server application 6dae42f8-4368-4678-94ff-3960e28e3630.",
-        ));
-    }
-    Ok(())
-}
-
-pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
     if c.disable_run_command {
         return arm_error(
             StatusCode::BAD_REQUEST,
@@ -169,11 +140,14 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
             "The value of parameter command is invalid: it must not be empty.",
         );
     }
-    if c.aad_managed
-        && let Err(r) = check_cluster_token(ctx, req.cluster_token.as_deref())
-    {
-        return r;
-    }
+    let cluster_token = if c.aad_managed {
+        match run_admission::cluster_token(ctx, scope, c, req.cluster_token.as_deref()) {
+            Ok(t) => Some(t),
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
     let id = crate::state::random_hex();
     let dir = runner::work_dir(&id);
     if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -204,24 +178,49 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         .filter(|f| f.fail_first.is_none_or(|n| attempt <= n));
     if let Some(f) = failure.filter(|f| f.on_post) {
         let _ = std::fs::remove_dir_all(&dir);
+        // AKS holds the POST while it waits for the command pod (about 30 s) before failing it.
+        if let Some(secs) = f.block_seconds.filter(|s| *s > 0.0) {
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        }
+        let status = f
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
         return arm_error(
-            StatusCode::BAD_REQUEST,
+            status,
             &f.reason,
             f.message.clone().unwrap_or_else(|| f.reason.clone()),
         );
     }
     let duration = Duration::from_secs_f64(c.command_duration.unwrap_or(0.0).max(0.0));
     let now = SystemTime::now();
+    let pod_target = c
+        .command_pod
+        .as_ref()
+        .and_then(|p| super::command_pod::PodTarget::from_world(&c.kubeconfig, p));
+    // An outcome known in advance: a configured failure, or a clusterToken that runs out first.
+    let preset = failure
+        .map(|f| Outcome::Failed {
+            reason: f.reason.clone(),
+            message: f.message.clone(),
+            started: f.started,
+        })
+        .or_else(|| {
+            cluster_token
+                .as_ref()
+                .and_then(|t| run_admission::expires_during(t, duration))
+        });
     let record = CommandRecord {
         cluster_key: key,
         started_at: now,
         visible_at: Instant::now() + duration,
         min_finished_at: now + duration,
-        outcome: failure.map(|f| Outcome::Failed {
-            reason: f.reason.clone(),
-            message: f.message.clone(),
-            started: f.started,
-        }),
+        // A host process starts at once, a pod once it runs (the pod runner reports it).
+        started: match &preset {
+            Some(Outcome::Failed { started, .. }) => *started,
+            _ => pod_target.is_none(),
+        },
+        outcome: preset.clone(),
     };
     ctx.state
         .commands
@@ -233,11 +232,9 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         .dispatches
         .entry(req.command.clone())
         .or_default() += 1;
-    let pod_target = c
-        .command_pod
-        .as_ref()
-        .and_then(|p| super::command_pod::PodTarget::from_world(&c.kubeconfig, p));
-    if failure.is_some() {
+    // `resultsNotFound`: accepted, but the command pod never runs it (and its result is never
+    // found).
+    if preset.is_some() || c.results_not_found {
         let _ = std::fs::remove_dir_all(&dir);
     } else if let Some(target) = pod_target {
         // The context was checked by extracting it above; the pod unzips it again itself.
@@ -255,8 +252,7 @@ pub fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
     }
     if c.accept_without_location {
         let mut resp = StatusCode::ACCEPTED.into_response();
-        resp.headers_mut()
-            .insert("retry-after", HeaderValue::from(ctx.retry_after()));
+        ctx.retry_after().apply(resp.headers_mut());
         return resp;
     }
     accepted(
@@ -271,11 +267,28 @@ fn accepted(ctx: &Ctx, path: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(&ctx.url(path)) {
         h.insert("location", v);
     }
-    h.insert("retry-after", HeaderValue::from(ctx.retry_after()));
+    ctx.retry_after().apply(h);
     resp
 }
 
+fn result_not_found(id: &str, c: &ManagedCluster) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!(
+            "Command result '{id}' was not found for managed cluster '{}'.",
+            c.name
+        ),
+    )
+}
+
 pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) -> Response {
+    if c.results_not_found {
+        // An accepted command whose pod never reached Running has no result: az then prints
+        // "Operation returned an invalid status 'Not Found'" (support article "Resolve az aks
+        // command invoke failures", cause 1).
+        return result_not_found(id, c);
+    }
     let key = cluster_path(scope, c).to_ascii_lowercase();
     let record = ctx
         .state
@@ -286,28 +299,34 @@ pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) 
         .filter(|r| r.cluster_key == key)
         .cloned();
     let Some(rec) = record else {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!(
-                "Command result '{id}' was not found for managed cluster '{}'.",
-                c.name
-            ),
-        );
+        return result_not_found(id, c);
     };
+    let started = rfc3339(rec.started_at);
     let outcome = match rec.outcome {
         Some(o) if Instant::now() >= rec.visible_at => o,
         _ => {
-            return accepted(
+            // In progress: 202 + Location + Retry-After *with* a RunCommandResult body, as AKS
+            // answers. azure-cli's RunCommandLocationPolling takes the state from this body (an
+            // empty one is a BadResponse) and its in-progress helper prints `startedAt` from it.
+            let mut props = json!({"provisioningState": "Running"});
+            if rec.started {
+                props["startedAt"] = json!(started);
+            }
+            let mut resp = accepted(
                 ctx,
                 &format!("{}/commandResults/{id}", cluster_path(scope, c)),
             );
+            *resp.body_mut() =
+                axum::body::Body::from(json!({"id": id, "properties": props}).to_string());
+            resp.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return resp;
         }
     };
-    let started = rfc3339(rec.started_at);
-    // The states in lower case, as the spec's examples spell them (specification/containerservice/
-    // resource-manager/Microsoft.ContainerService/aks/stable/2025-10-01/examples/
-    // RunCommandResultSucceed.json, RunCommandResultFailed.json); clients compare case-insensitively.
+    // Capitalized, as the service answers (the spec's examples spell them in lower case): az's
+    // `_print_command_result` compares with "Succeeded"/"Failed" case-sensitively.
     let props = match outcome {
         Outcome::Finished {
             exit_code,
@@ -316,7 +335,7 @@ pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) 
         } => {
             // With a configured duration the command "finishes" no earlier than that.
             let finished = finished_at.max(rec.min_finished_at);
-            json!({"provisioningState": "succeeded", "exitCode": exit_code, "startedAt": started,
+            json!({"provisioningState": "Succeeded", "exitCode": exit_code, "startedAt": started,
                    "finishedAt": rfc3339(finished), "logs": logs})
         }
         Outcome::Failed {
@@ -326,7 +345,7 @@ pub fn command_result(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, id: &str) 
         } => {
             // `startedAt` only when the command did start: its absence is how a client tells a
             // command that never ran (safe to send again) from one that ran and failed.
-            let mut p = json!({"provisioningState": "failed", "reason": reason});
+            let mut p = json!({"provisioningState": "Failed", "reason": reason});
             if ran {
                 p["startedAt"] = json!(started);
             }
@@ -370,11 +389,14 @@ pub fn list_credential(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster, admin: bo
         default_server,
         &ctx.state.settings.ca_pem,
     );
-    let tenant = tenant_of(ctx, scope);
+    // kubelogin signs in to the cluster's AAD tenant.
+    let tenant = run_admission::aad_tenant(ctx, scope, c);
     let (role, context, user) = if admin {
         (
             "clusterAdmin",
-            format!("{}-admin", c.name),
+            // The context is the cluster's name, as for the user; `az aks get-credentials
+            // --admin` appends "-admin" itself (to contexts whose user is clusterAdmin_*).
+            c.name.clone(),
             kubeconfig::admin_user(&c.kubeconfig, &c.name),
         )
     } else if c.aad_managed {

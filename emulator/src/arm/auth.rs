@@ -136,6 +136,17 @@ fn action_and_scope(route: &Route) -> Option<(String, String)> {
                 ),
             ))
         }
+        Route::ContainerGroup {
+            scope,
+            group,
+            whole: true,
+        } => Some((
+            "Microsoft.ContainerInstance/containerGroups/read".to_string(),
+            format!(
+                "{}/providers/Microsoft.ContainerInstance/containerGroups/{group}",
+                rg_prefix(scope)
+            ),
+        )),
         Route::HybridList {
             scope,
             cluster,
@@ -210,6 +221,17 @@ pub(super) fn check_access(
                 .unwrap_or_else(|| ("*/read".into(), format!("/subscriptions/{sub}")));
             return Err(forbidden(token, &action, &scope));
         }
+    }
+    // A role assignment takes a while to reach ARM everywhere: until then every action is denied,
+    // with ARM's advice to refresh credentials (the message `forbidden` builds ends with it).
+    if principal.is_some_and(|p| state.within_world_window(p.role_assignment_delay_seconds)) {
+        let (action, scope) = action_and_scope(route).unwrap_or_else(|| {
+            let scope = route
+                .subscription()
+                .map_or_else(|| "/".to_string(), |s| format!("/subscriptions/{s}"));
+            ("*/read".to_string(), scope)
+        });
+        return Err(forbidden(token, &action, &scope));
     }
     if let (Some(allowed), Some((action, scope))) = (
         principal.and_then(|p| p.allowed_actions.as_ref()),

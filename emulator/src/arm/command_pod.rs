@@ -78,6 +78,7 @@ pub async fn run(
     command: &str,
     context: Vec<u8>,
     cap: usize,
+    on_running: impl Fn(),
 ) -> Outcome {
     let client = match target.client().await {
         Ok(c) => c,
@@ -85,7 +86,7 @@ pub async fn run(
     };
     let ns = target.settings.namespace();
     let name = format!("command-{}", &id[..id.len().min(40)]);
-    let outcome = run_in(&client, target, &ns, &name, command, context, cap).await;
+    let outcome = run_in(&client, target, &name, command, context, cap, on_running).await;
     let dp = DeleteParams::background();
     let _ = Api::<Pod>::namespaced(client.clone(), &ns)
         .delete(
@@ -105,12 +106,13 @@ pub async fn run(
 async fn run_in(
     client: &Client,
     target: &PodTarget,
-    ns: &str,
     name: &str,
     command: &str,
     context: Vec<u8>,
     cap: usize,
+    on_running: impl Fn(),
 ) -> Outcome {
+    let ns = &target.settings.namespace();
     let namespaces = Api::<Namespace>::all(client.clone());
     if namespaces.get_opt(ns).await.ok().flatten().is_none() {
         let namespace: Namespace =
@@ -182,7 +184,10 @@ async fn run_in(
                 finished_at: SystemTime::now(),
             };
         }
-        started |= state.running.is_some();
+        if !started && state.running.is_some() {
+            started = true;
+            on_running();
+        }
         if !started && Instant::now() >= start_deadline {
             return Outcome::Failed {
                 reason: "KubernetesPerformanceError".into(),

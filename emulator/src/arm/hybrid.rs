@@ -49,11 +49,14 @@ fn api_version_ok(ctx: &Ctx, location: &str) -> Result<(), Response> {
 
 /// The api-versions whose swagger declares the list operations `final-state-via: location` with a
 /// 202 carrying only `Location` and `Retry-After` (specification/hybridaks/resource-manager/
-/// Microsoft.HybridContainerService/HybridContainerService/preview/2026-04-01-preview/openapi.json).
-/// The others answer like 2024-01-01 (stable/2024-01-01/provisionedClusterInstances.json:
-/// `final-state-via: azure-async-operation`, with `Location` as well).
+/// Microsoft.HybridContainerService/HybridContainerService/preview/2026-04-01-preview/openapi.json,
+/// and preview/2026-06-01-preview/openapi.json likewise). The others answer like 2024-01-01
+/// (stable/2024-01-01/provisionedClusterInstances.json: `final-state-via: azure-async-operation`,
+/// with `Location` as well).
 fn final_state_via_location(api_version: &str) -> bool {
-    api_version.eq_ignore_ascii_case("2026-04-01-preview")
+    ["2026-04-01-preview", "2026-06-01-preview"]
+        .iter()
+        .any(|v| api_version.eq_ignore_ascii_case(v))
 }
 
 fn instance_id(scope: &RgScope, cluster: &str) -> String {
@@ -118,7 +121,7 @@ pub fn list_kubeconfig(ctx: &Ctx, scope: &RgScope, cluster: &str, admin: bool) -
             h.insert(name, v);
         }
     }
-    h.insert("retry-after", HeaderValue::from(ctx.retry_after()));
+    ctx.retry_after().apply(h);
     resp
 }
 
@@ -231,13 +234,12 @@ pub fn poll(ctx: &Ctx, id: &str, result: bool) -> Response {
         {
             h.insert("location", v);
         }
-        h.insert("retry-after", HeaderValue::from(ctx.retry_after()));
+        ctx.retry_after().apply(h);
         return resp;
     }
     let mut resp = axum::Json(body(&op)).into_response();
     if !result && op.result.is_none() {
-        resp.headers_mut()
-            .insert("retry-after", HeaderValue::from(ctx.retry_after()));
+        ctx.retry_after().apply(resp.headers_mut());
     }
     resp
 }

@@ -3,12 +3,18 @@
 
 pub mod aci;
 pub mod aks;
+mod api_version;
 mod auth;
+mod body_limit;
 mod command_pod;
+mod container_group;
 pub mod hybrid;
 pub mod kubeconfig;
 pub mod path;
+mod run_admission;
 pub mod runner;
+mod subscriptions;
+mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,14 +22,15 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::faults::{self, Injected, Kind, Scope, Take};
+use crate::faults::{self, Injected, Kind, Scope};
 use crate::server::{ConnCtl, tag};
 use crate::state::Shared;
 use crate::world::World;
+use api_version::Provider;
 use auth::{authenticate, check_access};
 use path::{ClusterAction, Route};
 
@@ -35,6 +42,8 @@ pub struct Ctx {
     pub query: HashMap<String, String>,
     pub body: Bytes,
     pub op: &'static str,
+    /// Who is asking (from the bearer token).
+    pub caller: crate::state::TokenInfo,
 }
 
 impl Ctx {
@@ -46,7 +55,7 @@ impl Ctx {
         )
     }
 
-    pub fn retry_after(&self) -> u64 {
+    pub fn retry_after(&self) -> crate::retry_after::RetryAfter {
         self.state.retry_after_for(self.op)
     }
 }
@@ -84,6 +93,17 @@ pub fn resource_not_found(kind: &str, name: &str, rg: &str) -> Response {
     )
 }
 
+/// The request's api-version must be one `provider` serves (checked before the resource group,
+/// as ARM routes by type and version first; the location named is the group's when it exists).
+fn served_version(ctx: &Ctx, scope: &path::RgScope, provider: Provider) -> Result<(), Response> {
+    let location = ctx
+        .world
+        .resource_group(&scope.sub, &scope.rg)
+        .map(|g| g.location.clone())
+        .unwrap_or_else(|| "westeurope".into());
+    api_version::check(ctx, provider, &location)
+}
+
 /// Checks the resource group exists (the subscription was checked up front).
 pub fn require_rg(ctx: &Ctx, scope: &path::RgScope) -> Result<(), Response> {
     match ctx.world.resource_group(&scope.sub, &scope.rg) {
@@ -111,11 +131,6 @@ fn parse_query(uri: &axum::http::Uri) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-fn set_retry_after(resp: &mut Response, secs: u64) {
-    resp.headers_mut()
-        .insert("retry-after", HeaderValue::from(secs));
-}
-
 /// Fallback handler: every request that is not Entra, MSI, ACI websocket or control.
 pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -130,6 +145,10 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
             ),
         );
         return tag(r, "arm.invalid", None);
+    }
+    if body_limit::declared_too_large(&parts.headers) {
+        let r = body_limit::refuse_declared(&parts.headers, body).await;
+        return tag(r, "arm.tooLarge", None);
     }
     let route = path::parse(&raw_path);
     let op = route.op(&method);
@@ -181,56 +200,25 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
         );
         return tag(r, op, Some(&client));
     };
-    let budgets = state.budgets();
-    let remaining_header = format!(
-        "x-ms-ratelimit-remaining-{}-{}",
-        throttle_scope.header_prefix(),
-        kind.as_str()
-    );
-    let remaining = if budgets.enabled {
-        let take = state.buckets.lock().expect("buckets lock").take(
-            &budgets,
-            (throttle_scope.clone(), client.to_ascii_lowercase(), kind),
-            now,
-        );
-        match take {
-            Take::Allowed(n) => n,
-            Take::Throttled(secs) => {
-                let mut r = arm_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "SubscriptionRequestsThrottled",
-                    format!(
-                        "Number of '{}' requests for subscription '{}' actor '{client}' exceeded. Please try again after '{secs}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling for additional information.",
-                        if kind == Kind::Read { "read" } else { "write" },
-                        route.subscription().unwrap_or("")
-                    ),
-                );
-                set_retry_after(&mut r, secs);
-                r.headers_mut().insert(
-                    axum::http::HeaderName::try_from(remaining_header).expect("header name"),
-                    HeaderValue::from(0u64),
-                );
-                let mut stats = state.stats();
-                stats.throttled429 += 1;
-                stats.throttle_not_before.insert(
-                    (scope_key, client.clone()),
-                    (now, now + Duration::from_secs(secs)),
-                );
-                return tag(r, op, Some(&client));
-            }
-        }
-    } else if kind == Kind::Read {
-        budgets.read_burst as u64
-    } else {
-        budgets.write_burst as u64
+    let bucket = throttle::Request {
+        scope: &throttle_scope,
+        client: &client,
+        kind,
+        now,
+        scope_key: &scope_key,
+    };
+    let quota = match throttle::take(&state, &bucket) {
+        Ok(q) => q,
+        Err(r) => return tag(r, op, Some(&client)),
     };
     let world = state.world();
     let mut resp = match check_access(&world, &token, &route, &state) {
         Err(r) => r,
         Ok(()) => {
-            let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
-                .await
-                .unwrap_or_default();
+            let body = match body_limit::read(body).await {
+                Ok(b) => b,
+                Err(r) => return tag(r, op, Some(&client)),
+            };
             let ctx = Ctx {
                 state: state.clone(),
                 world,
@@ -238,6 +226,7 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
                 query,
                 body,
                 op,
+                caller: token.clone(),
             };
             let resp = dispatch(&ctx, &route, &method).await;
             let delay = faults::effective(&state.faults(), op)
@@ -249,10 +238,7 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
             resp
         }
     };
-    resp.headers_mut().insert(
-        axum::http::HeaderName::try_from(remaining_header).expect("header name"),
-        HeaderValue::from(remaining),
-    );
+    quota.apply(resp.headers_mut());
     remember_poll_urls(&state, &resp, &client, &raw_path);
     tag(resp, op, Some(&client))
 }
@@ -272,7 +258,7 @@ fn remember_poll_urls(state: &Shared, resp: &Response, client: &str, request_pat
     else {
         return;
     };
-    let until = Instant::now() + Duration::from_secs(secs);
+    let until = crate::retry_after::not_before(Instant::now(), secs);
     let mut stats = state.stats();
     if in_progress_status {
         stats.poll_not_before.insert(
@@ -317,7 +303,10 @@ async fn inject(
     }
     let draw = state.rng.lock().expect("rng lock").next_f64();
     let kind = faults::pick(&spec, draw)?;
-    let retry = spec.retry_after.unwrap_or(state.settings.retry_after);
+    let retry = spec
+        .retry_after
+        .clone()
+        .unwrap_or_else(|| state.settings.retry_after.clone());
     if kind == Injected::Drop
         && let Some(ctl) = ctl
     {
@@ -329,10 +318,13 @@ async fn inject(
     let mut resp = match kind {
         Injected::Throttle => {
             stats.throttled429 += 1;
-            stats.throttle_not_before.insert(
-                (scope_key.to_string(), client.to_string()),
-                (Instant::now(), Instant::now() + Duration::from_secs(retry)),
-            );
+            if let Some(secs) = retry.seconds() {
+                let now = Instant::now();
+                stats.throttle_not_before.insert(
+                    (scope_key.to_string(), client.to_string()),
+                    (now, crate::retry_after::not_before(now, secs)),
+                );
+            }
             arm_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
@@ -353,7 +345,7 @@ async fn inject(
         ),
     };
     if matches!(kind, Injected::Throttle | Injected::Error503) {
-        set_retry_after(&mut resp, retry);
+        retry.apply(resp.headers_mut());
     }
     Some(resp)
 }
@@ -369,6 +361,8 @@ async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
         )
     };
     match (route, ctx.op) {
+        (Route::Subscriptions, "arm.listSubscriptions") => subscriptions::list(ctx),
+        (Route::Subscription { sub }, "arm.getSubscription") => subscriptions::get(ctx, sub),
         (
             Route::Cluster {
                 scope,
@@ -377,6 +371,9 @@ async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
             },
             _,
         ) => {
+            if let Err(r) = served_version(ctx, scope, Provider::Aks) {
+                return r;
+            }
             if let Err(r) = require_rg(ctx, scope) {
                 return r;
             }
@@ -390,7 +387,7 @@ async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
             match (action, ctx.op) {
                 (ClusterAction::Get, "aks.get") => aks::get(ctx, scope, cluster),
                 (ClusterAction::RunCommand, "aks.runCommand") => {
-                    aks::run_command(ctx, scope, cluster)
+                    aks::run_command(ctx, scope, cluster).await
                 }
                 (ClusterAction::CommandResult(id), "aks.commandResult") => {
                     aks::command_result(ctx, scope, cluster, id)
@@ -412,21 +409,26 @@ async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
                 ..
             },
             "aci.exec" | "aci.logs",
-        ) => aci::handle(ctx, scope, group, container).await,
-        (Route::Container { scope, group, .. } | Route::ContainerGroup { scope, group }, _) => {
+        ) => match served_version(ctx, scope, Provider::Aci) {
+            Ok(()) => aci::handle(ctx, scope, group, container).await,
+            Err(r) => r,
+        },
+        (Route::Container { scope, group, .. } | Route::ContainerGroup { scope, group, .. }, _) => {
+            if let Err(r) = served_version(ctx, scope, Provider::Aci) {
+                return r;
+            }
             if let Err(r) = require_rg(ctx, scope) {
                 return r;
             }
-            if ctx
-                .world
-                .container_group(&scope.sub, &scope.rg, group)
-                .is_none()
-            {
+            let Some(cg) = ctx.world.container_group(&scope.sub, &scope.rg, group) else {
                 return resource_not_found(
                     "Microsoft.ContainerInstance/containerGroups",
                     group,
                     &scope.rg,
                 );
+            };
+            if ctx.op == "aci.get" {
+                return container_group::get(ctx, scope, cg);
             }
             not_served()
         }

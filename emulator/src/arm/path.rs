@@ -20,6 +20,10 @@ pub enum ClusterAction {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /subscriptions`: the subscriptions the caller may see.
+    Subscriptions,
+    /// `GET /subscriptions/{id}`.
+    Subscription { sub: String },
     Cluster {
         scope: RgScope,
         name: String,
@@ -32,14 +36,22 @@ pub enum Route {
         /// `exec`, `logs` or anything else.
         action: String,
     },
-    /// A container group path that is not a container action (for 404s).
-    ContainerGroup { scope: RgScope, group: String },
+    /// A container group path that is not a container action: the group itself (`whole`, its
+    /// GET) or something under it (for 404s).
+    ContainerGroup {
+        scope: RgScope,
+        group: String,
+        whole: bool,
+    },
     HybridList {
         scope: RgScope,
         cluster: String,
         admin: bool,
     },
     HybridPoll {
+        /// The subscription of a subscription-level operation URL (its polls are charged to that
+        /// subscription); `None` for a tenant-level one.
+        sub: Option<String>,
         location: String,
         id: String,
         /// `operationResults` (Location) rather than `operationStatuses` (Azure-AsyncOperation).
@@ -78,6 +90,7 @@ pub fn parse(path: &str) -> Route {
             && (is(seg(off + 4), "operationStatuses") || is(seg(off + 4), "operationResults"))
         {
             Some(Route::HybridPoll {
+                sub: (off == 2).then(|| seg(1).to_string()),
                 location: seg(off + 3).to_string(),
                 id: seg(off + 5).to_string(),
                 result: is(seg(off + 4), "operationResults"),
@@ -88,6 +101,14 @@ pub fn parse(path: &str) -> Route {
     };
     if let Some(r) = hybrid_poll(0) {
         return r;
+    }
+    if is(seg(0), "subscriptions") && (n == 1 || (n == 2 && seg(1).is_empty())) {
+        return Route::Subscriptions;
+    }
+    if is(seg(0), "subscriptions") && n == 2 {
+        return Route::Subscription {
+            sub: seg(1).to_string(),
+        };
     }
     if !is(seg(0), "subscriptions") || n < 2 {
         return Route::Other {
@@ -144,7 +165,11 @@ pub fn parse(path: &str) -> Route {
                 container: container.to_string(),
                 action: action.to_string(),
             },
-            _ => Route::ContainerGroup { scope, group: name },
+            _ => Route::ContainerGroup {
+                scope,
+                group: name,
+                whole: rest.is_empty(),
+            },
         };
     }
     if is(ns, "Microsoft.Kubernetes")
@@ -171,6 +196,8 @@ impl Route {
         let get = method == "GET";
         let post = method == "POST";
         match self {
+            Route::Subscriptions if get => "arm.listSubscriptions",
+            Route::Subscription { .. } if get => "arm.getSubscription",
             Route::Cluster { action, .. } => match action {
                 ClusterAction::Get if get => "aks.get",
                 ClusterAction::RunCommand if post => "aks.runCommand",
@@ -182,6 +209,7 @@ impl Route {
             Route::Container { action, .. } if post && is(action, "exec") => "aci.exec",
             Route::Container { action, .. } if get && is(action, "logs") => "aci.logs",
             Route::HybridList { .. } if post => "hybrid.listKubeconfig",
+            Route::ContainerGroup { whole: true, .. } if get => "aci.get",
             Route::HybridPoll { result: false, .. } if get => "hybrid.operationStatus",
             Route::HybridPoll { result: true, .. } if get => "hybrid.operationResult",
             _ => "arm.other",
@@ -194,7 +222,9 @@ impl Route {
             | Route::Container { scope, .. }
             | Route::ContainerGroup { scope, .. }
             | Route::HybridList { scope, .. } => Some(&scope.sub),
-            Route::HybridPoll { .. } => None,
+            Route::Subscription { sub } => Some(sub),
+            Route::HybridPoll { sub, .. } => sub.as_deref(),
+            Route::Subscriptions => None,
             Route::Other { sub, .. } => sub.as_deref(),
         }
     }
@@ -250,11 +280,42 @@ mod tests {
         assert_eq!(
             r,
             Route::HybridPoll {
+                sub: None,
                 location: "westeurope".into(),
                 id: "a*b".into(),
                 result: false
             }
         );
+        assert_eq!(r.subscription(), None);
+        let r = parse(
+            "/subscriptions/s1/providers/Microsoft.HybridContainerService/locations/westeurope/operationResults/x",
+        );
+        assert_eq!(r.subscription(), Some("s1"), "charged to the subscription");
+        assert_eq!(r.op("GET"), "hybrid.operationResult");
+        let r = parse(&format!(
+            "{RG}/Microsoft.ContainerInstance/containerGroups/cg"
+        ));
+        assert_eq!(r.op("GET"), "aci.get");
+        let r = parse(&format!(
+            "{RG}/Microsoft.ContainerInstance/containerGroups/cg/restart"
+        ));
+        assert_eq!(r.op("GET"), "arm.other");
+    }
+
+    #[test]
+    fn subscription_routes() {
+        assert_eq!(parse("/subscriptions"), Route::Subscriptions);
+        assert_eq!(parse("/Subscriptions").op("GET"), "arm.listSubscriptions");
+        assert_eq!(parse("/subscriptions").subscription(), None);
+        let r = parse("/subscriptions/s1");
+        assert_eq!(r, Route::Subscription { sub: "s1".into() });
+        assert_eq!(r.op("GET"), "arm.getSubscription");
+        assert_eq!(r.op("DELETE"), "arm.other");
+        assert_eq!(r.subscription(), Some("s1"));
+        assert!(matches!(
+            parse("/subscriptions/s1/resourceGroups"),
+            Route::Other { .. }
+        ));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct CommandRecord {
     pub visible_at: Instant,
     /// `startedAt` + `commandDuration`: the earliest reported `finishedAt`.
     pub min_finished_at: SystemTime,
+    /// The command is known to have started (a host process at once, a pod once it runs): an
+    /// in-progress poll then shows `startedAt`.
+    pub started: bool,
     pub outcome: Option<Outcome>,
 }
 
@@ -118,7 +121,13 @@ pub fn spawn_pod(
 ) {
     tokio::spawn(async move {
         let cap = state.settings.log_cap;
-        let outcome = super::command_pod::run(&target, &id, &command, context_zip, cap).await;
+        let on_running = || {
+            if let Some(rec) = state.commands.lock().expect("commands lock").get_mut(&id) {
+                rec.started = true;
+            }
+        };
+        let outcome =
+            super::command_pod::run(&target, &id, &command, context_zip, cap, on_running).await;
         if let Some(rec) = state.commands.lock().expect("commands lock").get_mut(&id) {
             rec.outcome = Some(outcome);
         }

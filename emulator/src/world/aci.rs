@@ -1,0 +1,41 @@
+//! Container groups in the world: their containers (with logs), state and operating system.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerGroup {
+    pub name: String,
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    /// `properties.instanceView.state`; exec needs `Running`.
+    #[serde(default)]
+    pub state: ContainerGroupState,
+    #[serde(default)]
+    pub os_type: OsType,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerGroupState {
+    #[default]
+    Running,
+    Stopped,
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OsType {
+    #[default]
+    Linux,
+    Windows,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    pub name: String,
+    #[serde(default)]
+    pub logs: Vec<String>,
+}
