@@ -454,6 +454,18 @@ async fn an_absurd_retry_after_never_crashes_the_operator() {
         c["throttled429"].as_u64().unwrap_or(0) + c["injectedFaults"].as_u64().unwrap_or(0) >= 1
     })
     .await;
+    // The answer was handled (a panic would have ended the reconcile before this log line).
+    support::wait_until(
+        Duration::from_secs(60),
+        "the throttled poll handled",
+        || async {
+            operator
+                .logs()
+                .contains("polling failed; retrying")
+                .then_some(())
+        },
+    )
+    .await;
     emulator.put_faults("{}").await;
     assert!(
         operator.is_running(),
@@ -518,4 +530,50 @@ async fn an_unknown_container_group_is_not_found_before_exec() {
         rc.status
     );
     assert_eq!(exec_sessions(&emulator.counters().await), 0);
+}
+
+/// Item 10: a quiet session survives a network path that drops idle flows (Azure's load
+/// balancers: 4 minutes by default; the emulator: 40 s), because the operator pings it.
+#[tokio::test]
+async fn a_quiet_shell_session_is_kept_alive_by_pings() {
+    let (client, ns) = setup("az-keepalive").await;
+    let (_emulator, _operator) = start(&ns, &["--aci-idle-drop-seconds", "40"], &[]);
+    let mut spec = aci_shell("cg1", "sleep 45; echo awake");
+    spec["timeoutSeconds"] = json!(120);
+    create(&client, &ns, "quiet", spec).await;
+    let rc = support::rcmd::wait_for(&client, &ns, "quiet", "a terminal phase", |rc| {
+        rc.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_terminal())
+    })
+    .await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+}
+
+/// Item 10: in direct mode (no shell, no exit code) a connection lost without a close frame says
+/// nothing about the executable's end: `SessionInterrupted`, not a successful end.
+#[tokio::test]
+async fn a_direct_session_lost_without_a_close_frame_is_interrupted() {
+    let (client, ns) = setup("az-lost").await;
+    let (_emulator, _operator) = start(&ns, &["--aci-idle-drop-seconds", "3"], &[]);
+    let spec = json!({
+        "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app"}},
+        "command": "/bin/cat",
+        "timeoutSeconds": 60,
+    });
+    create(&client, &ns, "lost", spec).await;
+    let rc = wait_finished(&client, &ns, "lost").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "SessionInterrupted".into()),
+        "{:?}",
+        rc.status
+    );
+    assert!(message(&rc).contains("close frame"), "{}", message(&rc));
 }

@@ -141,6 +141,47 @@ async fn chart_pods_are_ready_secure_and_work_with_their_own_token() {
         !logs.to_ascii_lowercase().contains("forbidden"),
         "the operator was refused something:\n{logs}"
     );
+
+    // A hostile header: every poll throttled with `Retry-After: 2^64-1`. The pods live on.
+    emulator
+        .put_faults(
+            r#"{"aks.commandResult": {"throttleRate": 1.0, "retryAfter": "18446744073709551615"}}"#,
+        )
+        .await;
+    rcmd::create(&admin, &ns, "hostile", rcmd::aks("aks1", "echo hostile")).await;
+    support::emulator::wait_counters(
+        &emulator,
+        "a poll throttled with the huge Retry-After",
+        |c| c["injectedFaults"].as_u64().unwrap_or(0) >= 1,
+    )
+    .await;
+    // The answer was handled (a panic would have ended the reconcile before this log line).
+    wait_until(
+        Duration::from_secs(60),
+        "the throttled poll handled",
+        || async { op.logs().contains("polling failed; retrying").then_some(()) },
+    )
+    .await;
+    emulator.put_faults("{}").await;
+    // The same pods as before, none restarted, both still Ready.
+    let after = op.live_pods().await;
+    let restarts: Vec<(String, i32)> = after
+        .iter()
+        .map(|p| {
+            let n = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+                .unwrap_or(0);
+            (p.name_any(), n)
+        })
+        .collect();
+    assert!(
+        restarts.iter().all(|(_, n)| *n == 0) && after.iter().all(is_ready),
+        "restarts after a hostile Retry-After: {restarts:?}\n{}",
+        op.logs()
+    );
 }
 
 #[tokio::test]

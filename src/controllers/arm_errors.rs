@@ -37,6 +37,11 @@ pub fn failure(err: &ArmError) -> Failure {
                 Reason::Forbidden,
                 format!("ARM refused the token: {message}"),
             ),
+            // The target stopped after it was read (or was not read): ACI's exec on a stopped
+            // group (azure-cli #8136), AKS's "(Succeeded,Stopped) state" (Azure/AKS #1871).
+            400 | 409 if not_running(api.code.as_deref(), &api.message) => {
+                Failure::terminal(Reason::TargetNotRunning, message)
+            }
             429 => Failure::transient(Reason::Throttled, message),
             // ARM's limit on a request body (`RequestContentTooLarge`): only a run command's files
             // make one that large.
@@ -90,6 +95,14 @@ pub fn failure(err: &ArmError) -> Failure {
     }
 }
 
+/// An answer that says the target is stopped or not running.
+fn not_running(code: Option<&str>, message: &str) -> bool {
+    matches!(
+        code,
+        Some("ContainerGroupStopped" | "ContainerGroupNotRunning")
+    ) || message.to_ascii_lowercase().contains(",stopped) state")
+}
+
 /// Entra ID's answers for its own load or outages: AADSTS50196 (throttled), AADSTS90033 ("a
 /// transient error has occurred"), OAuth's `temporarily_unavailable`, and HTTP 429.
 fn entra_throttled(message: &str) -> bool {
@@ -138,6 +151,20 @@ mod tests {
     #[test]
     fn each_answer_gets_its_reason_and_whether_it_may_pass() {
         let cases = [
+            (
+                api(409, "ContainerGroupStopped", "stopped"),
+                Reason::TargetNotRunning,
+                false,
+            ),
+            (
+                api(
+                    400,
+                    "OperationNotAllowed",
+                    "Managed cluster is in (Succeeded,Stopped) state.",
+                ),
+                Reason::TargetNotRunning,
+                false,
+            ),
             (
                 api(413, "RequestContentTooLarge", "too large"),
                 Reason::ContextTooLarge,
