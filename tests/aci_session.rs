@@ -64,7 +64,9 @@ impl Session {
         let emulator = Emulator::start(&world(), args);
         let ca = std::fs::read(&emulator.ca_file).expect("emulator CA");
         let mut config = ArmClientConfig::new(
-            Cloud::custom(&emulator.arm, &emulator.arm).expect("custom cloud"),
+            Cloud::custom(&emulator.arm, &emulator.arm)
+                .and_then(|c| c.with_exec_hosts(std::slice::from_ref(&emulator.exec_host)))
+                .expect("custom cloud"),
         );
         config.extra_ca_pem = Some(ca.clone());
         let arm = ArmClient::new(&config, Arc::new(NoopObserver)).expect("ARM client");

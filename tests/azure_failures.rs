@@ -252,10 +252,14 @@ async fn a_run_command_body_past_arms_limit_is_refused_before_sending() {
     let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let mut files = Vec::new();
     for i in 0..3 {
-        let bytes: Vec<u8> = (0..1_040_000u32)
-            .map(|n| {
-                let x = (n ^ (i * 7919)).wrapping_mul(2_654_435_761);
-                (x >> 13) as u8
+        // xorshift64: bytes deflate cannot shrink.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1);
+        let bytes: Vec<u8> = (0..1_040_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
             })
             .collect();
         let cm: ConfigMap = serde_json::from_value(json!({

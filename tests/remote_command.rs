@@ -397,7 +397,7 @@ async fn a_rotated_client_secret_takes_effect_at_once() {
         .unwrap();
     // A refused secret is waited for (a new one may still replicate): a short deadline.
     let mut spec = aks("aks1", "echo after-rotation");
-    spec["timeoutSeconds"] = json!(5);
+    spec["timeoutSeconds"] = json!(10);
     create(&client, &ns, "after", spec).await;
     let rc = wait_finished(&client, &ns, "after").await;
     assert_eq!(

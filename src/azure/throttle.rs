@@ -129,16 +129,27 @@ impl Throttle {
         }
     }
 
+    /// The bucket of `key`, a full one when it is new.
+    fn bucket<'b>(
+        &self,
+        buckets: &'b mut HashMap<BucketKey, Bucket>,
+        key: &BucketKey,
+        now: Instant,
+    ) -> &'b mut Bucket {
+        let cfg = self.config_for(key.kind);
+        buckets.entry(key.clone()).or_insert_with(|| Bucket {
+            tokens: cfg.burst,
+            updated: now,
+            paused_until: None,
+        })
+    }
+
     /// Takes one token, or says how long to wait before trying again.
     fn try_take(&self, key: &BucketKey, now: Instant) -> Result<(), Duration> {
         let cfg = self.config_for(key.kind);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         self.sweep(&mut buckets, now);
-        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
-            tokens: cfg.burst,
-            updated: now,
-            paused_until: None,
-        });
+        let bucket = self.bucket(&mut buckets, key, now);
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * cfg.per_second).min(cfg.burst);
         bucket.updated = now;
@@ -183,14 +194,9 @@ impl Throttle {
     /// Stops every caller of `key` until `until` (ARM said 429 + Retry-After); never shortens a pause.
     /// The bucket is also emptied: ARM's bucket is, so our estimate of it should be too.
     pub fn pause_until(&self, key: &BucketKey, until: Instant) {
-        let cfg = self.config_for(key.kind);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
-            tokens: cfg.burst,
-            updated: now,
-            paused_until: None,
-        });
+        let bucket = self.bucket(&mut buckets, key, now);
         bucket.tokens = 0.0;
         bucket.updated = now.max(until);
         bucket.paused_until = Some(bucket.paused_until.map_or(until, |p| p.max(until)));
@@ -207,11 +213,7 @@ impl Throttle {
         let cfg = self.config_for(key.kind);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket {
-            tokens: cfg.burst,
-            updated: now,
-            paused_until: None,
-        });
+        let bucket = self.bucket(&mut buckets, key, now);
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         if bucket.paused_until.is_none_or(|p| p <= now) {
             bucket.tokens = (bucket.tokens + elapsed * cfg.per_second).min(cfg.burst);

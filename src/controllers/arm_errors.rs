@@ -59,6 +59,10 @@ pub fn failure(err: &ArmError) -> Failure {
             Reason::Throttled,
             format!("Entra ID asks to retry later: {message}"),
         ),
+        // Entra's own transient failure ("a transient error has occurred, please try again").
+        ArmError::Auth { message: m, .. } if m.contains("AADSTS90033") => {
+            Failure::transient(Reason::Retrying, message)
+        }
         // A new application or secret is not known everywhere in the directory at once: waited
         // for until the deadline, like a missing Secret, with the reason shown.
         ArmError::Auth { message: m, .. } if entra_replicating(m) => Failure::transient(
@@ -103,12 +107,11 @@ fn not_running(code: Option<&str>, message: &str) -> bool {
     ) || message.to_ascii_lowercase().contains(",stopped) state")
 }
 
-/// Entra ID's answers for its own load or outages: AADSTS50196 (throttled), AADSTS90033 ("a
-/// transient error has occurred"), OAuth's `temporarily_unavailable`, and HTTP 429.
+/// Entra ID's answers for its own load: AADSTS50196 (throttled), OAuth's
+/// `temporarily_unavailable`, and HTTP 429.
 fn entra_throttled(message: &str) -> bool {
     [
         "AADSTS50196",
-        "AADSTS90033",
         "temporarily_unavailable",
         "429 Too Many Requests",
     ]
@@ -207,6 +210,11 @@ mod tests {
             (
                 auth("temporarily_unavailable: try later"),
                 Reason::Throttled,
+                true,
+            ),
+            (
+                auth("server_error: AADSTS90033: A transient error has occurred"),
+                Reason::Retrying,
                 true,
             ),
             (

@@ -218,14 +218,7 @@ impl Azure {
         }
         // A credential of its own has an empty token cache: the token it mints is new.
         let fresh = self.factory.build(&config)?;
-        let token = fresh
-            .get_token(&[self.cloud.aks_aad_server_scope()], None)
-            .await
-            .map_err(|e| ArmError::Auth {
-                operation: "AksAadServerToken",
-                message: e.to_string(),
-            })?;
-        Ok(Secret::new(token.token.secret().to_string()))
+        Ok(self.aks_aad_token_from(fresh.as_ref()).await?.0)
     }
 
     /// The cluster's facts, from a short-lived cache or one ARM `GET`.
@@ -268,8 +261,14 @@ impl Azure {
         &self,
         call: &CallContext,
     ) -> Result<(Secret, Option<k8s_openapi::jiff::Timestamp>), ArmError> {
-        let token = call
-            .credential
+        self.aks_aad_token_from(call.credential.as_ref()).await
+    }
+
+    async fn aks_aad_token_from(
+        &self,
+        credential: &dyn azure_core::credentials::TokenCredential,
+    ) -> Result<(Secret, Option<k8s_openapi::jiff::Timestamp>), ArmError> {
+        let token = credential
             .get_token(&[self.cloud.aks_aad_server_scope()], None)
             .await
             .map_err(|e| ArmError::Auth {

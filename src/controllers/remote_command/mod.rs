@@ -159,11 +159,33 @@ async fn not_started(
     base: RemoteCommandStatus,
     failure: Failure,
 ) -> Result<Action, Failure> {
+    let now = Timestamp::now();
+    let expired = status::deadline_of(&base, rc).is_some_and(|d| now >= d);
+    // What the run waited for is the verdict, not the deadline that ended the wait: a run that
+    // waited for a role assignment fails as Forbidden, even when the last try was cut short.
+    let waited_for = base
+        .reason
+        .as_deref()
+        .and_then(|r| Reason::ALL.iter().find(|x| x.as_str() == r))
+        .copied()
+        .filter(|r| waits_for(*r));
+    let failure = match waited_for {
+        Some(reason)
+            if !waits_for(failure.reason)
+                && matches!(
+                    failure.reason,
+                    Reason::DeadlineExceeded | Reason::Throttled | Reason::Retrying
+                )
+                && (expired || failure.reason == Reason::DeadlineExceeded) =>
+        {
+            Failure::transient(reason, base.message.clone().unwrap_or_default())
+        }
+        _ => failure,
+    };
     if !(failure.transient || failure.awaits_reference()) {
         return fail(api, rc, ctx, base, failure).await;
     }
-    let now = Timestamp::now();
-    if status::deadline_of(&base, rc).is_some_and(|d| now >= d) {
+    if expired {
         let message = format!(
             "{}; gave up after timeoutSeconds ({}s) without dispatching",
             failure.message, rc.spec.timeout_seconds
@@ -190,7 +212,9 @@ async fn not_started(
     if failure.reason == Reason::Forbidden && starts_waiting {
         warn(ctx, rc, &failure).await;
     }
-    Ok(Action::requeue(retry_delay(&failure)))
+    // Never wait past the deadline: the verdict comes when it passes.
+    let until_deadline = status::time_left(&s, rc) + Duration::from_millis(100);
+    Ok(Action::requeue(retry_delay(&failure).min(until_deadline)))
 }
 
 /// Ends the run with a failure: status, Event, log.
@@ -262,6 +286,17 @@ fn retry_delay(failure: &Failure) -> Duration {
         Reason::Conflict => Duration::from_millis(200),
         _ => Duration::from_secs(5),
     }
+}
+
+/// Reasons a run waits for (until its deadline) rather than fails at once.
+fn waits_for(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Forbidden
+            | Reason::CredentialNotFound
+            | Reason::FileNotFound
+            | Reason::FileNotAllowed
+    )
 }
 
 /// Requeue after an unexpected error (e.g. the Kubernetes API was unavailable).
