@@ -115,6 +115,7 @@ impl Session {
             correlation_id: uuid::Uuid::new_v4().to_string(),
             deadline,
             fence: None,
+            forget_credential: None,
         };
         let id: ContainerGroupId = group_id("cg1").parse().expect("container group id");
         self.aci

@@ -538,6 +538,7 @@ async fn malformed_arm_responses_map_to_their_reason() {
             correlation_id: format!("bad-input-{name}"),
             deadline: tokio::time::Instant::now() + Duration::from_secs(10),
             fence: None,
+            forget_credential: None,
         };
         let cluster: AksClusterId = id(&format!(
             "Microsoft.ContainerService/managedClusters/{name}"

@@ -173,6 +173,9 @@ pub struct CallContext {
     pub deadline: Instant,
     /// When set and false, nothing is sent any more: [`ArmError::Fenced`].
     pub fence: Option<Fence>,
+    /// Called when ARM says the token expired (`ExpiredAuthenticationToken`, a clock off from
+    /// ARM's): the credential and its cached token are dropped, so the next try mints a new one.
+    pub forget_credential: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -445,6 +448,12 @@ impl ArmClient {
                 }
                 Err(e) => e,
             };
+            if err.api().is_some_and(|a| {
+                a.status == 401 && a.code.as_deref() == Some("ExpiredAuthenticationToken")
+            }) && let Some(forget) = &ctx.forget_credential
+            {
+                forget();
+            }
             let delay = err
                 .retry_after()
                 .unwrap_or_else(|| self.inner.retry.backoff(attempt - 1, random_unit()));

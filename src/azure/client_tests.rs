@@ -591,6 +591,7 @@ async fn a_fence_that_falls_stops_the_retry_of_a_dispatch() {
     };
     let call = CallContext {
         fence: Some(fence),
+        forget_credential: None,
         ..ctx(Duration::from_secs(5))
     };
     let post = ArmRequest::path("Test_Post", Method::POST, "/x", "1").not_idempotent();
@@ -611,6 +612,7 @@ async fn a_fence_that_falls_stops_the_retry_of_a_dispatch() {
     };
     let call = CallContext {
         fence: Some(fence),
+        forget_credential: None,
         ..ctx(Duration::from_secs(5))
     };
     let err = testutil::client(&base).send(&call, post).await.unwrap_err();
@@ -677,4 +679,27 @@ async fn a_2xx_to_a_dispatch_is_an_answer_even_when_its_body_cannot_be_read() {
         .await
         .unwrap_err();
     assert!(matches!(err, ArmError::InvalidResponse { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_expired_token_drops_the_credential_so_the_next_try_gets_a_new_one() {
+    let body = r#"{"error":{"code":"ExpiredAuthenticationToken","message":"The access token expiry UTC time is earlier than current UTC time."}}"#;
+    let (base, _) = fake(vec![(401, vec![], body), (401, vec![], "{}")]).await;
+    let forgotten = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let call = CallContext {
+        forget_credential: Some({
+            let forgotten = forgotten.clone();
+            Arc::new(move || {
+                forgotten.fetch_add(1, Ordering::SeqCst);
+            })
+        }),
+        ..ctx(Duration::from_secs(5))
+    };
+    let client = testutil::client(&base);
+    let err = client.send(&call, get("/x")).await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert_eq!(forgotten.load(Ordering::SeqCst), 1);
+    // Any other 401 keeps the credential.
+    let _ = client.send(&call, get("/x")).await.unwrap_err();
+    assert_eq!(forgotten.load(Ordering::SeqCst), 1);
 }

@@ -99,6 +99,7 @@ pub fn ctx(deadline_in: Duration) -> CallContext {
         correlation_id: "corr-1".into(),
         deadline: Instant::now() + deadline_in,
         fence: None,
+        forget_credential: None,
     }
 }
 

@@ -121,7 +121,7 @@ pub struct Azure {
     pub aci: AciClient,
     pub hybrid: HybridClient,
     factory: CredentialFactory,
-    credentials: CredentialCache,
+    credentials: Arc<CredentialCache>,
     clusters: Mutex<HashMap<String, (Instant, ClusterInfo)>>,
 }
 
@@ -141,7 +141,7 @@ impl Azure {
             aci,
             hybrid,
             factory,
-            credentials: CredentialCache::new(),
+            credentials: Arc::new(CredentialCache::new()),
             clusters: Mutex::default(),
         }
     }
@@ -172,6 +172,7 @@ impl Azure {
             .credentials
             .get_or_try_insert(&key, &version, || self.factory.build(&source))
             .map_err(|e| arm_errors::failure(&e))?;
+        let cache = self.credentials.clone();
         Ok(CallContext {
             credential,
             principal: source.principal(),
@@ -179,6 +180,7 @@ impl Azure {
             correlation_id,
             deadline,
             fence: None,
+            forget_credential: Some(Arc::new(move || cache.remove(&key))),
         })
     }
 
