@@ -53,7 +53,7 @@ e2e: prereqs build
 	hack/images.sh build runner
 	@hack/e2e.sh
 
-## conformance: the emulator driven by the official Azure SDK for Python
+## conformance: the emulator driven by the official Azure SDK for Python and the Azure CLI
 conformance: build
 	@bash emulator/conformance/run.sh
 
@@ -75,7 +75,7 @@ chaos: prereqs
 
 ## test: everything CI runs: unit, Lua, end-to-end (chaos and bad-input smoke included), conformance, bench smoke
 test: prereqs unit lua-test e2e conformance bench-smoke
-	@echo "make test: unit, Lua, end-to-end (one-node Kubernetes v1.20.2 + emulator + operator pods) and Azure SDK conformance tests passed"
+	@echo "make test: unit, Lua, end-to-end (one-node Kubernetes v1.20.2 + emulator + operator pods), Azure SDK and Azure CLI conformance tests passed"
 
 ## demo: local one-node cluster + emulator + the operator installed with Helm + examples
 demo: prereqs build image

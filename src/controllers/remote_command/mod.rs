@@ -161,26 +161,17 @@ async fn not_started(
 ) -> Result<Action, Failure> {
     let now = Timestamp::now();
     let expired = status::deadline_of(&base, rc).is_some_and(|d| now >= d);
-    // What the run waited for is the verdict, not the deadline that ended the wait: a run that
-    // waited for a role assignment fails as Forbidden, even when the last try was cut short.
-    let waited_for = base
-        .reason
-        .as_deref()
-        .and_then(|r| Reason::ALL.iter().find(|x| x.as_str() == r))
-        .copied()
-        .filter(|r| waits_for(*r));
-    let failure = match waited_for {
-        Some(reason)
-            if !waits_for(failure.reason)
-                && matches!(
-                    failure.reason,
-                    Reason::DeadlineExceeded | Reason::Throttled | Reason::Retrying
-                )
-                && (expired || failure.reason == Reason::DeadlineExceeded) =>
-        {
-            Failure::transient(reason, base.message.clone().unwrap_or_default())
-        }
-        _ => failure,
+    // A run that waited for a role assignment (403) or a replicating principal fails as Forbidden
+    // when its deadline passes, even though the last try was cut short by that deadline.
+    let failure = if expired
+        && base.reason.as_deref() == Some(Reason::Forbidden.as_str())
+        && matches!(
+            failure.reason,
+            Reason::Throttled | Reason::Retrying | Reason::DeadlineExceeded
+        ) {
+        Failure::transient(Reason::Forbidden, base.message.clone().unwrap_or_default())
+    } else {
+        failure
     };
     if !(failure.transient || failure.awaits_reference()) {
         return fail(api, rc, ctx, base, failure).await;
@@ -286,17 +277,6 @@ fn retry_delay(failure: &Failure) -> Duration {
         Reason::Conflict => Duration::from_millis(200),
         _ => Duration::from_secs(5),
     }
-}
-
-/// Reasons a run waits for (until its deadline) rather than fails at once.
-fn waits_for(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::Forbidden
-            | Reason::CredentialNotFound
-            | Reason::FileNotFound
-            | Reason::FileNotAllowed
-    )
 }
 
 /// Requeue after an unexpected error (e.g. the Kubernetes API was unavailable).
