@@ -138,12 +138,13 @@ pub fn terminal_text(raw: &str) -> String {
     lines.join("\n")
 }
 
-/// Byte offset in `raw` just after the line that says the shell is ready, if it came.
+/// Byte offset in `raw` just after the line that says the shell is ready, once that whole line
+/// came: the terminal may deliver its `\r` and its `\n` in two pieces, and the `\n` is not output.
 pub fn find_ready(raw: &str, marker: &Marker) -> Option<usize> {
     let needle = format!("{}ready", marker.joined());
     let at = raw.find(&needle)? + needle.len();
     let rest = &raw[at..];
-    Some(at + rest.find('\n').map_or(rest.len(), |i| i + 1))
+    Some(at + rest.find('\n')? + 1)
 }
 
 #[derive(Clone, PartialEq, Eq)]
