@@ -16,7 +16,7 @@ use support::operator::Operator;
 use support::rcmd::setup;
 use support::{Cluster, wait_until};
 
-const EXTRA: &str = "          - {name: aks-cli, commandDuration: 0}";
+const EXTRA: &str = "          - {name: aks-cli, commandDuration: 0}\n          - {name: aks-cli-slow, commandDuration: 5}";
 
 fn start(ns: &str) -> (Emulator, Operator) {
     let emulator = Emulator::start(&world(EXTRA, ""), &[]);
@@ -288,4 +288,61 @@ fn completion_scripts_are_generated_for_each_shell() {
             "{shell}"
         );
     }
+}
+
+/// A failure after the command ran never exits 241 ("never ran"): a foreign Secret that takes the
+/// output's name while the command runs ends the run as SecretConflict, and the CLI exits with the
+/// command's own exit code. The same Secret there before the run is refused before dispatch.
+#[tokio::test]
+async fn a_failure_after_dispatch_never_exits_as_never_ran() {
+    let (client, ns) = setup("cli-after").await;
+    let (emulator, _operator) = start(&ns);
+    let out = run(
+        &ns,
+        &[
+            "aks",
+            &aks_id("aks-cli-slow"),
+            "--no-wait",
+            "-c",
+            "echo ran; exit 7",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let name = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    support::rcmd::wait_for(&client, &ns, &name, "dispatched", |rc| {
+        rc.status.as_ref().is_some_and(|s| s.command_id.is_some())
+    })
+    .await;
+    let foreign = |name: &str| -> Secret {
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": name}, "stringData": {"mine": "yes"}}),
+        )
+        .unwrap()
+    };
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    secrets
+        .create(&Default::default(), &foreign(&format!("{name}-output")))
+        .await
+        .unwrap();
+    let result = run(&ns, &["result", &name]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(code(&result), 7, "{stderr}");
+    assert!(stderr.contains("SecretConflict"), "{stderr}");
+
+    // Before the run: refused before anything is sent, so 241 is the truth.
+    secrets
+        .create(&Default::default(), &foreign("taken"))
+        .await
+        .unwrap();
+    let mut spec = support::rcmd::aks("aks-cli", "echo must-not-run");
+    spec["output"] = serde_json::json!({"secretName": "taken"});
+    support::rcmd::create(&client, &ns, "taken", spec).await;
+    let refused = run(&ns, &["result", "taken"]);
+    assert_eq!(
+        code(&refused),
+        i32::from(kubeinvoke::cli::exit::REFUSED),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(emulator.dispatches("echo must-not-run").await, 0);
 }

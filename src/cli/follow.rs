@@ -164,7 +164,7 @@ async fn print_outcome(
         Some(secret) => read_output(client, namespace, secret).await?,
         None => Vec::new(),
     };
-    let code = exit_code(phase, &reason, s.exit_code);
+    let code = exit_code(phase, &reason, s.exit_code, super::dispatched(&s));
     match format {
         OutputFormat::Text => {
             let mut out = std::io::stdout().lock();

@@ -365,21 +365,34 @@ async fn list(client: &Client, namespace: &str) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// The exit code for a finished run: the remote one when it ran, else one of [`exit`].
-pub fn exit_code(phase: Phase, reason: &str, exit_code: Option<i32>) -> u8 {
+/// The exit code for a finished run: the remote one when it ran, else one of [`exit`]. A run that
+/// was dispatched (`attempts` > 0) never exits [`exit::REFUSED`] ("never ran"): whatever ended it
+/// afterwards, the command may have run.
+pub fn exit_code(phase: Phase, reason: &str, exit_code: Option<i32>, dispatched: bool) -> u8 {
+    let ran = |code: Option<i32>| match code {
+        Some(c) if c.rem_euclid(256) != 0 => c.rem_euclid(256) as u8,
+        _ => 1,
+    };
     match (phase, reason) {
         (Phase::Succeeded, _) => 0,
         // ArmOperationFailed: AKS reports that the command started and then failed.
         // SecretRejected: it ran, but the API server would not store its output.
-        (_, "NonZeroExit" | "ArmOperationFailed" | "SecretRejected") => match exit_code {
-            Some(c) if c.rem_euclid(256) != 0 => c.rem_euclid(256) as u8,
-            _ => 1,
-        },
+        (_, "NonZeroExit" | "ArmOperationFailed" | "SecretRejected") => ran(exit_code),
         (_, "CommandDidNotStart" | "AdmissionDenied") => exit::DID_NOT_START,
         (_, "DispatchInterrupted" | "SessionInterrupted" | "ResultUnavailable") => exit::UNKNOWN,
         (_, "DeadlineExceeded") => exit::DEADLINE,
+        // Any other failure after a dispatch: the command ran when its exit code is known, else
+        // nobody knows whether it did.
+        _ if exit_code.is_some() => ran(exit_code),
+        _ if dispatched => exit::UNKNOWN,
         _ => exit::REFUSED,
     }
+}
+
+/// Whether a run's status says a dispatch may have reached ARM (AKS: an attempt that was not
+/// refused; ACI: a session whose command was typed).
+pub fn dispatched(s: &crate::api::remote_command::RemoteCommandStatus) -> bool {
+    s.attempts.unwrap_or(0) > 0 || s.command_id.is_some()
 }
 
 /// `10m`, `90s`, `1h`, `1h30m` or plain seconds.
@@ -431,27 +444,130 @@ mod tests {
 
     #[test]
     fn exit_codes_tell_ran_from_not_ran() {
-        assert_eq!(exit_code(Phase::Succeeded, "Completed", Some(0)), 0);
-        assert_eq!(exit_code(Phase::Succeeded, "ExitCodeUnavailable", None), 0);
-        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(3)), 3);
-        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(127)), 127);
-        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(256)), 1);
+        assert_eq!(exit_code(Phase::Succeeded, "Completed", Some(0), true), 0);
         assert_eq!(
-            exit_code(Phase::Failed, "CommandDidNotStart", None),
+            exit_code(Phase::Succeeded, "ExitCodeUnavailable", None, false),
+            0
+        );
+        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(3), false), 3);
+        assert_eq!(
+            exit_code(Phase::Failed, "NonZeroExit", Some(127), false),
+            127
+        );
+        assert_eq!(exit_code(Phase::Failed, "NonZeroExit", Some(256), false), 1);
+        assert_eq!(
+            exit_code(Phase::Failed, "CommandDidNotStart", None, false),
             exit::DID_NOT_START
         );
         assert_eq!(
-            exit_code(Phase::Failed, "DispatchInterrupted", None),
+            exit_code(Phase::Failed, "DispatchInterrupted", None, false),
             exit::UNKNOWN
         );
         assert_eq!(
-            exit_code(Phase::Failed, "DeadlineExceeded", None),
+            exit_code(Phase::Failed, "DeadlineExceeded", None, false),
             exit::DEADLINE
         );
-        assert_eq!(exit_code(Phase::Failed, "Forbidden", None), exit::REFUSED);
+        assert_eq!(
+            exit_code(Phase::Failed, "Forbidden", None, false),
+            exit::REFUSED
+        );
         // It started, then AKS reported it failed: it ran.
-        assert_eq!(exit_code(Phase::Failed, "ArmOperationFailed", None), 1);
-        assert_eq!(exit_code(Phase::Failed, "ArmOperationFailed", Some(9)), 9);
+        assert_eq!(
+            exit_code(Phase::Failed, "ArmOperationFailed", None, false),
+            1
+        );
+        assert_eq!(
+            exit_code(Phase::Failed, "ArmOperationFailed", Some(9), false),
+            9
+        );
+        // After a dispatch, no failure is "never ran": a known exit code, else unknown.
+        for reason in [
+            "Forbidden",
+            "TargetNotFound",
+            "SecretConflict",
+            "InvalidSpec",
+        ] {
+            assert_eq!(
+                exit_code(Phase::Failed, reason, None, true),
+                exit::UNKNOWN,
+                "{reason}"
+            );
+            assert_eq!(
+                exit_code(Phase::Failed, reason, Some(4), true),
+                4,
+                "{reason}"
+            );
+            assert_eq!(
+                exit_code(Phase::Failed, reason, Some(0), true),
+                1,
+                "{reason}"
+            );
+        }
+        assert_eq!(exit_code(Phase::Failed, "SecretRejected", Some(0), true), 1);
+        assert_eq!(
+            exit_code(Phase::Failed, "AdmissionDenied", None, true),
+            exit::DID_NOT_START
+        );
+    }
+
+    /// docs/cli.md's exit-status table names every status of [`exit`] and what maps to it.
+    #[test]
+    fn the_exit_status_table_matches_the_code() {
+        let doc = include_str!("../../docs/cli.md");
+        let table = doc
+            .split("## Exit status")
+            .nth(1)
+            .expect("docs/cli.md has an 'Exit status' section");
+        let rows: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("| 0"))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let row = |status: u8| {
+            rows.iter()
+                .find(|r| r.starts_with(&format!("| {status} |")))
+                .unwrap_or_else(|| panic!("docs/cli.md has no row for exit status {status}"))
+                .to_string()
+        };
+        for (status, reasons) in [
+            (exit::REFUSED, vec![]),
+            (
+                exit::DID_NOT_START,
+                vec!["CommandDidNotStart", "AdmissionDenied"],
+            ),
+            (
+                exit::UNKNOWN,
+                vec![
+                    "DispatchInterrupted",
+                    "SessionInterrupted",
+                    "ResultUnavailable",
+                ],
+            ),
+            (exit::DEADLINE, vec!["DeadlineExceeded"]),
+            (exit::CLI_ERROR, vec![]),
+            (exit::INTERRUPTED, vec![]),
+        ] {
+            let text = row(status);
+            for reason in reasons {
+                assert!(
+                    text.contains(reason),
+                    "exit status {status} row lacks {reason}: {text}"
+                );
+                assert_eq!(
+                    exit_code(Phase::Failed, reason, None, true),
+                    status,
+                    "{reason}"
+                );
+            }
+        }
+        let ran = rows
+            .iter()
+            .find(|r| r.starts_with("| 0–255 |"))
+            .expect("a 0–255 row");
+        for reason in ["ArmOperationFailed", "SecretRejected"] {
+            assert!(ran.contains(reason), "the 0–255 row lacks {reason}");
+        }
+        assert_eq!(rows.len(), 7, "one row per status: {rows:#?}");
     }
 
     #[test]

@@ -54,6 +54,13 @@ pub fn failure(err: &ArmError) -> Failure {
             400 | 405 | 411 | 415 | 422 => Failure::terminal(Reason::InvalidSpec, message),
             _ => Failure::transient(Reason::Retrying, message),
         },
+        // Workload identity without its ServiceAccount: an awaited reference, like a missing
+        // Secret (GitOps may create it later), not a token outage.
+        ArmError::Auth { message: m, .. }
+            if m.contains("no token for ServiceAccount") && m.contains("does not exist") =>
+        {
+            Failure::terminal(Reason::CredentialNotFound, message)
+        }
         // Entra ID's own throttling and outages pass with time.
         ArmError::Auth { message: m, .. } if entra_throttled(m) => Failure::transient(
             Reason::Throttled,
@@ -206,6 +213,13 @@ mod tests {
                 auth("AADSTS50196: The server terminated an operation"),
                 Reason::Throttled,
                 true,
+            ),
+            (
+                auth(
+                    "no token for ServiceAccount team-a/deployer: ServiceAccount team-a/deployer does not exist",
+                ),
+                Reason::CredentialNotFound,
+                false,
             ),
             (
                 auth("temporarily_unavailable: try later"),

@@ -136,6 +136,15 @@ async fn start(
     if let Err(f) = credential.check_use(&rc.namespace().unwrap_or_default(), wanted) {
         return not_started(api, rc, ctx, base, f).await;
     }
+    // Someone else's Secret under the output's name would only be noticed after the command ran:
+    // refused before anything is sent (it is checked again when the output is written).
+    let secrets = Api::namespaced(ctx.client.clone(), &rc.namespace().unwrap_or_default());
+    let output = children::output_secret_name(rc);
+    if let Err(f) =
+        super::owned::owned_secret(&secrets, rc, &output, "spec.output.secretName").await
+    {
+        return not_started(api, rc, ctx, base, f).await;
+    }
     let result = match (&rc.spec.target.aks, &rc.spec.target.container_instance) {
         (Some(_), None) => aks::start(api, rc, ctx, base.clone(), &credential).await,
         (None, Some(_)) => aci::start(api, rc, ctx, base.clone(), &credential).await,
