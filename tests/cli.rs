@@ -346,3 +346,45 @@ async fn a_failure_after_dispatch_never_exits_as_never_ran() {
     );
     assert_eq!(emulator.dispatches("echo must-not-run").await, 0);
 }
+
+/// With no operator serving the namespace the CLI does not wait forever: it withdraws the run it
+/// created and exits 245, and an operator that comes back later finds nothing to start.
+#[tokio::test]
+async fn with_no_operator_the_run_is_withdrawn_and_never_starts_later() {
+    let (client, ns) = setup("cli-no-operator").await;
+    let emulator = Emulator::start(&world(EXTRA, ""), &[]);
+    let out = aks_run(&ns, "echo nobody-served-this");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        code(&out),
+        i32::from(kubeinvoke::cli::exit::NO_OPERATOR),
+        "{stderr}"
+    );
+    assert!(stderr.contains("withdrawn"), "{stderr}");
+    let left = Api::<RemoteCommand>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "a withdrawn run is gone");
+    // An operator that starts now has nothing to run.
+    let _operator = Operator::start(&emulator, &ns, &[]);
+    create_marker_and_wait(&client, &ns).await;
+    assert_eq!(emulator.dispatches("echo nobody-served-this").await, 0);
+}
+
+/// Runs one more command through the operator and waits for it: when it finished, the operator
+/// had every chance to pick up whatever else was in the namespace.
+async fn create_marker_and_wait(client: &kube::Client, ns: &str) {
+    support::rcmd::create(
+        client,
+        ns,
+        "marker",
+        support::rcmd::aks("aks-cli", "echo marker"),
+    )
+    .await;
+    let rc = support::rcmd::wait_finished(client, ns, "marker").await;
+    assert_eq!(
+        support::rcmd::outcome(&rc),
+        ("Succeeded".into(), "Completed".into())
+    );
+}

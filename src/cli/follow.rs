@@ -13,33 +13,72 @@ use super::{Error, OutputFormat, exit, exit_code};
 use crate::api::Phase;
 use crate::api::remote_command::RemoteCommand;
 
+/// How long a run the CLI created may go unanswered before the CLI concludes that no operator
+/// serves its namespace (an operator writes a status within seconds of a create).
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long past the run's `timeoutSeconds` the CLI still waits for its verdict (the operator
+/// writes it when the deadline passes; a run that outlives even this is left to the cluster).
+pub const GRACE: Duration = Duration::from_secs(60);
+
 /// Waits until `name` finishes, then prints its output (or outcome) and returns the exit code.
-/// Ctrl-C stops waiting and leaves the run alone.
+/// Ctrl-C stops waiting and leaves the run alone. With `created`, the CLI made the run itself: if
+/// no operator answers it within [`ACK_TIMEOUT`], it is withdrawn (never sent) rather than left to
+/// start whenever an operator comes back.
 pub async fn wait_and_print(
     client: &Client,
     namespace: &str,
     name: &str,
     format: OutputFormat,
+    created: bool,
 ) -> Result<u8, Error> {
     let api: Api<RemoteCommand> = Api::namespaced(client.clone(), namespace);
-    let finished = tokio::select! {
-        rc = wait(&api, name) => rc?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!(
-                "\ninterrupted: {namespace}/{name} goes on in the cluster; reattach with: kubectl invoke result {name} -n {namespace}"
-            );
-            return Ok(exit::INTERRUPTED);
+    let mut created = created;
+    loop {
+        let waited = tokio::select! {
+            w = wait(&api, name, created) => w?,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!(
+                    "\ninterrupted: {namespace}/{name} goes on in the cluster; reattach with: kubectl invoke result {name} -n {namespace}"
+                );
+                return Ok(exit::INTERRUPTED);
+            }
+        };
+        match waited {
+            Waited::Finished(rc) => return print_outcome(client, namespace, &rc, format).await,
+            Waited::Unanswered(rc) => match withdraw(&api, namespace, &rc).await? {
+                Some(code) => return Ok(code),
+                // An operator answered at the last moment: it is a run like any other now.
+                None => created = false,
+            },
+            Waited::TooLong(limit) => {
+                eprintln!(
+                    "{namespace}/{name}: no verdict {}s after the run's timeoutSeconds; it is left to the cluster \
+                     (kubectl invoke result {name} -n {namespace})",
+                    limit.as_secs()
+                );
+                return Ok(exit::DEADLINE);
+            }
         }
-    };
-    print_outcome(client, namespace, &finished, format).await
+    }
 }
 
-/// Watches the one object until its current run is terminal, reporting each change.
-async fn wait(api: &Api<RemoteCommand>, name: &str) -> Result<RemoteCommand, Error> {
+enum Waited {
+    Finished(RemoteCommand),
+    /// Nothing answered the run the CLI created.
+    Unanswered(RemoteCommand),
+    /// The run did not finish within its timeout plus [`GRACE`].
+    TooLong(Duration),
+}
+
+/// Watches the one object until its current run is terminal, reporting each change; gives up on
+/// a created run nobody answers, and on any run after its timeout plus [`GRACE`].
+async fn wait(api: &Api<RemoteCommand>, name: &str, created: bool) -> Result<Waited, Error> {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = std::pin::pin!(watcher::watcher(api.clone(), config).applied_objects());
     let mut progress = Progress::new(name);
     let mut tick = tokio::time::interval(Duration::from_millis(120));
+    let started = tokio::time::Instant::now();
+    let mut last: Option<RemoteCommand> = None;
     loop {
         tokio::select! {
             event = events.next() => match event {
@@ -47,8 +86,9 @@ async fn wait(api: &Api<RemoteCommand>, name: &str) -> Result<RemoteCommand, Err
                     progress.update(&rc);
                     if is_finished(&rc) {
                         progress.done();
-                        return Ok(rc);
+                        return Ok(Waited::Finished(rc));
                     }
+                    last = Some(rc);
                 }
                 Some(Err(watcher::Error::InitialListFailed(e))) => {
                     return Err(format!("watching RemoteCommand {name}: {e}").into())
@@ -57,8 +97,51 @@ async fn wait(api: &Api<RemoteCommand>, name: &str) -> Result<RemoteCommand, Err
                 Some(Err(_)) => {}
                 None => return Err("the watch ended".into()),
             },
-            _ = tick.tick() => progress.spin(),
+            _ = tick.tick() => {
+                progress.spin();
+                let Some(rc) = &last else { continue };
+                let answered = rc.status.as_ref().is_some_and(|s| s.phase.is_some());
+                if created && !answered && started.elapsed() >= ACK_TIMEOUT {
+                    progress.done();
+                    return Ok(Waited::Unanswered(rc.clone()));
+                }
+                let limit = Duration::from_secs(rc.spec.timeout_seconds.max(0) as u64) + GRACE;
+                if answered && started.elapsed() >= limit {
+                    progress.done();
+                    return Ok(Waited::TooLong(limit));
+                }
+            }
         }
+    }
+}
+
+/// Deletes a run no operator answered, on the condition that it is still as the CLI last saw it
+/// (a resourceVersion precondition): an operator that wrote its status meanwhile wins (`None`),
+/// and the run is then waited for like any other.
+async fn withdraw(
+    api: &Api<RemoteCommand>,
+    namespace: &str,
+    rc: &RemoteCommand,
+) -> Result<Option<u8>, Error> {
+    let name = rc.name_any();
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: rc.metadata.resource_version.clone(),
+            uid: rc.metadata.uid.clone(),
+        }),
+        ..Default::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {
+            eprintln!(
+                "{namespace}/{name}: no kubeinvoke operator answered within {}s, so none serves namespace {namespace}; \
+                 the run was withdrawn and never sent",
+                ACK_TIMEOUT.as_secs()
+            );
+            Ok(Some(exit::NO_OPERATOR))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+        Err(e) => Err(format!("withdrawing {namespace}/{name}: {e}").into()),
     }
 }
 

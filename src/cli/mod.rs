@@ -35,6 +35,8 @@ pub mod exit {
     pub const UNKNOWN: u8 = 243;
     /// `timeoutSeconds` passed (`DeadlineExceeded`): it may still be running, or never started.
     pub const DEADLINE: u8 = 244;
+    /// No operator answered a run the CLI created: it was withdrawn, never sent.
+    pub const NO_OPERATOR: u8 = 245;
 }
 
 /// Run commands on private AKS clusters and Azure Container Instances through kubeinvoke, from the
@@ -219,7 +221,7 @@ async fn execute(args: InvokeArgs) -> Result<u8, Error> {
             submit(&client, &namespace, spec, &a.run, Vec::new()).await
         }
         InvokeCommand::Result(r) => {
-            follow::wait_and_print(&client, &namespace, &r.name, r.output).await
+            follow::wait_and_print(&client, &namespace, &r.name, r.output, false).await
         }
         InvokeCommand::Ls => list(&client, &namespace).await,
         InvokeCommand::Kubeconfig(k) => kubeconfig::write(&client, &namespace, &k).await,
@@ -330,7 +332,7 @@ async fn submit(
         return Ok(0);
     }
     eprintln!("remotecommand {namespace}/{name} created");
-    follow::wait_and_print(client, namespace, &name, run.output).await
+    follow::wait_and_print(client, namespace, &name, run.output, true).await
 }
 
 /// `kubectl invoke ls`.
@@ -545,6 +547,7 @@ mod tests {
             ),
             (exit::DEADLINE, vec!["DeadlineExceeded"]),
             (exit::CLI_ERROR, vec![]),
+            (exit::NO_OPERATOR, vec![]),
             (exit::INTERRUPTED, vec![]),
         ] {
             let text = row(status);
@@ -567,7 +570,7 @@ mod tests {
         for reason in ["ArmOperationFailed", "SecretRejected"] {
             assert!(ran.contains(reason), "the 0–255 row lacks {reason}");
         }
-        assert_eq!(rows.len(), 7, "one row per status: {rows:#?}");
+        assert_eq!(rows.len(), 8, "one row per status: {rows:#?}");
     }
 
     #[test]
