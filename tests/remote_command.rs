@@ -1416,3 +1416,41 @@ async fn at_least_once_re_dispatch_is_bounded_by_max_attempts() {
     let message = status.message.unwrap_or_default();
     assert!(message.contains("maxAttempts (2)"), "{message}");
 }
+
+/// A run asked for while no operator ran starts when one comes back (as a Job would) — unless
+/// its `startingDeadlineSeconds` passed meanwhile: then it fails as StartingDeadlineExceeded and is
+/// never sent.
+#[tokio::test]
+async fn a_run_past_its_starting_deadline_never_starts() {
+    let (client, ns) = setup("rc-late-start").await;
+    let emulator = Emulator::start(&world(EXTRA, ""), &[]);
+    let mut late = aks("aks1", "echo too-late-to-start");
+    late["startingDeadlineSeconds"] = json!(3);
+    create(&client, &ns, "late", late).await;
+    let mut patient = aks("aks1", "echo still-wanted");
+    patient["startingDeadlineSeconds"] = json!(600);
+    create(&client, &ns, "patient", patient).await;
+    let asked = std::time::Instant::now();
+    support::wait_until(
+        std::time::Duration::from_secs(10),
+        "the starting deadline to pass with no operator",
+        || async { (asked.elapsed() > std::time::Duration::from_secs(4)).then_some(()) },
+    )
+    .await;
+    let _operator = Operator::start(&emulator, &ns, &[]);
+    let rc = wait_finished(&client, &ns, "late").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "StartingDeadlineExceeded".into()),
+        "{:?}",
+        rc.status
+    );
+    let rc = wait_finished(&client, &ns, "patient").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+    assert_eq!(emulator.dispatches("echo too-late-to-start").await, 0);
+}

@@ -103,6 +103,15 @@ pub struct RemoteCommandSpec {
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: i64,
 
+    /// How late the run may still start, in seconds after it was asked for (the object's
+    /// creation, or the latest change of its spec by anyone but the operator), like a CronJob's
+    /// `startingDeadlineSeconds`. A run not dispatched by then fails with
+    /// `reason: StartingDeadlineExceeded` and is never sent (e.g. when no operator ran meanwhile).
+    /// Unset: no bound. `kubectl invoke` sets it to its `--timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub starting_deadline_seconds: Option<i64>,
+
     /// How many times to dispatch when the command provably did not run (`CommandDidNotStart`).
     #[serde(default = "default_max_attempts")]
     #[schemars(range(min = 1, max = 10))]

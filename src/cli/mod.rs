@@ -276,6 +276,9 @@ async fn submit(
 ) -> Result<u8, Error> {
     spec["command"] = run.command.clone().into();
     spec["timeoutSeconds"] = run.timeout.as_secs().clamp(1, 86_400).into();
+    // A run this CLI gave up on must not start much later (the CLI also withdraws it when no
+    // operator answers, but it may be killed before it can).
+    spec["startingDeadlineSeconds"] = run.timeout.as_secs().clamp(1, 86_400).into();
     if let Some(id) = &run.run_id {
         spec["runId"] = id.clone().into();
     }

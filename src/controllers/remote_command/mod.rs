@@ -105,6 +105,11 @@ async fn start(
     ctx: &Arc<Context>,
     base: RemoteCommandStatus,
 ) -> Result<Action, Failure> {
+    if base.attempts.unwrap_or(0) == 0
+        && let Some(late) = status::past_starting_deadline(rc, Timestamp::now())
+    {
+        return fail(api, rc, ctx, base, late).await;
+    }
     let credential = match ctx
         .credential(
             &rc.namespace().unwrap_or_default(),

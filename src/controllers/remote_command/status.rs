@@ -222,6 +222,38 @@ pub fn failed(
     s
 }
 
+/// When the run was asked for: the latest write of the object by anyone but the operator (its
+/// creation, or a change of its spec or runId), from `managedFields`; else its creation.
+pub fn requested_at(rc: &RemoteCommand) -> Option<Timestamp> {
+    let created = rc.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let latest = rc
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() != Some(crate::controllers::context::FIELD_MANAGER))
+        .filter(|m| m.subresource.as_deref() != Some("status"))
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max();
+    latest.into_iter().chain(created).max()
+}
+
+/// A run not yet dispatched whose `startingDeadlineSeconds` passed: it must not start any more.
+pub fn past_starting_deadline(rc: &RemoteCommand, now: Timestamp) -> Option<Failure> {
+    let bound = rc.spec.starting_deadline_seconds?;
+    let asked = requested_at(rc)?;
+    let late = now.duration_since(asked).as_secs();
+    (late > bound).then(|| {
+        Failure::terminal(
+            Reason::StartingDeadlineExceeded,
+            format!(
+                "not dispatched: the run was asked for {late}s ago, later than startingDeadlineSeconds ({bound}s) allows; \
+                 it was never sent (set a new spec.runId to run it now)"
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +392,35 @@ mod tests {
             deadline(&r),
             now().checked_add(SignedDuration::from_secs(600)).ok()
         );
+    }
+
+    #[test]
+    fn the_starting_deadline_counts_from_the_latest_request() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let t = |secs: i64| Timestamp::from_second(1_800_000_000 + secs).unwrap();
+        let mut rc = RemoteCommand::new(
+            "r",
+            serde_json::from_value(serde_json::json!({"target": {"aks": {"resourceId": "x"}}, "command": "true", "startingDeadlineSeconds": 60})).unwrap(),
+        );
+        rc.metadata.creation_timestamp = Some(Time(t(0)));
+        assert!(past_starting_deadline(&rc, t(59)).is_none());
+        let late = past_starting_deadline(&rc, t(61)).expect("past its deadline");
+        assert_eq!(late.reason, Reason::StartingDeadlineExceeded);
+        // A later change of the spec by a user asks again; the operator's own writes do not.
+        let entry = |manager: &str, at: i64, sub: Option<&str>| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            time: Some(Time(t(at))),
+            subresource: sub.map(str::to_string),
+            ..Default::default()
+        };
+        rc.metadata.managed_fields = Some(vec![
+            entry("kubectl-client-side-apply", 100, None),
+            entry(crate::controllers::context::FIELD_MANAGER, 500, None),
+            entry("someone", 900, Some("status")),
+        ]);
+        assert!(past_starting_deadline(&rc, t(150)).is_none());
+        assert!(past_starting_deadline(&rc, t(170)).is_some());
+        rc.spec.starting_deadline_seconds = None;
+        assert!(past_starting_deadline(&rc, t(100_000)).is_none());
     }
 }
