@@ -169,8 +169,9 @@ async fn did_not_start_is_read_by_error_code_and_a_webhook_denial_is_final() {
     assert_eq!(webhook_posts, 1, "a denial is never sent again: {posts}");
 }
 
-/// Item 3: `commandResults` 404 for an accepted command while the cluster exists means its pod
-/// never reached Running: `CommandDidNotStart`, sent again only under AtLeastOnce.
+/// Item 3: `commandResults` 404 for an accepted command while the cluster exists: its pod never
+/// reached Running (or its result expired). Sent again only under AtLeastOnce (then
+/// `CommandDidNotStart` once attempts run out); under AtMostOnce `ResultUnavailable`.
 #[tokio::test]
 async fn a_result_lost_while_the_cluster_exists_did_not_start() {
     let (client, ns) = setup("az-404").await;
@@ -184,7 +185,7 @@ async fn a_result_lost_while_the_cluster_exists_did_not_start() {
     let rc = wait_finished(&client, &ns, "once").await;
     assert_eq!(
         outcome(&rc),
-        ("Failed".into(), "CommandDidNotStart".into()),
+        ("Failed".into(), "ResultUnavailable".into()),
         "{:?}",
         rc.status
     );

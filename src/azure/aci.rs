@@ -401,10 +401,17 @@ impl AciClient {
                         command_sent: e.may_have_been_processed(),
                         error: e,
                     })?;
-                // An endpoint we refuse is never joined: the session's process is attached to the
-                // websocket, and nothing of ours reached it.
-                let endpoint = self.endpoint_of(&resp).map_err(SessionError::not_sent)?;
-                // From here on, ACI has started the executable, whatever follows.
+                // ARM answered: ACI has started the executable, whatever follows — even when the
+                // answer cannot be used (an endpoint we refuse is never joined, but the command
+                // may be running all the same).
+                let endpoint = self.endpoint_of(&resp).map_err(|e| {
+                    SessionError::sent(match e {
+                        ArmError::Validation(m) => ArmError::Validation(format!(
+                            "{m}; ACI may already have started the executable"
+                        )),
+                        other => other,
+                    })
+                })?;
                 run_direct_session(&endpoint, self.tls.clone(), limits)
                     .await
                     .map_err(SessionError::sent)

@@ -493,10 +493,8 @@ async fn a_failed_session_tells_whether_the_command_may_have_started() {
         ("/bin/broken", None, true),
         // With a shell only the shell may be running; the command was never typed.
         ("true", Some("/bin/broken"), false),
-        // An endpoint we refuse is never joined: the session's process waits for its client.
-        ("/bin/elsewhere", None, false),
-        // ARM answered with a usable endpoint: ACI started the executable, even if we cannot
-        // join it.
+        // ARM answered: ACI started the executable, even if we cannot (or must not) join it.
+        ("/bin/elsewhere", None, true),
         ("/bin/nosocket", None, true),
         // With a shell, nothing was typed yet.
         ("true", Some("/bin/nosocket"), false),

@@ -745,9 +745,16 @@ pub fn expect_json<T: DeserializeOwned>(
     if let Some(ct) = resp.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
         && !ct.to_ascii_lowercase().contains("json")
     {
+        // A 2xx body may carry credentials (an exec session's password, a kubeconfig): quoted
+        // only when it is an error page.
+        let shown = if (200..300).contains(&resp.status) {
+            format!("{} bytes", resp.body.len())
+        } else {
+            snippet(&resp.body)
+        };
         return Err(ArmError::invalid_response(
             operation,
-            format!("content-type {ct} instead of JSON: {}", snippet(&resp.body)),
+            format!("content-type {ct} instead of JSON: {shown}"),
         ));
     }
     resp.json(operation)

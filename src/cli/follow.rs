@@ -124,25 +124,34 @@ async fn withdraw(
     rc: &RemoteCommand,
 ) -> Result<Option<u8>, Error> {
     let name = rc.name_any();
-    let params = kube::api::DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
-            resource_version: rc.metadata.resource_version.clone(),
-            uid: rc.metadata.uid.clone(),
-        }),
-        ..Default::default()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => {
-            eprintln!(
-                "{namespace}/{name}: no kubeinvoke operator answered within {}s, so none serves namespace {namespace}; \
-                 the run was withdrawn and never sent",
-                ACK_TIMEOUT.as_secs()
-            );
-            Ok(Some(exit::NO_OPERATOR))
+    let mut seen = rc.clone();
+    // A conflict may come from a label or annotation someone added: only a status means an
+    // operator answered. Bounded: a few tries, then the run is followed like any other.
+    for _ in 0..5 {
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                resource_version: seen.metadata.resource_version.clone(),
+                uid: seen.metadata.uid.clone(),
+            }),
+            ..Default::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => {
+                eprintln!(
+                    "{namespace}/{name}: no kubeinvoke operator answered within {}s, so none serves namespace {namespace}; \
+                     the run was withdrawn and never sent",
+                    ACK_TIMEOUT.as_secs()
+                );
+                return Ok(Some(exit::NO_OPERATOR));
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => match api.get_opt(&name).await? {
+                Some(now) if now.status.as_ref().is_none_or(|s| s.phase.is_none()) => seen = now,
+                _ => return Ok(None),
+            },
+            Err(e) => return Err(format!("withdrawing {namespace}/{name}: {e}").into()),
         }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
-        Err(e) => Err(format!("withdrawing {namespace}/{name}: {e}").into()),
     }
+    Ok(None)
 }
 
 /// Terminal, and for the spec as it is now (not a previous generation's result).

@@ -137,6 +137,11 @@ pub async fn start(
         ..call
     };
 
+    if base.attempts.unwrap_or(0) == 0
+        && let Some(late) = status::past_starting_deadline(rc, Timestamp::now())
+    {
+        return Err(late);
+    }
     // The exactly-once protocol (dispatch.rs): fenced intent, tenure check, then the session.
     let intent = match dispatch::ready_to_send(api, rc, ctx, base).await? {
         Ok(intent) => intent,

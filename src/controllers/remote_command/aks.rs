@@ -29,6 +29,9 @@ use crate::controllers::references::{self, CredentialSource};
 /// character) may have been cut: status says so.
 const AKS_OUTPUT_CAP: usize = 512_000 - 3;
 
+/// How long a run's first dispatch may wait for the ARM write budget before status says so.
+const ACKNOWLEDGE_AFTER: Duration = Duration::from_secs(5);
+
 /// Longest single ARM exchange budget inside one reconcile.
 const STEP_BUDGET: Duration = Duration::from_secs(60);
 /// How long one reconcile keeps trying to record a command id ARM accepted before it leaves it to
@@ -159,11 +162,39 @@ pub async fn start(
         deadline: Instant::now() + (left - needed),
         ..call.clone()
     };
-    ctx.azure
+    let reserve = ctx
+        .azure
         .arm
-        .reserve(&budget, RUN_COMMAND_OP, OpKind::Write)
-        .await
-        .map_err(|e| arm_errors::failure(&e))?;
+        .reserve(&budget, RUN_COMMAND_OP, OpKind::Write);
+    tokio::pin!(reserve);
+    // A run nobody has written yet looks unserved to `kubectl invoke` (which withdraws such a run
+    // after 30 s): a long wait for the budget is said in status, keeping our place in the line.
+    let mut acknowledged = None;
+    let reserved = tokio::select! {
+        r = &mut reserve => r,
+        _ = tokio::time::sleep(ACKNOWLEDGE_AFTER), if base.phase.is_none() => {
+            let s = status::progress(
+                base.clone(),
+                Phase::Pending,
+                Reason::Throttled,
+                "waiting for the ARM write budget before dispatching",
+                Timestamp::now(),
+            );
+            acknowledged = Some(write_status(api, rc, &s).await?);
+            reserve.await
+        }
+    };
+    reserved.map_err(|e| arm_errors::failure(&e))?;
+    let (rc, base) = match &acknowledged {
+        Some(written) => (written, written.status.clone().unwrap_or_default()),
+        None => (rc, base),
+    };
+    // The budget wait can be long: a run whose starting deadline passed meanwhile is not sent.
+    if base.attempts.unwrap_or(0) == 0
+        && let Some(late) = status::past_starting_deadline(rc, Timestamp::now())
+    {
+        return Err(late);
+    }
 
     // The exactly-once protocol (dispatch.rs): fenced intent, tenure check, request, record.
     let intent = match dispatch::ready_to_send(api, rc, ctx, base).await? {
@@ -446,9 +477,14 @@ async fn result_not_found(
     if may_redispatch(rc, attempts) {
         return did_not_start(api, rc, ctx, current, why).await;
     }
+    // A 404 proves less than a `failed` result (a result can also be gone because it expired):
+    // whether it ran is unknown.
     let failure = Failure::terminal(
-        Reason::CommandDidNotStart,
-        format!("{why}; {}", not_sent_again(rc, attempts)),
+        Reason::ResultUnavailable,
+        format!(
+            "{why}, or the result expired: whether the command ran is unknown; {}",
+            not_sent_again(rc, attempts)
+        ),
     );
     fail(api, rc, ctx, current, failure).await
 }

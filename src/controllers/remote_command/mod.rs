@@ -106,8 +106,13 @@ async fn start(
     base: RemoteCommandStatus,
 ) -> Result<Action, Failure> {
     if base.attempts.unwrap_or(0) == 0
-        && let Some(late) = status::past_starting_deadline(rc, Timestamp::now())
+        && let Some(mut late) = status::past_starting_deadline(rc, Timestamp::now())
     {
+        // What it was waiting for, if anything, is part of the story.
+        if let (Some(reason), Some(message)) = (&base.reason, &base.message) {
+            late.message
+                .push_str(&format!("; it was waiting: {reason}: {message}"));
+        }
         return fail(api, rc, ctx, base, late).await;
     }
     let credential = match ctx

@@ -222,8 +222,8 @@ pub fn failed(
     s
 }
 
-/// When the run was asked for: the latest write of the object by anyone but the operator (its
-/// creation, or a change of its spec or runId), from `managedFields`; else its creation.
+/// When the run was asked for: its creation, or the latest write of its spec by anyone but the
+/// operator (a change of spec or runId), from `managedFields`.
 pub fn requested_at(rc: &RemoteCommand) -> Option<Timestamp> {
     let created = rc.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let latest = rc
@@ -233,6 +233,12 @@ pub fn requested_at(rc: &RemoteCommand) -> Option<Timestamp> {
         .flatten()
         .filter(|m| m.manager.as_deref() != Some(crate::controllers::context::FIELD_MANAGER))
         .filter(|m| m.subresource.as_deref() != Some("status"))
+        // Only a manager of the spec asked for a run: labels and annotations change nothing.
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.get("f:spec").is_some())
+        })
         .filter_map(|m| m.time.as_ref().map(|t| t.0))
         .max();
     latest.into_iter().chain(created).max()
@@ -407,16 +413,25 @@ mod tests {
         let late = past_starting_deadline(&rc, t(61)).expect("past its deadline");
         assert_eq!(late.reason, Reason::StartingDeadlineExceeded);
         // A later change of the spec by a user asks again; the operator's own writes do not.
-        let entry = |manager: &str, at: i64, sub: Option<&str>| ManagedFieldsEntry {
+        let entry = |manager: &str, at: i64, sub: Option<&str>, field: &str| ManagedFieldsEntry {
             manager: Some(manager.into()),
             time: Some(Time(t(at))),
             subresource: sub.map(str::to_string),
+            fields_v1: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1(
+                serde_json::json!({ field: {} }),
+            )),
             ..Default::default()
         };
         rc.metadata.managed_fields = Some(vec![
-            entry("kubectl-client-side-apply", 100, None),
-            entry(crate::controllers::context::FIELD_MANAGER, 500, None),
-            entry("someone", 900, Some("status")),
+            entry("kubectl-client-side-apply", 100, None, "f:spec"),
+            entry(
+                crate::controllers::context::FIELD_MANAGER,
+                500,
+                None,
+                "f:spec",
+            ),
+            entry("someone", 900, Some("status"), "f:status"),
+            entry("labeller", 950, None, "f:metadata"),
         ]);
         assert!(past_starting_deadline(&rc, t(150)).is_none());
         assert!(past_starting_deadline(&rc, t(170)).is_some());
