@@ -170,10 +170,10 @@ async fn did_not_start_is_read_by_error_code_and_a_webhook_denial_is_final() {
 }
 
 /// Item 3: `commandResults` 404 for an accepted command while the cluster exists: its pod never
-/// reached Running (or its result expired). Sent again only under AtLeastOnce (then
-/// `CommandDidNotStart` once attempts run out); under AtMostOnce `ResultUnavailable`.
+/// reached Running (or its result expired). Sent again only under AtLeastOnce, up to
+/// `maxAttempts`; then, and under AtMostOnce at once, `ResultUnavailable`.
 #[tokio::test]
-async fn a_result_lost_while_the_cluster_exists_did_not_start() {
+async fn a_result_lost_while_the_cluster_exists_is_sent_again_only_under_at_least_once() {
     let (client, ns) = setup("az-404").await;
     let (emulator, _operator) = start(&ns, &[], &[]);
     create(&client, &ns, "once", aks("aks-lost-results", "echo once")).await;
@@ -194,7 +194,7 @@ async fn a_result_lost_while_the_cluster_exists_did_not_start() {
     let rc = wait_finished(&client, &ns, "again").await;
     assert_eq!(
         outcome(&rc),
-        ("Failed".into(), "CommandDidNotStart".into()),
+        ("Failed".into(), "ResultUnavailable".into()),
         "{:?}",
         rc.status
     );
