@@ -149,6 +149,11 @@ subscriptions:
     )
 }
 
+/// One GET of a poll URL ARM handed out.
+async fn poll(emu: &Emulator, t: &str, location: &str) -> reqwest::Response {
+    emu.http.get(location).bearer_auth(t).send().await.unwrap()
+}
+
 /// POSTs a run command and returns the poll URL from `Location`.
 async fn dispatch(emu: &Emulator, t: &str, cluster: &str, command: &str) -> String {
     let r = emu
@@ -180,13 +185,7 @@ async fn an_in_progress_result_is_202_with_a_running_body() {
         .next()
         .unwrap()
         .to_string();
-    let r = emu
-        .http
-        .get(&location)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let r = poll(&emu, &t, &location).await;
     assert_eq!(r.status(), 202);
     assert!(r.headers().contains_key("location"));
     assert_eq!(r.headers()["retry-after"], "1");
@@ -205,13 +204,7 @@ async fn an_in_progress_result_is_202_with_a_running_body() {
 
     // A command that will fail without starting shows no startedAt while "running".
     let location = dispatch(&emu, &t, "slow-never", "echo hi").await;
-    let r = emu
-        .http
-        .get(&location)
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let r = poll(&emu, &t, &location).await;
     assert_eq!(r.status(), 202);
     let body: Value = json_of(r).await;
     assert_eq!(body["properties"]["provisioningState"], "Running");

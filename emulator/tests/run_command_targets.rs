@@ -63,6 +63,12 @@ async fn get(emu: &Emulator, t: &str, url: &str) -> reqwest::Response {
     emu.http.get(url).bearer_auth(t).send().await.unwrap()
 }
 
+/// `GET managedClusters/{name}`.
+async fn get_cluster(emu: &Emulator, t: &str, name: &str) -> reqwest::Response {
+    let url = emu.url(&format!("{}?api-version=2025-10-01", cluster_path(name)));
+    get(emu, t, &url).await
+}
+
 /// A token of `client` from `tenant` for `scope`.
 async fn token_in(emu: &Emulator, tenant: &str, client: &str, secret: &str, scope: &str) -> String {
     let enc = |s: &str| {
@@ -161,15 +167,7 @@ async fn a_stopped_cluster_says_so_and_refuses_run_commands() {
     let emu = start(&[]);
     emu.put_world(&world()).await;
     let t = emu.arm_token().await;
-    let r = get(
-        &emu,
-        &t,
-        &emu.url(&format!(
-            "{}?api-version=2025-10-01",
-            cluster_path("stopped")
-        )),
-    )
-    .await;
+    let r = get_cluster(&emu, &t, "stopped").await;
     let v = json_of(r).await;
     assert_eq!(v["properties"]["powerState"]["code"], "Stopped");
     assert_eq!(v["properties"]["provisioningState"], "Succeeded");
@@ -184,15 +182,7 @@ async fn a_cluster_token_must_come_from_the_clusters_tenant() {
     let emu = start(&[]);
     emu.put_world(&world()).await;
     let t = emu.arm_token().await;
-    let r = get(
-        &emu,
-        &t,
-        &emu.url(&format!(
-            "{}?api-version=2025-10-01",
-            cluster_path("aad-other")
-        )),
-    )
-    .await;
+    let r = get_cluster(&emu, &t, "aad-other").await;
     let aad = &json_of(r).await["properties"]["aadProfile"];
     assert_eq!(aad["managed"], true);
     assert_eq!(aad["tenantID"], OTHER_TENANT);

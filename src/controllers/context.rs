@@ -250,15 +250,8 @@ impl Azure {
         Ok(info)
     }
 
-    /// A token for the AKS AAD server application, from the same identity (`clusterToken`).
-    pub async fn aks_aad_token(&self, call: &CallContext) -> Result<Secret, ArmError> {
-        self.aks_aad_token_with_expiry(call)
-            .await
-            .map(|(token, _)| token)
-    }
-
-    /// Like [`Azure::aks_aad_token`], with the token's expiry (a kubeconfig that carries the token
-    /// must be refreshed before it).
+    /// A token for the AKS AAD server application from the call's identity, with its expiry (a
+    /// kubeconfig that carries the token must be refreshed before it).
     pub async fn aks_aad_token_with_expiry(
         &self,
         call: &CallContext,
