@@ -273,6 +273,14 @@ impl World {
                             c.name
                         ));
                     }
+                    if c.accept_after_seconds
+                        .is_some_and(|v| !v.is_finite() || v < 0.0)
+                    {
+                        return Err(format!(
+                            "managed cluster {}: acceptAfterSeconds must be >= 0",
+                            c.name
+                        ));
+                    }
                     if let Some(f) = &c.run_command_failure {
                         f.validate()
                             .map_err(|e| format!("managed cluster {}: {e}", c.name))?;

@@ -250,6 +250,10 @@ pub async fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Resp
             c.command_env.clone(),
         );
     }
+    // `acceptAfterSeconds`: the command runs, the answer that says so is slow to come.
+    if let Some(secs) = c.accept_after_seconds.filter(|s| *s > 0.0) {
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    }
     if c.accept_without_location {
         let mut resp = StatusCode::ACCEPTED.into_response();
         ctx.retry_after().apply(resp.headers_mut());

@@ -44,6 +44,11 @@ pub struct ManagedCluster {
     /// client cannot follow.
     #[serde(default)]
     pub accept_without_location: bool,
+    /// Hold each accepted run command's 202 this long (seconds) after the command started: a slow
+    /// answer (ARM and AKS busy), during which a client may be paused or cut off although the
+    /// command runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_after_seconds: Option<f64>,
     /// `properties.powerState.code`; a stopped cluster refuses run commands.
     #[serde(default)]
     pub power_state: PowerState,
