@@ -553,6 +553,12 @@ async fn output_larger_than_a_secret_holds_keeps_its_end_and_finishes() {
     );
     assert_eq!(status.output_truncated, Some(true));
     assert_eq!(status.output_bytes, Some(900 * 1024));
+    // The message says which end was kept.
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("its last {} bytes", 900 * 1024)) && message.contains("dropped"),
+        "{message}"
+    );
     let out = output(&client, &ns, &rc).await;
     assert_eq!(out.len(), 900 * 1024);
     assert!(

@@ -293,21 +293,17 @@ async fn finished(
         let f = Failure::terminal(
             Reason::SessionInterrupted,
             format!(
-                "{why}; the output so far ({} bytes) is in Secret {secret}",
-                output.len()
+                "{why}; the output so far: {}",
+                status::output_note(output.len(), &secret, truncated, false)
             ),
         );
         return failed(rc, s, &f);
     }
+    let note = status::output_note(output.len(), &secret, truncated, false);
     let message = match out.exit_code {
-        Some(code) => format!(
-            "exited with code {code}; output ({} bytes) in Secret {secret}",
-            output.len()
-        ),
+        Some(code) => format!("exited with code {code}; {note}"),
         None => format!(
-            "the session ended; ACI reports no exit code without spec.target.containerInstance.shell; \
-             output ({} bytes) in Secret {secret}",
-            output.len()
+            "the session ended; ACI reports no exit code without spec.target.containerInstance.shell; {note}"
         ),
     };
     let code = out.exit_code;

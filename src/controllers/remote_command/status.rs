@@ -169,6 +169,25 @@ pub fn stored_output(mut output: Vec<u8>) -> (Vec<u8>, bool) {
     (output, true)
 }
 
+/// Where the output is and which part of it, for a status message: all of it, or its last bytes
+/// (the beginning dropped here, or by the ACI session buffer). `at_service_cap`: the output reached
+/// the 512 kB AKS keeps of run command logs, and which end AKS keeps is not documented.
+pub fn output_note(stored: usize, secret: &str, cut: bool, at_service_cap: bool) -> String {
+    let mut note = if cut {
+        format!(
+            "output in Secret {secret}: its last {stored} bytes (the beginning did not fit and was dropped)"
+        )
+    } else {
+        format!("output ({stored} bytes) in Secret {secret}")
+    };
+    if at_service_cap {
+        note.push_str(
+            "; it reached the 512 kB AKS keeps of run command logs, so AKS may have cut it (which end AKS keeps is not documented)",
+        );
+    }
+    note
+}
+
 pub fn finished(
     mut s: RemoteCommandStatus,
     outcome: Outcome,
