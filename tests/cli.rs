@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kubeinvoke::api::RemoteCommand;
 use sha2::{Digest, Sha256};
+use support::cli::{code, invoke, run};
 use support::emulator::{Emulator, aks_id, world};
 use support::operator::Operator;
 use support::rcmd::setup;
@@ -24,30 +24,8 @@ fn start(ns: &str) -> (Emulator, Operator) {
     (emulator, operator)
 }
 
-/// `kubectl invoke` (as kubectl would run the plugin) in `dir`.
-fn invoke(ns: &str, dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-invoke"));
-    cmd.current_dir(dir)
-        .env("KUBECONFIG", &Cluster::get().kubeconfig)
-        .args(["-n", ns])
-        .args(args);
-    cmd
-}
-
-fn run(ns: &str, args: &[&str]) -> Output {
-    invoke(ns, &std::env::temp_dir(), args)
-        .output()
-        .expect("run kubectl-invoke")
-}
-
 fn aks_run(ns: &str, command: &str) -> Output {
     run(ns, &["aks", &aks_id("aks-cli"), "--command", command])
-}
-
-fn code(out: &Output) -> i32 {
-    out.status
-        .code()
-        .expect("kubectl-invoke exited by a signal")
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 use support::emulator::{Emulator, world};
 use support::operator::Operator;
-use support::release::{Installed, LEASE_SECONDS, is_ready};
+use support::release::{Installed, LEASE_SECONDS, container_pid, is_ready};
 use support::{Cluster, kcx, rcmd, wait_until};
 
 static NODE: Mutex<()> = Mutex::const_new(());
@@ -479,29 +479,4 @@ async fn wait_gone(secrets: &Api<Secret>, name: &str) {
         },
     )
     .await;
-}
-
-/// The host pid of the pod's container, from the node's containerd.
-fn container_pid(pod: &Pod) -> u32 {
-    let id = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .and_then(|c| c.container_id.clone())
-        .expect("a container id");
-    let id = id.trim_start_matches("containerd://");
-    let cluster = Cluster::get();
-    let out = std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(&cluster.containerd_socket)
-        .args(["-n", "k8s.io", "tasks", "ls"])
-        .output()
-        .expect("ctr tasks ls");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&id))
-        .and_then(|f| f.get(1)?.parse().ok())
-        .unwrap_or_else(|| panic!("containerd has no task {id}:\n{text}"))
 }

@@ -9,44 +9,22 @@ mod support;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use support::emulator::{Emulator, TENANT, world};
+use support::emulator::{Emulator, TENANT, federated, world};
 use support::operator::Operator;
 use support::rcmd::{aks, create, outcome, output, wait_finished};
 use support::{Cluster, install_crds, namespace};
 
-const ISSUER: &str = "https://kubernetes.default.svc";
-const AUDIENCE: &str = "api://AzureADTokenExchange";
 const TEAM_A: &str = "a1a1a1a1-0000-0000-0000-00000000000a";
 const TEAM_B: &str = "b2b2b2b2-0000-0000-0000-00000000000b";
 
-/// The API server's service-account signing keys, as Entra ID would fetch them from the issuer.
-fn jwks() -> Value {
-    let text = Cluster::get().kubectl_ok(&["get", "--raw", "/openid/v1/jwks"]);
-    serde_json::from_str(&text).expect("JWKS JSON")
-}
-
 /// A world where `TEAM_A` trusts `<ns_a>:deployer` and `TEAM_B` trusts `<ns_b>:deployer`.
 fn federated_world(ns_a: &str, ns_b: &str) -> String {
-    let jwks = jwks();
-    let principal = |id: &str, ns: &str| {
-        format!(
-            "  - {{tenantId: \"{TENANT}\", clientId: \"{id}\", federated: true, issuer: \"{ISSUER}\", \
-             subject: \"system:serviceaccount:{ns}:deployer\", audience: \"{AUDIENCE}\"}}\n"
-        )
-    };
-    let base = world("", "");
-    let base = base.replacen(
-        "principals:\n",
-        &format!(
-            "principals:\n{}{}",
-            principal(TEAM_A, ns_a),
-            principal(TEAM_B, ns_b)
-        ),
-        1,
-    );
-    format!("{base}oidcIssuers:\n  - {{issuer: \"{ISSUER}\", jwks: {jwks}}}\n")
+    federated(
+        &world("", ""),
+        &[(TEAM_A, ns_a, "deployer"), (TEAM_B, ns_b, "deployer")],
+    )
 }
 
 /// A namespace with a ServiceAccount `deployer` and a credential Secret naming `client_id` with it.

@@ -303,6 +303,13 @@ async fn print_outcome(
         "{namespace}/{}: {summary} (exit status {code})",
         rc.name_any()
     );
+    if reason == "DispatchInterrupted" {
+        // docs/exactly-once.md: a replica paused mid-dispatch records ARM's answer when it wakes.
+        eprintln!(
+            "  if ARM had accepted it, a paused replica may still record its answer: `kubectl invoke result -n {namespace} {}` then shows ARM's result",
+            rc.name_any()
+        );
+    }
     Ok(code)
 }
 

@@ -6,6 +6,8 @@ mod files;
 mod follow;
 mod kubeconfig;
 
+pub use follow::ACK_TIMEOUT;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -43,8 +43,10 @@ pub async fn run<S, F>(
     S: Fn() -> F,
     F: Future<Output = ()> + Send + Sync + 'static,
 {
-    let (commands, command_store) = trigger::<RemoteCommand>(&ctx, &namespace, slim_finished_run);
-    let (exports, export_store) = trigger::<KubeconfigExport>(&ctx, &namespace, |_| {});
+    let (commands, command_store) =
+        trigger::<RemoteCommand>(&ctx, &namespace, spec_or_reopened, slim_finished_run);
+    let (exports, export_store) =
+        trigger::<KubeconfigExport>(&ctx, &namespace, predicates::generation, |_| {});
     {
         let (store, throttle) = (command_store.clone(), ctx.azure.arm.throttle().clone());
         probes.set_gauges(Box::new(move || (phases(&store), throttle.levels())));
@@ -101,11 +103,12 @@ pub async fn run<S, F>(
 }
 
 /// A store and the watch stream that feeds it. Only spec changes (generation) trigger a
-/// reconcile from the watch; our own status writes don't, and polling and refreshes are driven by
-/// requeues (which honour ARM's Retry-After).
+/// reconcile from the watch (as `changed` sees them); our own status writes don't, and polling and
+/// refreshes are driven by requeues (which honour ARM's Retry-After).
 fn trigger<K>(
     ctx: &Context,
     namespace: &Option<String>,
+    changed: fn(&K) -> Option<u64>,
     slim: fn(&mut K),
 ) -> (
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -138,8 +141,22 @@ where
     let stream = reflector(writer, watch)
         .default_backoff()
         .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .predicate_filter(changed, Default::default());
     (stream, reader)
+}
+
+/// What makes a RemoteCommand reconcile from the watch: a spec change (generation), or a finished
+/// run reopened — a paused replica wrote ARM's late answer over a `DispatchInterrupted` verdict
+/// that the leader reached (docs/exactly-once.md), and the leader must follow the command now. The
+/// other way (a run finishing) costs one reconcile that reads only the cache.
+fn spec_or_reopened(rc: &RemoteCommand) -> Option<u64> {
+    let generation = u64::try_from(rc.metadata.generation?).unwrap_or_default();
+    let finished = rc
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p.is_terminal());
+    Some(generation << 1 | u64::from(finished))
 }
 
 /// A finished run's status, as far as the cache needs it: what decides whether the run is current
@@ -182,4 +199,31 @@ fn phases(store: &Store<RemoteCommand>) -> Vec<(String, i64)> {
         *counts.entry(phase).or_default() += 1;
     }
     counts.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Phase;
+
+    #[test]
+    fn a_reopened_run_triggers_a_reconcile_and_a_status_write_alone_does_not() {
+        let mut rc: RemoteCommand = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand",
+            "metadata": {"name": "x", "generation": 3},
+            "spec": {"target": {"aks": {"resourceId": "/subscriptions/s/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c"}}, "command": "true"},
+        }))
+        .unwrap();
+        let mut at = |phase: Phase, command_id: Option<&str>| {
+            let s = rc.status.get_or_insert_with(Default::default);
+            s.phase = Some(phase);
+            s.command_id = command_id.map(str::to_string);
+            spec_or_reopened(&rc)
+        };
+        let dispatching = at(Phase::Running, None);
+        assert_eq!(dispatching, at(Phase::Running, Some("abc")));
+        let interrupted = at(Phase::Failed, None);
+        assert_ne!(interrupted, dispatching);
+        assert_ne!(at(Phase::Running, Some("abc")), interrupted);
+    }
 }

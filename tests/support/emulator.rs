@@ -64,6 +64,27 @@ subscriptions:
     )
 }
 
+/// `world` with federated principals added, each `(client id, namespace, ServiceAccount)` trusting
+/// that ServiceAccount's tokens, and the test cluster's service-account issuer with its signing
+/// keys (as Entra ID fetches them from the issuer).
+pub fn federated(world: &str, principals: &[(&str, &str, &str)]) -> String {
+    const ISSUER: &str = "https://kubernetes.default.svc";
+    const AUDIENCE: &str = "api://AzureADTokenExchange";
+    let lines: String = principals
+        .iter()
+        .map(|(id, ns, sa)| {
+            format!(
+                "  - {{tenantId: \"{TENANT}\", clientId: \"{id}\", federated: true, issuer: \"{ISSUER}\", \
+                 subject: \"system:serviceaccount:{ns}:{sa}\", audience: \"{AUDIENCE}\"}}\n"
+            )
+        })
+        .collect();
+    let jwks = Cluster::get().kubectl_ok(&["get", "--raw", "/openid/v1/jwks"]);
+    let jwks: Value = serde_json::from_str(&jwks).expect("JWKS JSON");
+    let world = world.replacen("principals:\n", &format!("principals:\n{lines}"), 1);
+    format!("{world}oidcIssuers:\n  - {{issuer: \"{ISSUER}\", jwks: {jwks}}}\n")
+}
+
 /// The world's `kubeconfig:` entry for the local cluster (server, CA, a system:masters token).
 pub fn kubeconfig_spec(cluster: &Cluster) -> String {
     let ca = base64_file(&cluster.ca_file);

@@ -2,6 +2,7 @@
 //! (through `make e2e` / `make test`), kubectl, namespaces and waiting with deadlines.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod cli;
 pub mod emulator;
 pub mod helm;
 pub mod kcx;

@@ -30,6 +30,16 @@ impl Installed {
     /// `helm upgrade --install` of the chart into a fresh namespace `<watch_ns>-op`, watching
     /// `watch_ns`, pointed at `emulator`; waits until `replicas` pods are Ready.
     pub async fn install(admin: &Client, emulator: &Emulator, watch_ns: &str) -> Installed {
+        Installed::install_with(admin, emulator, watch_ns, "").await
+    }
+
+    /// [`Installed::install`] with more values (YAML) on top of the test cluster's.
+    pub async fn install_with(
+        admin: &Client,
+        emulator: &Emulator,
+        watch_ns: &str,
+        values: &str,
+    ) -> Installed {
         let release_ns = format!("{watch_ns}-op");
         let namespaces = Api::<Namespace>::all(admin.clone());
         let namespace: Namespace =
@@ -68,6 +78,9 @@ logLevel: "info,kubeinvoke=debug"
             arm = emulator.arm,
             exec_host = emulator.exec_host
         ));
+        if !values.is_empty() {
+            chart.with_values(values);
+        }
         let release = Release {
             name: format!("{watch_ns}-op"),
             namespace: release_ns,
@@ -215,4 +228,29 @@ impl Drop for Installed {
             let _ = child.wait();
         }
     }
+}
+
+/// The host pid of the pod's container, from the node's containerd.
+pub fn container_pid(pod: &Pod) -> u32 {
+    let id = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.container_id.clone())
+        .expect("a container id");
+    let id = id.trim_start_matches("containerd://");
+    let cluster = Cluster::get();
+    let out = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&cluster.containerd_socket)
+        .args(["-n", "k8s.io", "tasks", "ls"])
+        .output()
+        .expect("ctr tasks ls");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&id))
+        .and_then(|f| f.get(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("containerd has no task {id}:\n{text}"))
 }

@@ -228,6 +228,10 @@ pub async fn start(
             );
             match dispatch::record_answer(api, &ctx.journal, rc, &s, Some(RECORD_PATIENCE)).await {
                 Recorded::Written => {}
+                Recorded::WrittenLate => {
+                    dispatch::announce_late(ctx, rc, &s).await;
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
                 Recorded::Superseded => {
                     tracing::warn!(rcmd = %rc.name_any(), command_id = %command_id, "ARM accepted the command, but the RemoteCommand moved on meanwhile");
                     return Ok(Action::requeue(Duration::from_secs(1)));
@@ -331,6 +335,10 @@ pub async fn continue_run(
                 .await
             {
                 Recorded::Written => {}
+                Recorded::WrittenLate => {
+                    dispatch::announce_late(ctx, rc, &answer).await;
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
                 Recorded::Superseded => return Ok(Action::requeue(Duration::from_secs(1))),
                 Recorded::NotYet(f) => return Err(f),
             }
@@ -515,25 +523,17 @@ async fn finished(
         }
     };
     let exit = result.exit_code.unwrap_or(0);
-    let mut message = if result.succeeded {
-        format!(
-            "command {command_id} exited with code {exit}; output ({} bytes) in Secret {secret}",
-            output.len()
-        )
+    let note = status::output_note(output.len(), &secret, truncated, at_service_cap);
+    let message = if result.succeeded {
+        format!("command {command_id} exited with code {exit}; {note}")
     } else {
         format!(
-            "AKS reports command {command_id} {} after it started at {}: {}; it is not dispatched again; output ({} bytes) in Secret {secret}",
+            "AKS reports command {command_id} {} after it started at {}: {}; it is not dispatched again; {note}",
             result.provisioning_state,
             result.started_at.as_deref().unwrap_or_default(),
             result.reason.as_deref().unwrap_or("no reason given"),
-            output.len()
         )
     };
-    if at_service_cap {
-        message.push_str(
-            "; the output reached AKS's 512 kB limit for run command logs, so its end may have been cut by the service",
-        );
-    }
     let outcome = Outcome {
         exit_code: result.exit_code.or(result.succeeded.then_some(0)),
         output,
@@ -690,7 +690,8 @@ async fn interrupted(
     let failure = Failure::terminal(
         Reason::DispatchInterrupted,
         format!(
-            "the operator stopped after asking ARM to run the command and before recording ARM's answer; {}",
+            "the operator stopped after asking ARM to run the command and before recording ARM's answer; {} \
+             (should a paused replica still hold ARM's answer, it records it when it wakes and the run is followed to its result)",
             not_sent_again(rc, attempts)
         ),
     );

@@ -18,8 +18,11 @@
 //!
 //! A crash between 2 and 5 leaves `Running` without a command id: whether ARM got the request is
 //! unknown, so under `AtMostOnce` the run ends as `DispatchInterrupted`, under `AtLeastOnce` it is
-//! sent again. The same steps guard an ACI exec session, whose outcome is kept in the journal
-//! until its status write lands.
+//! sent again. A process that was only frozen (not crashed) still holds ARM's answer when it wakes:
+//! it writes it over that `DispatchInterrupted` verdict — same run, same attempt, fenced like every
+//! write, nothing sent again — and the run is followed to ARM's result ([`Recorded::WrittenLate`]).
+//! The same steps guard an ACI exec session, whose outcome is kept in the journal until its status
+//! write lands.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,6 +32,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 
 use super::{status, write_status};
 use crate::api::Phase;
@@ -128,6 +132,10 @@ pub async fn ready_to_send(
 pub enum Recorded {
     /// In the API server now.
     Written,
+    /// In the API server now, over the `DispatchInterrupted` verdict another replica reached while
+    /// this answer was on its way (this process was frozen between the request and the record).
+    /// The verdict said "unknown whether it ran"; the command id says it was accepted, once.
+    WrittenLate,
     /// The object no longer shows this attempt running (deleted, its run replaced, or another
     /// replica decided about it): nothing to write, the answer is dropped.
     Superseded,
@@ -149,13 +157,25 @@ pub async fn record(
     let give_up = patience.map(|p| tokio::time::Instant::now() + p);
     let attempt = intent.status.as_ref().and_then(|s| s.attempts);
     let mut current = intent.clone();
+    let mut status = status.clone();
+    let mut late = false;
     let mut delay = Duration::from_millis(100);
     loop {
-        let error = match write_status(api, &current, status).await {
+        let error = match write_status(api, &current, &status).await {
+            Ok(_) if late => return Recorded::WrittenLate,
             Ok(_) => return Recorded::Written,
             Err(f) if f.reason == Reason::Conflict => match api.get_opt(&intent.name_any()).await {
                 Ok(Some(fresh)) if shows_attempt_running(&fresh, intent, attempt) => {
                     current = fresh;
+                    continue;
+                }
+                Ok(Some(fresh))
+                    if !late && shows_attempt_interrupted(&fresh, intent, attempt, &status) =>
+                {
+                    tracing::warn!(rcmd = %intent.name_any(), command_id = status.command_id.as_deref().unwrap_or_default(), "ARM's answer arrives after the run was declared DispatchInterrupted; recording it");
+                    status = late_answer(status);
+                    current = fresh;
+                    late = true;
                     continue;
                 }
                 Ok(_) => return Recorded::Superseded,
@@ -171,6 +191,17 @@ pub async fn record(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// The message a late answer carries: what happened, in the order it happened.
+fn late_answer(mut status: RemoteCommandStatus) -> RemoteCommandStatus {
+    let accepted = status.message.take().unwrap_or_default();
+    let message = format!(
+        "{accepted}; recorded late: the run had been declared DispatchInterrupted while this answer was on its way \
+         (the replica that sent it was paused); it was sent once and is followed to its result"
+    );
+    status.message = Some(crate::text::truncate(&message, 1024).to_string());
+    status
 }
 
 /// Step 5 in full: keeps `status` (ARM's answer to the attempt `intent` claimed) in the journal,
@@ -201,6 +232,27 @@ fn shows_attempt_running(
     };
     status::run_key(fresh) == status::run_key(intent)
         && s.phase == Some(Phase::Running)
+        && s.attempts == attempt
+        && s.command_id.is_none()
+}
+
+/// Whether `fresh` shows the attempt `intent` claimed ended as `DispatchInterrupted` — decided by
+/// someone who did not know ARM's answer — while `answer` carries the command id ARM accepted for
+/// it. Only an accepted AKS command qualifies: it is running on the cluster whatever the verdict
+/// says, and polling it needs nothing sent again.
+fn shows_attempt_interrupted(
+    fresh: &RemoteCommand,
+    intent: &RemoteCommand,
+    attempt: Option<i32>,
+    answer: &RemoteCommandStatus,
+) -> bool {
+    let Some(s) = fresh.status.as_ref() else {
+        return false;
+    };
+    answer.command_id.is_some()
+        && status::run_key(fresh) == status::run_key(intent)
+        && s.phase == Some(Phase::Failed)
+        && s.reason.as_deref() == Some(Reason::DispatchInterrupted.as_str())
         && s.attempts == attempt
         && s.command_id.is_none()
 }
@@ -284,7 +336,11 @@ pub async fn flush(ctx: &Context, patience: Duration) -> usize {
             ctx.client.clone(),
             &a.intent.namespace().unwrap_or_default(),
         );
-        record(&api, &a.intent, &a.status, Some(patience)).await
+        let recorded = record(&api, &a.intent, &a.status, Some(patience)).await;
+        if let Recorded::WrittenLate = recorded {
+            announce_late(ctx, &a.intent, &a.status).await;
+        }
+        recorded
     });
     let left = futures::future::join_all(writes)
         .await
@@ -297,6 +353,18 @@ pub async fn flush(ctx: &Context, patience: Duration) -> usize {
         "recorded ARM's answers before stopping"
     );
     left
+}
+
+/// Tells `kubectl describe` that a run declared `DispatchInterrupted` is followed after all.
+pub async fn announce_late(ctx: &Context, rc: &RemoteCommand, status: &RemoteCommandStatus) {
+    let note = format!(
+        "ARM had accepted attempt {} as command {} before the run was declared DispatchInterrupted; \
+         the late answer is recorded and the command is followed to its result (it was sent once)",
+        status.attempts.unwrap_or(1),
+        status.command_id.as_deref().unwrap_or_default()
+    );
+    ctx.event(rc, EventType::Normal, "LateAnswer", "Dispatch", &note)
+        .await;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -344,5 +412,71 @@ mod tests {
         failed.phase = Some(Phase::Failed);
         assert!(!shows_attempt_running(&rc(1, failed), &intent, Some(2)));
         assert!(!shows_attempt_running(&rc(2, running(2)), &intent, Some(2)));
+    }
+
+    #[test]
+    fn a_late_answer_is_written_only_over_its_own_attempt_declared_interrupted() {
+        let intent = rc(1, running(2));
+        let mut answer = running(2);
+        answer.command_id = Some("abc".into());
+        let interrupted = |attempt: i32, reason: &str| {
+            let mut s = running(attempt);
+            s.phase = Some(Phase::Failed);
+            s.reason = Some(reason.into());
+            s
+        };
+        let declared = rc(1, interrupted(2, "DispatchInterrupted"));
+        assert!(shows_attempt_interrupted(
+            &declared,
+            &intent,
+            Some(2),
+            &answer
+        ));
+        // Not an answer with a command id (an ACI verdict): nothing to follow.
+        assert!(!shows_attempt_interrupted(
+            &declared,
+            &intent,
+            Some(2),
+            &running(2)
+        ));
+        // Another attempt, another verdict, another run: their decisions stand.
+        let other_attempt = rc(1, interrupted(3, "DispatchInterrupted"));
+        assert!(!shows_attempt_interrupted(
+            &other_attempt,
+            &intent,
+            Some(2),
+            &answer
+        ));
+        let deadline = rc(1, interrupted(2, "DeadlineExceeded"));
+        assert!(!shows_attempt_interrupted(
+            &deadline,
+            &intent,
+            Some(2),
+            &answer
+        ));
+        let new_generation = rc(2, interrupted(2, "DispatchInterrupted"));
+        assert!(!shows_attempt_interrupted(
+            &new_generation,
+            &intent,
+            Some(2),
+            &answer
+        ));
+        let mut followed = interrupted(2, "DispatchInterrupted");
+        followed.command_id = Some("xyz".into());
+        assert!(!shows_attempt_interrupted(
+            &rc(1, followed),
+            &intent,
+            Some(2),
+            &answer
+        ));
+        let late = late_answer(RemoteCommandStatus {
+            message: Some("ARM accepted command abc".into()),
+            ..answer
+        });
+        assert!(
+            late.message
+                .unwrap()
+                .starts_with("ARM accepted command abc; recorded late")
+        );
     }
 }
