@@ -29,12 +29,13 @@ use support::{rcmd, wait_until};
 static NODE: Mutex<()> = Mutex::const_new(());
 
 /// Clusters of these scenarios: one that runs commands at once, one whose results are never found
-/// (ARM accepted, the command pod never ran), a stopped one, and one that is slow to answer the
-/// POST although the command already runs.
+/// (ARM accepted, the command pod never ran), a stopped one, one that is slow to answer the POST
+/// although the command already runs, and one whose commands take ten minutes.
 const CLUSTERS: &str = "          - {name: aks-pipe, commandDuration: 0}
           - {name: aks-lost, resultsNotFound: true}
           - {name: aks-stopped, powerState: Stopped}
-          - {name: aks-slow-answer, commandDuration: 0, acceptAfterSeconds: 10}";
+          - {name: aks-slow-answer, commandDuration: 0, acceptAfterSeconds: 10}
+          - {name: aks-long, commandDuration: 600}";
 
 fn aks_args<'a>(cluster: &'a str, command: &'a str) -> Vec<String> {
     ["aks", &aks_id(cluster), "--timeout", "3m", "-c", command]
@@ -154,6 +155,65 @@ async fn with_no_operator_the_cli_gives_up_in_time_and_its_run_never_starts() {
     assert_eq!(emulator.dispatches("echo declared").await, 1);
     assert_eq!(emulator.dispatches("echo bounded").await, 0);
     assert_eq!(emulator.dispatches("echo nobody-served-this").await, 0);
+}
+
+#[tokio::test]
+async fn an_answered_run_is_waited_for_at_most_its_timeout_and_the_grace() {
+    let _turn = NODE.lock().await;
+    let (admin, ns) = rcmd::setup("pipe-grace").await;
+    let emulator = Emulator::start(&world(CLUSTERS, ""), &[]);
+    let op = Installed::install(&admin, &emulator, &ns).await;
+    let began = Instant::now();
+    let cli = invoke(&ns, &std::env::temp_dir(), &[])
+        .args([
+            "aks",
+            &aks_id("aks-long"),
+            "--timeout",
+            "15s",
+            "-c",
+            "echo long",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kubectl-invoke");
+    let api = Api::<RemoteCommand>::namespaced(admin.clone(), &ns);
+    wait_until(Duration::from_secs(60), "ARM to accept the run", || async {
+        let list = api.list(&ListParams::default()).await.ok()?;
+        let rc = list.items.into_iter().next()?;
+        rc.status?.command_id.map(|_| ())
+    })
+    .await;
+    // The operator goes away after it answered: nobody will ever write the verdict.
+    let selector = format!("app.kubernetes.io/instance={}", op.release.name);
+    support::Cluster::get().kubectl_ok(&[
+        "scale",
+        "deployment",
+        "-n",
+        &op.release.namespace,
+        "-l",
+        &selector,
+        "--replicas=0",
+    ]);
+    // docs/cli.md: at most timeoutSeconds (15 s) + 60 s, then 244 and the run is left as it is.
+    let cli = std::sync::Mutex::new(cli);
+    wait_until(
+        Duration::from_secs(15 + 60 + 60),
+        "the CLI to give up after the run's timeout and the grace",
+        || async { cli.lock().unwrap().try_wait().unwrap().map(|_| ()) },
+    )
+    .await;
+    let took = began.elapsed();
+    let out = cli.into_inner().unwrap().wait_with_output().unwrap();
+    assert_eq!(code(&out), i32::from(exit::DEADLINE), "{}", stderr(&out));
+    assert!(
+        // (less a second or two: timestamps in status have whole seconds)
+        took >= Duration::from_secs(15 + 60 - 2),
+        "the CLI gave up after {took:?}, before the run's timeout and the grace: {}",
+        stderr(&out)
+    );
+    let left = api.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(left.len(), 1, "a served run is never withdrawn");
 }
 
 #[tokio::test]
