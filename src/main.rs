@@ -236,6 +236,11 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
     let azure = azure.with_service_account_tokens(Arc::new(
         kubeinvoke::controllers::service_account_tokens::KubeServiceAccountTokens::new(
             client.clone(),
+            kubeinvoke::controllers::service_account_tokens::own_service_account(
+                std::path::Path::new(
+                    kubeinvoke::controllers::service_account_tokens::POD_TOKEN_FILE,
+                ),
+            ),
         ),
     ));
     let tenure = leadership

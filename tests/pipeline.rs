@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 
 use support::cli::{code, invoke, run, stderr};
 use support::emulator::{Emulator, TENANT, aks_id, federated, world};
-use support::release::{Installed, container_pid};
+use support::release::{Installed, container_pid, signal};
 use support::{rcmd, wait_until};
 
 static NODE: Mutex<()> = Mutex::const_new(());
@@ -217,7 +217,7 @@ async fn an_answered_run_is_waited_for_at_most_its_timeout_and_the_grace() {
 }
 
 #[tokio::test]
-async fn a_missing_service_account_is_awaited_by_name() {
+async fn a_missing_or_unlent_service_account_is_awaited_by_name() {
     const CLIENT: &str = "fed0fed0-0000-0000-0000-0000000000fe";
     let _turn = NODE.lock().await;
     let (admin, ns) = rcmd::setup("pipe-sa").await;
@@ -270,11 +270,28 @@ async fn a_missing_service_account_is_awaited_by_name() {
         "an awaited reference is not a verdict: the CLI must still wait"
     );
 
-    // The ServiceAccount appears (GitOps applies in no fixed order): the run goes on by itself.
+    // The ServiceAccount appears (GitOps applies in no fixed order), but its owner has not lent it
+    // to this client id: still awaited, and the message says what is missing.
     let sa: ServiceAccount =
         serde_json::from_value(json!({"metadata": {"name": "deployer"}})).unwrap();
-    Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &sa)
+    let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), &ns);
+    accounts.create(&PostParams::default(), &sa).await.unwrap();
+    let name = waiting.name_any();
+    rcmd::wait_for(&admin, &ns, &name, "the run to wait for the opt-in", |rc| {
+        rcmd::message(rc).contains("has not opted in")
+    })
+    .await;
+    assert!(cli.try_wait().unwrap().is_none(), "still waiting");
+    assert_eq!(emulator.dispatches("echo federated").await, 0);
+    // The owner opts in: the run goes on by itself.
+    accounts
+        .patch(
+            "deployer",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"azure.workload.identity/client-id": CLIENT}}}),
+            ),
+        )
         .await
         .unwrap();
     let cli = std::sync::Mutex::new(cli);
@@ -384,13 +401,4 @@ async fn all_with(
         found.push(rc);
     }
     Some(found)
-}
-
-/// Sends SIGSTOP / SIGCONT to a process of the node (a container's main process).
-fn signal(pid: &str, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), pid])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{sig} {pid}");
 }

@@ -29,8 +29,9 @@ use support::{Cluster, credential_secret, install_crds, namespace, rcmd, repo_ro
 ///   patch (server-side apply of output and kubeconfig Secrets; apply needs `create` for the first
 ///   write), delete (a KubeconfigExport's old Secret after `spec.secret.name` or its type changes).
 /// - `configmaps`: get (`spec.files`).
-/// - `serviceaccounts/token`: create (workload identity: a token of the ServiceAccount a
-///   credential Secret names, in its own namespace).
+/// - `serviceaccounts`: get (workload identity: the ServiceAccount a credential Secret names, read
+///   by name to check its owner opted in to the client id); `serviceaccounts/token`: create (a
+///   token of that ServiceAccount, in its own namespace).
 /// - `events.k8s.io/events`: create, and patch when an Event repeats (kube's `Recorder`).
 /// - `leases` (release namespace only): create, then get and patch of the one named Lease
 ///   (kube-lease-manager).
@@ -48,6 +49,7 @@ const NEEDED: &[(&str, &str, &str, &str)] = &[
     ("", "secrets", "*", "patch"),
     ("", "secrets", "*", "delete"),
     ("", "configmaps", "*", "get"),
+    ("", "serviceaccounts", "*", "get"),
     ("", "serviceaccounts/token", "*", "create"),
     ("events.k8s.io", "events", "*", "create"),
     ("events.k8s.io", "events", "*", "patch"),
@@ -211,6 +213,29 @@ fn watching_one_namespace_grants_only_in_that_namespace() {
     assert!(
         cluster_scoped.is_empty(),
         "cluster-wide grants: {cluster_scoped:?}"
+    );
+}
+
+/// Watching the release namespace would let whoever may create RemoteCommands there name the
+/// operator's own ServiceAccount and Secrets: the chart refuses it, with the reason.
+#[test]
+fn the_release_namespace_is_never_the_watched_one() {
+    let mut chart = Chart::load();
+    chart.set("watchNamespace", json!("ops"));
+    let mut args = vec![
+        "template".to_string(),
+        "ops-release".to_string(),
+        chart.dir.display().to_string(),
+        "--namespace".to_string(),
+        "ops".to_string(),
+    ];
+    args.extend(chart.set_args());
+    let out = support::helm::helm(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "helm template accepted it");
+    assert!(
+        stderr.contains("watchNamespace must not be the release namespace"),
+        "{stderr}"
     );
 }
 

@@ -30,8 +30,12 @@ fn federated_world(ns_a: &str, ns_b: &str) -> String {
 /// A namespace with a ServiceAccount `deployer` and a credential Secret naming `client_id` with it.
 async fn tenant(client: &Client, prefix: &str, client_id: &str) -> String {
     let ns = namespace(client, prefix).await;
-    let sa: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": "deployer"}})).unwrap();
+    // Its owner lends it to the client id (Azure Workload Identity's annotation).
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {
+        "name": "deployer",
+        "annotations": {"azure.workload.identity/client-id": client_id},
+    }}))
+    .unwrap();
     Api::<ServiceAccount>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &sa)
         .await
@@ -130,13 +134,20 @@ async fn namespaces_act_only_with_their_own_federated_identity() {
         rc.status
     );
     assert_eq!(emulator.dispatches("echo mallory-was-here").await, 0);
+    // Mallory's ServiceAccount was lent to team A's client id only: no token is minted for another.
     let rc = wait_finished(&client, &mallory, "borrow").await;
     assert_eq!(
         outcome(&rc),
-        ("Failed".into(), "Forbidden".into()),
+        ("Failed".into(), "CredentialNotFound".into()),
         "{:?}",
         rc.status
     );
+    let message = rc
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("has not opted in"), "{message}");
     assert_eq!(emulator.dispatches("echo mallory-borrowed").await, 0);
 
     // Each team was its own principal at ARM; Entra refused every exchange mallory caused, and ARM

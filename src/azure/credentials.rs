@@ -47,11 +47,13 @@ pub struct CredentialConfig {
     pub subscription_id: Option<String>,
 }
 
-/// A ServiceAccount in Kubernetes.
+/// A ServiceAccount in Kubernetes, and the client id its token is presented for (its owner must
+/// have opted in to that client id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServiceAccountRef {
     pub namespace: String,
     pub name: String,
+    pub client_id: String,
 }
 
 /// Audience of a token presented to Entra ID for workload identity federation.
@@ -352,6 +354,7 @@ mod tests {
         federated.service_account = Some(ServiceAccountRef {
             namespace: "team-a".into(),
             name: "deployer".into(),
+            client_id: "x".into(),
         });
         assert!(
             matches!(

@@ -54,10 +54,18 @@ pub fn failure(err: &ArmError) -> Failure {
             400 | 405 | 411 | 415 | 422 => Failure::terminal(Reason::InvalidSpec, message),
             _ => Failure::transient(Reason::Retrying, message),
         },
-        // Workload identity without its ServiceAccount: an awaited reference, like a missing
-        // Secret (GitOps may create it later), not a token outage.
+        // Asking to borrow the operator's own ServiceAccount: refused for good.
         ArmError::Auth { message: m, .. }
-            if m.contains("no token for ServiceAccount") && m.contains("does not exist") =>
+            if m.contains("no token for ServiceAccount") && m.contains("is the operator's own") =>
+        {
+            Failure::terminal(Reason::Forbidden, message)
+        }
+        // Workload identity without its ServiceAccount, or one whose owner has not opted in to the
+        // client id: an awaited reference, like a missing Secret (GitOps may create or annotate it
+        // later), not a token outage.
+        ArmError::Auth { message: m, .. }
+            if m.contains("no token for ServiceAccount")
+                && (m.contains("does not exist") || m.contains("has not opted in")) =>
         {
             Failure::terminal(Reason::CredentialNotFound, message)
         }
@@ -220,6 +228,27 @@ mod tests {
                 ),
                 Reason::CredentialNotFound,
                 false,
+            ),
+            (
+                auth(
+                    "no token for ServiceAccount team-a/deployer: ServiceAccount team-a/deployer has not opted in to client id x",
+                ),
+                Reason::CredentialNotFound,
+                false,
+            ),
+            (
+                auth(
+                    "no token for ServiceAccount op/kubeinvoke: ServiceAccount op/kubeinvoke is the operator's own, whose identity is never lent",
+                ),
+                Reason::Forbidden,
+                false,
+            ),
+            (
+                auth(
+                    "no token for ServiceAccount team-a/deployer: TokenRequest: connection refused",
+                ),
+                Reason::Retrying,
+                true,
             ),
             (
                 auth("temporarily_unavailable: try later"),

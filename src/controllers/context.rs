@@ -290,6 +290,7 @@ fn azure_source(source: &CredentialSource) -> (String, String, azure::Credential
                     azure::credentials::ServiceAccountRef {
                         namespace: s.namespace.clone(),
                         name,
+                        client_id: s.client_id.clone(),
                     }
                 }),
                 subscription_id: s.subscription_id.clone(),

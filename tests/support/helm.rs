@@ -61,7 +61,7 @@ impl Chart {
         self.values_files.push(path);
     }
 
-    fn set_args(&self) -> Vec<String> {
+    pub fn set_args(&self) -> Vec<String> {
         let files = self
             .values_files
             .iter()

@@ -180,17 +180,30 @@ async fn not_started(
 ) -> Result<Action, Failure> {
     let now = Timestamp::now();
     let expired = status::deadline_of(&base, rc).is_some_and(|d| now >= d);
-    // A run that waited for a role assignment (403) or a replicating principal fails as Forbidden
-    // when its deadline passes, even though the last try was cut short by that deadline.
-    let failure = if expired
-        && base.reason.as_deref() == Some(Reason::Forbidden.as_str())
-        && matches!(
-            failure.reason,
-            Reason::Throttled | Reason::Retrying | Reason::DeadlineExceeded
-        ) {
-        Failure::transient(Reason::Forbidden, base.message.clone().unwrap_or_default())
-    } else {
-        failure
+    // A run that waited for a role assignment (403), a replicating principal or a reference fails
+    // with what it waited for when its deadline passes, even though the last try was cut short by
+    // that deadline (and so says only "not in time").
+    let waited_for = base.reason.as_deref().and_then(|r| {
+        [
+            Reason::Forbidden,
+            Reason::CredentialNotFound,
+            Reason::FileNotFound,
+            Reason::FileNotAllowed,
+        ]
+        .into_iter()
+        .find(|w| w.as_str() == r)
+    });
+    let failure = match waited_for {
+        Some(reason)
+            if expired
+                && matches!(
+                    failure.reason,
+                    Reason::Throttled | Reason::Retrying | Reason::DeadlineExceeded
+                ) =>
+        {
+            Failure::transient(reason, base.message.clone().unwrap_or_default())
+        }
+        _ => failure,
     };
     if !(failure.transient || failure.awaits_reference()) {
         return fail(api, rc, ctx, base, failure).await;
