@@ -4,6 +4,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
 
 use super::context::FIELD_MANAGER;
 use super::reason::{Failure, Reason};
@@ -103,6 +104,18 @@ where
         }
     };
     secret.metadata.resource_version = existing.resource_version();
+    // Server-side apply drops what it no longer sends only from fields it alone applied; what the
+    // first write (a create) set belongs to an update. So keys and labels this operator wrote
+    // before and does not write now (a format change) are removed first, fenced the same way.
+    let stale = stale_fields(&existing, &secret);
+    if stale != json!({}) {
+        let mut patch = stale;
+        patch["metadata"]["resourceVersion"] = json!(existing.resource_version());
+        let cleaned = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        secret.metadata.resource_version = cleaned.resource_version();
+    }
     let written = api
         .patch(
             &name,
@@ -115,6 +128,60 @@ where
         Err(kube::Error::Api(e)) if refused_for_good(e.code) => Err(rejected(&name, &e)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A merge patch removing what this operator wrote into `existing` (data keys, labels,
+/// annotations — by its field manager, whatever the operation) and `next` no longer holds; `{}`
+/// when nothing is stale.
+fn stale_fields(existing: &Secret, next: &Secret) -> Value {
+    let mut patch = json!({});
+    let sections: [(&[&str], Vec<&String>, Vec<&String>); 3] = [
+        (
+            &["data"],
+            existing.data.iter().flat_map(|d| d.keys()).collect(),
+            next.data.iter().flat_map(|d| d.keys()).collect(),
+        ),
+        (
+            &["metadata", "labels"],
+            existing.labels().keys().collect(),
+            next.metadata.labels.iter().flat_map(|l| l.keys()).collect(),
+        ),
+        (
+            &["metadata", "annotations"],
+            existing.annotations().keys().collect(),
+            next.metadata
+                .annotations
+                .iter()
+                .flat_map(|a| a.keys())
+                .collect(),
+        ),
+    ];
+    for (at, present, kept) in sections {
+        for key in present {
+            if kept.contains(&key) || !written_by_us(existing, at, key) {
+                continue;
+            }
+            let mut slot = &mut patch;
+            for part in at {
+                slot = &mut slot[*part];
+            }
+            slot[key.as_str()] = Value::Null;
+        }
+    }
+    patch
+}
+
+/// Whether this operator's field manager (any operation) owns `at`.`key` of `secret`.
+fn written_by_us(secret: &Secret, at: &[&str], key: &str) -> bool {
+    secret.managed_fields().iter().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.fields_v1.as_ref().is_some_and(|f| {
+                at.iter()
+                    .try_fold(&f.0, |v, part| v.get(format!("f:{part}")))
+                    .and_then(|v| v.get(format!("f:{key}")))
+                    .is_some()
+            })
+    })
 }
 
 /// The API server refuses this Secret as it is (400 bad request, 413 too large, 422 invalid):
@@ -177,5 +244,37 @@ mod tests {
         other.metadata.name = Some("weekly".into());
         assert!(!is_ours(&secret(&other, true), &new), "another object's");
         assert!(!is_ours(&Secret::default(), &new), "nobody's");
+    }
+
+    #[test]
+    fn only_what_this_operator_wrote_and_no_longer_writes_is_stale() {
+        let existing: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "edge",
+                "labels": {"argocd.argoproj.io/secret-type": "cluster", "noted-by": "audit", "kubeinvoke.io/managed-by": "kubeinvoke"},
+                "managedFields": [
+                    {"manager": "kubeinvoke", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:data": {"f:kubeconfig": {}, "f:name": {}},
+                                  "f:metadata": {"f:labels": {"f:argocd.argoproj.io/secret-type": {}, "f:kubeinvoke.io/managed-by": {}}}}},
+                    {"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:data": {"f:notes": {}}, "f:metadata": {"f:labels": {"f:noted-by": {}}}}}
+                ]
+            },
+            "data": {"kubeconfig": "eA==", "name": "eA==", "notes": "eA=="}
+        }))
+        .unwrap();
+        let next: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "edge", "labels": {"kubeinvoke.io/managed-by": "kubeinvoke"}},
+            "data": {"value": "eA==", "name": "eA=="}
+        }))
+        .unwrap();
+        assert_eq!(
+            stale_fields(&existing, &next),
+            serde_json::json!({
+                "data": {"kubeconfig": null},
+                "metadata": {"labels": {"argocd.argoproj.io/secret-type": null}}
+            })
+        );
+        assert_eq!(stale_fields(&existing, &existing), serde_json::json!({}));
     }
 }
