@@ -531,6 +531,115 @@ async fn format_change_replaces_the_secret_type_and_keys() {
     );
 }
 
+/// Whatever the order of format changes, the Secret holds exactly the current format's keys and
+/// labels: no full kubeconfig left behind in an Argo CD Secret, no Argo CD cluster label left on a
+/// Flux Secret, no label a user asked for and then dropped. Labels someone else put on the Secret
+/// stay. Every ordered pair of the four formats is crossed once.
+#[tokio::test]
+async fn every_format_change_leaves_exactly_the_current_keys() {
+    let env = env("kcx-transitions").await;
+    let expected = |format: &str| -> (Vec<&str>, Option<&str>) {
+        match format {
+            "Kubeconfig" => (vec!["kubeconfig"], None),
+            "Flux" => (vec!["value"], None),
+            "ClusterAPI" => (vec!["value"], Some("cluster.x-k8s.io/cluster-name")),
+            _ => (
+                vec!["config", "name", "server"],
+                Some("argocd.argoproj.io/secret-type"),
+            ),
+        }
+    };
+    let own_labels = [
+        "cluster.x-k8s.io/cluster-name",
+        "argocd.argoproj.io/secret-type",
+        "team",
+    ];
+    let path = [
+        "Kubeconfig",
+        "Flux",
+        "ClusterAPI",
+        "ArgoCD",
+        "Kubeconfig",
+        "ClusterAPI",
+        "Flux",
+        "ArgoCD",
+        "ClusterAPI",
+        "Kubeconfig",
+        "ArgoCD",
+        "Flux",
+        "Kubeconfig",
+    ];
+    let mut first = spec(aks("aks1", "User"), "fleet-aks1", path[0]);
+    first["secret"]["labels"] = json!({"team": "a"});
+    env.create("edge", first).await;
+    env.wait_exported("edge").await;
+    for (step, format) in path.iter().enumerate().skip(1) {
+        // Someone else labels the Secret; that label is theirs and stays (while the Secret does).
+        env.secrets()
+            .patch(
+                "fleet-aks1",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"metadata": {"labels": {"noted-by": "audit"}}})),
+            )
+            .await
+            .unwrap();
+        let type_before = env.secret("fleet-aks1").await.type_;
+        // The user's label is asked for on even steps only.
+        let labels = if step % 2 == 0 {
+            json!({"team": "a"})
+        } else {
+            json!(null)
+        };
+        env.exports()
+            .patch(
+                "edge",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(
+                    json!({"spec": {"secret": {"format": format, "labels": labels}}}),
+                ),
+            )
+            .await
+            .unwrap();
+        env.wait_exported("edge").await;
+        let secret = env.secret("fleet-aks1").await;
+        let keys: Vec<String> = data(&secret).into_keys().collect();
+        let (want_keys, own_label) = expected(format);
+        let transition = format!("{} -> {format}", path[step - 1]);
+        assert_eq!(keys, want_keys, "{transition}: data keys");
+        let labels = secret.metadata.labels.clone().unwrap_or_default();
+        for label in own_labels {
+            let want = own_label == Some(label) || (label == "team" && step % 2 == 0);
+            assert_eq!(
+                labels.contains_key(label),
+                want,
+                "{transition}: label {label} in {labels:?}"
+            );
+        }
+        if secret.type_ == type_before {
+            assert_eq!(
+                labels.get("noted-by").map(String::as_str),
+                Some("audit"),
+                "{transition}: someone else's label was removed"
+            );
+        }
+    }
+}
+
+/// A tenant asks for `kubeinvoke.io/allow-as-file` on its exported kubeconfig, which would let a
+/// runner who may not read Secrets send it into a command: refused before anything is fetched.
+#[tokio::test]
+async fn an_export_cannot_carry_the_operators_own_labels() {
+    let env = env("kcx-reserved").await;
+    let mut s = spec(aks("aks1", "User"), "smuggled", "Kubeconfig");
+    s["secret"]["labels"] = json!({"kubeinvoke.io/allow-as-file": "true"});
+    env.create("edge", s).await;
+    let k = env.wait_reason("edge", "InvalidSpec", EXPORT_TIMEOUT).await;
+    let message = k.status.unwrap().message.unwrap_or_default();
+    assert!(message.contains("kubeinvoke.io/allow-as-file"), "{message}");
+    assert!(env.secrets().get_opt("smuggled").await.unwrap().is_none());
+    assert_eq!(env.requests("aks.listUserCredential").await, 0);
+}
+
 #[tokio::test]
 async fn renamed_secret_replaces_the_old_one() {
     let env = env("kcx-rename").await;

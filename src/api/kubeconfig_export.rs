@@ -182,10 +182,11 @@ pub struct SecretSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), pattern("^[-._a-zA-Z0-9]+$"))]
     pub key: Option<String>,
-    /// Extra labels for the Secret.
+    /// Extra labels for the Secret. Keys under `kubeinvoke.io/` are the operator's own and refused
+    /// (`InvalidSpec`); the format's own labels win over these.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Extra annotations for the Secret.
+    /// Extra annotations for the Secret. Keys under `kubeinvoke.io/` are refused as for labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }

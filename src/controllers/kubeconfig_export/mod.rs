@@ -85,6 +85,35 @@ pub async fn reconcile(kcx: Arc<KubeconfigExport>, ctx: Arc<Context>) -> Result<
     }
 }
 
+/// The prefix of the labels and annotations that mean something to the operator itself.
+const OPERATOR_PREFIX: &str = "kubeinvoke.io/";
+
+/// Labels and annotations asked for in `spec.secret` cannot carry the operator's own meanings: e.g.
+/// `kubeinvoke.io/allow-as-file` on an exported kubeconfig would let whoever may only create
+/// RemoteCommands send it into a command without being allowed to read Secrets.
+fn no_operator_meanings(kcx: &KubeconfigExport) -> Result<(), Failure> {
+    let secret = &kcx.spec.secret;
+    let reserved = [
+        ("labels", &secret.labels),
+        ("annotations", &secret.annotations),
+    ]
+    .into_iter()
+    .find_map(|(field, map)| {
+        map.keys()
+            .find(|k| k.starts_with(OPERATOR_PREFIX))
+            .map(|k| (field, k))
+    });
+    match reserved {
+        Some((field, key)) => Err(Failure::terminal(
+            Reason::InvalidSpec,
+            format!(
+                "spec.secret.{field}: {key} is the operator's own ({OPERATOR_PREFIX}…); a Secret it writes never carries it at a tenant's request"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Fetch, render, hash, and write the Secret when its content changed.
 async fn export(
     kcx: &KubeconfigExport,
@@ -92,6 +121,7 @@ async fn export(
     base: &KubeconfigExportStatus,
     interval: Duration,
 ) -> Result<(Export, SecretWrite), Failure> {
+    no_operator_meanings(kcx)?;
     let credential = ctx
         .credential(
             &kcx.namespace().unwrap_or_default(),
