@@ -55,9 +55,11 @@ impl OperatorGrants {
             });
         }
         for g in &grants {
-            if let Some(bad) = g.scopes.iter().find(|s| !s.starts_with("/subscriptions/")) {
+            if let Some(bad) = g.scopes.iter().find(|s| !is_scope(s)) {
                 return Err(format!(
-                    "grant for namespace {}: scope {bad:?} is not an ARM resource id (/subscriptions/...)",
+                    "grant for namespace {}: scope {bad:?} is not an ARM resource id prefix naming at least a subscription \
+                     (/subscriptions/<id>[/resourceGroups/<name>[/providers/...]]); leave scopes out to grant everything \
+                     the identity reaches",
                     g.namespace
                 ));
             }
@@ -107,6 +109,21 @@ impl Grant {
         }
         Ok(())
     }
+}
+
+/// A scope names at least one subscription, with no empty or wildcard segment: `/subscriptions/`,
+/// `/subscriptions//x` or `/subscriptions/*` would match everything (or nothing anyone meant).
+fn is_scope(scope: &str) -> bool {
+    let Some(rest) = scope.strip_prefix("/subscriptions/") else {
+        return false;
+    };
+    let segments: Vec<&str> = rest.strip_suffix('/').unwrap_or(rest).split('/').collect();
+    !segments.is_empty()
+        && segments.iter().all(|s| {
+            !s.is_empty()
+                && !s.contains('*')
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        })
 }
 
 /// `id` is `scope` or below it, compared by whole path segments, case-insensitively (ARM ids are).
@@ -205,5 +222,29 @@ mod tests {
         assert!(OperatorGrants::parse("", "not json").is_err());
         assert!(OperatorGrants::parse("", r#"[{"namespace": "a", "scopes": ["rg1"]}]"#).is_err());
         assert!(OperatorGrants::parse("", r#"[{"namespace": "a", "typo": true}]"#).is_err());
+    }
+
+    #[test]
+    fn scopes_that_match_everything_are_refused() {
+        for bad in [
+            "/subscriptions/",
+            "/subscriptions",
+            "/subscriptions//resourceGroups/rg1",
+            "/subscriptions/*",
+            "/subscriptions/s1/resourceGroups//",
+            "/subscriptions/s1/resourceGroups/ rg",
+            "/",
+            "",
+        ] {
+            let json = format!(r#"[{{"namespace": "a", "scopes": ["{bad}"]}}]"#);
+            assert!(
+                OperatorGrants::parse("", &json).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        for good in [RG1, "/subscriptions/s1", "/subscriptions/s1/", AKS1] {
+            let json = format!(r#"[{{"namespace": "a", "scopes": ["{good}"]}}]"#);
+            assert!(OperatorGrants::parse("", &json).is_ok(), "{good:?} refused");
+        }
     }
 }
