@@ -26,6 +26,9 @@ pub struct ExecSession {
     pub cols: Option<u32>,
     pub container_group: String,
     pub container: String,
+    /// `execStartSeconds`: how long the program takes to start once the password came.
+    #[serde(skip)]
+    pub start_delay: Option<Duration>,
     #[serde(skip)]
     pub expires: Instant,
     /// A websocket has connected (sessions are single-use).
@@ -173,6 +176,10 @@ async fn run(mut ws: WebSocket, state: Shared, s: ExecSession) {
         close(&mut ws, 1000, "").await;
         return;
     };
+    if let Some(delay) = s.start_delay {
+        // What the client types meanwhile waits in the websocket for the program.
+        tokio::time::sleep(delay).await;
+    }
     let dir = std::env::temp_dir().join(format!("kubeinvoke-emulator-exec-{}", s.id));
     let end = session(&mut ws, &state, &s, &exe, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);

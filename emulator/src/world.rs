@@ -413,6 +413,7 @@ impl World {
                                 "listening on :8080".to_string(),
                                 "ready".to_string(),
                             ],
+                            exec_start_seconds: None,
                         }],
                         ..Default::default()
                     }],

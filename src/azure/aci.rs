@@ -432,6 +432,7 @@ impl AciClient {
                     &Marker::random(),
                     self.tls.clone(),
                     limits,
+                    ctx.fence.as_ref(),
                 )
                 .await
             }
@@ -657,13 +658,15 @@ pub async fn run_direct_session(
 
 /// Joins a session started for a shell, types `command` after the shell said ready, and parses
 /// the output and exit code out of the terminal stream. A failure says whether any of the command
-/// had been typed.
+/// had been typed. `fence` is asked right before the command is typed — the moment it starts — so
+/// a replica that lost the leader Lease while the shell came up types nothing.
 pub async fn run_shell_session(
     endpoint: &ExecEndpoint,
     command: &str,
     marker: &Marker,
     tls: Arc<rustls::ClientConfig>,
     limits: &SessionLimits,
+    fence: Option<&super::Fence>,
 ) -> Result<ExecOutput, SessionError> {
     let deadline = limits.deadline;
     let mut socket = connect(endpoint, tls, deadline)
@@ -714,6 +717,11 @@ pub async fn run_shell_session(
             Chunk::Output(chunk) => keep(&mut startup, &chunk),
             Chunk::Closed | Chunk::Lost => return Err(ended_early(&startup)),
         }
+    }
+    if fence.is_some_and(|holds| !holds()) {
+        return Err(SessionError::not_sent(ArmError::Fenced {
+            operation: SESSION_OP,
+        }));
     }
     let mut started = false;
     let typed = type_text(

@@ -330,6 +330,54 @@ async fn shell_exec_strips_echo_and_reports_exit_code() {
     assert_eq!(f.exec_bodies.lock().unwrap()[0]["command"], "/bin/sh");
 }
 
+/// The replica loses the leader Lease while the shell comes up (after the exec POST went out):
+/// the command is never typed, and the failure says it was not sent, so the intent is rolled back.
+#[tokio::test]
+async fn a_fence_that_falls_before_typing_types_nothing() {
+    let (aci, f) = fake().await;
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    let mut c = ctx(Duration::from_secs(10));
+    // Holds for the exec POST, then falls.
+    c.fence = Some(Arc::new(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+    }));
+    let err = aci
+        .run_session(
+            &c,
+            &id(),
+            "app",
+            "ls /nope; echo done",
+            Some("/bin/sh"),
+            &limits(10),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.error, ArmError::Fenced { .. }),
+        "{:?}",
+        err.error
+    );
+    assert!(!err.command_sent);
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let typed: Vec<u8> = f
+        .frames
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, bytes, _)| bytes.clone())
+        .collect();
+    let typed = String::from_utf8_lossy(&typed);
+    assert!(
+        typed.contains(":ready"),
+        "the setup line is typed: {typed:?}"
+    );
+    assert!(
+        !typed.contains("ls /nope"),
+        "the command was typed: {typed:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_session_that_ends_before_the_status_line_is_interrupted() {
     let (aci, _) = fake().await;

@@ -41,6 +41,32 @@ impl Installed {
         values: &str,
     ) -> Installed {
         let release_ns = format!("{watch_ns}-op");
+        Installed::install_as(admin, emulator, &release_ns, watch_ns, "", values).await
+    }
+
+    /// An install that watches its own release namespace `<base>-op`, which the chart refuses: the
+    /// chart watches every namespace (cluster-wide RBAC) and the environment narrows the operator
+    /// to the release namespace, as a hand-made or older install could. For the operator's own
+    /// defences, which must hold without the chart's.
+    pub async fn install_watching_itself(
+        admin: &Client,
+        emulator: &Emulator,
+        base: &str,
+    ) -> Installed {
+        let release_ns = format!("{base}-op");
+        let env = format!("  - {{name: KUBEINVOKE_WATCH_NAMESPACE, value: \"{release_ns}\"}}\n");
+        Installed::install_as(admin, emulator, &release_ns, "", &env, "").await
+    }
+
+    async fn install_as(
+        admin: &Client,
+        emulator: &Emulator,
+        release_ns: &str,
+        watch_ns: &str,
+        extra_env: &str,
+        values: &str,
+    ) -> Installed {
+        let release_ns = release_ns.to_string();
         let namespaces = Api::<Namespace>::all(admin.clone());
         let namespace: Namespace =
             serde_json::from_value(json!({"metadata": {"name": release_ns}})).unwrap();
@@ -68,7 +94,7 @@ hostNetwork: true
 extraEnv:
   - {{name: KUBERNETES_SERVICE_HOST, value: "127.0.0.1"}}
   - {{name: KUBERNETES_SERVICE_PORT, value: "{port}"}}
-armEndpoint: "{arm}"
+{extra_env}armEndpoint: "{arm}"
 authorityHost: "{arm}"
 aciExecHosts: ["{exec_host}"]
 caFile: {{configMap: emulator-ca, key: ca.crt}}
@@ -82,7 +108,7 @@ logLevel: "info,kubeinvoke=debug"
             chart.with_values(values);
         }
         let release = Release {
-            name: format!("{watch_ns}-op"),
+            name: release_ns.clone(),
             namespace: release_ns,
         };
         let installed = Installed {
@@ -253,4 +279,13 @@ pub fn container_pid(pod: &Pod) -> u32 {
         .find(|f| f.first() == Some(&id))
         .and_then(|f| f.get(1)?.parse().ok())
         .unwrap_or_else(|| panic!("containerd has no task {id}:\n{text}"))
+}
+
+/// Sends SIGSTOP / SIGCONT to a process of the node (a container's main process).
+pub fn signal(pid: &str, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{sig} {pid}");
 }

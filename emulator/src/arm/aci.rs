@@ -94,6 +94,10 @@ fn exec(ctx: &Ctx, group: &str, c: &Container) -> Response {
         cols: size.cols,
         container_group: group.to_string(),
         container: c.name.clone(),
+        start_delay: c
+            .exec_start_seconds
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64),
         expires: Instant::now() + ctx.state.settings.exec_session_ttl,
         used: false,
     };

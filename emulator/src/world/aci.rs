@@ -38,4 +38,8 @@ pub struct Container {
     pub name: String,
     #[serde(default)]
     pub logs: Vec<String>,
+    /// An exec session's program starts this long (seconds) after the websocket connected (a busy
+    /// or cold container): the terminal stays silent meanwhile, input is kept for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_start_seconds: Option<f64>,
 }
