@@ -28,13 +28,10 @@ fn start(ns: &str, emulator_args: &[&str]) -> (Emulator, Operator) {
 async fn aks_command_succeeds_with_exit_code_and_output() {
     let (client, ns) = setup("rc-ok").await;
     let (emulator, _operator) = start(&ns, &[]);
-    create(
-        &client,
-        &ns,
-        "hello",
-        aks("aks1", "echo hello-from-aks; echo on-stderr >&2"),
-    )
-    .await;
+    let mut spec = aks("aks1", "echo hello-from-aks; echo on-stderr >&2");
+    // The tail in status is opt-in.
+    spec["output"] = json!({"tailBytes": 2048});
+    create(&client, &ns, "hello", spec).await;
     let rc = wait_finished(&client, &ns, "hello").await;
     let status = rc.status.clone().unwrap();
     assert_eq!(
@@ -693,7 +690,8 @@ async fn aci_without_shell_has_no_exit_code() {
         "env",
         json!({
             "target": {"containerInstance": {"resourceId": group_id("cg1"), "container": "app"}},
-            "command": "pwd"
+            "command": "pwd",
+            "output": {"tailBytes": 64}
         }),
     )
     .await;
@@ -1023,14 +1021,21 @@ async fn no_secret_reaches_logs_or_events() {
     .await;
     let rc = wait_finished(&client, &ns, "secretive").await;
     assert_eq!(outcome(&rc).1, "Completed");
-    wait_finished(&client, &ns, "secretive-aci").await;
+    let aci = wait_finished(&client, &ns, "secretive-aci").await;
     let logs = operator.logs();
     let events = events(&ns);
     assert!(
         logs.contains("dispatched"),
         "the operator logged nothing useful:\n{logs}"
     );
-    for (what, text) in [("operator log", &logs), ("Events", &events)] {
+    // Status is readable through the aggregated `view` role; the output Secret is not. By default
+    // no output reaches status (spec.output.tailBytes is opt-in).
+    let statuses = serde_json::to_string(&[&rc.status, &aci.status]).unwrap();
+    for (what, text) in [
+        ("operator log", &logs),
+        ("Events", &events),
+        ("status", &statuses),
+    ] {
         for secret in [
             "TOPSECRET-OUTPUT-4711",
             "TOPSECRET-OUTPUT-4712",

@@ -19,8 +19,9 @@ pub const DEFAULT_TIMEOUT_SECONDS: i64 = 600;
 pub const MAX_TIMEOUT_SECONDS: i64 = 86_400;
 /// Default of `spec.maxAttempts`.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
-/// Default of `spec.output.tailBytes`.
-pub const DEFAULT_TAIL_BYTES: i32 = 2048;
+/// Default of `spec.output.tailBytes`: none. Status is readable by everyone with the aggregated
+/// `view` role, the output Secret only by who may read Secrets; a tail in status is opt-in.
+pub const DEFAULT_TAIL_BYTES: i32 = 0;
 /// Upper bound of `spec.output.tailBytes`.
 pub const MAX_TAIL_BYTES: i32 = 16_384;
 
@@ -249,7 +250,9 @@ pub struct OutputSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
     pub secret_name: Option<String>,
-    /// How many bytes of the output's end go into `status.outputTail` (cut at a UTF-8 boundary).
+    /// How many bytes of the output's end go into `status.outputTail` (cut at a UTF-8 boundary);
+    /// default 0. Status is readable through the aggregated `view` role, the output Secret is not:
+    /// set it only for output that everyone who may view the resource may read.
     #[serde(default = "default_tail_bytes")]
     #[schemars(range(min = 0, max = 16384))]
     pub tail_bytes: i32,

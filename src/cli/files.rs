@@ -135,7 +135,15 @@ fn walk(dir: &Path, cwd: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Result
     for entry in entries {
         let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
         let path = entry.path();
+        let linked = entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .is_symlink();
         let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if linked {
+            // A directory sent whole never takes along what it only points to.
+            stays_inside(&path, cwd, meta.is_dir())?;
+        }
         if meta.is_dir() {
             walk(&path, cwd, files)?;
         } else if meta.is_file() {
@@ -143,6 +151,28 @@ fn walk(dir: &Path, cwd: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Result
         }
     }
     Ok(())
+}
+
+/// A symbolic link met while sending a directory is followed only to a file inside the current
+/// directory: a link out of it (to `~/.ssh`, `/etc`, a credentials file) or to a directory (a loop,
+/// or a way out) is refused, loudly, so that nothing is sent that was not meant to be.
+fn stays_inside(link: &Path, cwd: &Path, to_directory: bool) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "{}: a symbolic link {why}; not followed (copy what is meant to go into the directory)",
+            link.display()
+        ))
+    };
+    if to_directory {
+        return refuse("to a directory");
+    }
+    let target = std::fs::canonicalize(link).map_err(|e| format!("{}: {e}", link.display()))?;
+    let base = std::fs::canonicalize(cwd).map_err(|e| format!("{}: {e}", cwd.display()))?;
+    if target.starts_with(&base) {
+        Ok(())
+    } else {
+        refuse("out of the current directory")
+    }
 }
 
 fn add(path: &Path, cwd: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), String> {
@@ -181,6 +211,36 @@ fn relative_path(path: &Path, cwd: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symbolic_links_out_of_the_directory_are_never_followed() {
+        let dir = std::env::temp_dir().join(format!("kubeinvoke-cli-links-{}", std::process::id()));
+        let outside = dir.with_extension("outside");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&outside);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("id_rsa"), "secret").unwrap();
+        std::fs::write(dir.join("app.yaml"), "kind: X\n").unwrap();
+        // A link to a file inside is sent as that file.
+        std::os::unix::fs::symlink(dir.join("app.yaml"), dir.join("sub/same.yaml")).unwrap();
+        let bundles = collect(&[PathBuf::from(".")], &dir).unwrap();
+        assert_eq!(bundles[0].files.len(), 2);
+        // A link out of it fails the whole collection, naming the link.
+        std::os::unix::fs::symlink(outside.join("id_rsa"), dir.join("sub/key")).unwrap();
+        let err = collect(&[PathBuf::from(".")], &dir).unwrap_err();
+        assert!(
+            err.contains("sub/key") && err.contains("out of the current directory"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.join("sub/key")).unwrap();
+        // A link to a directory (inside or not) is not followed.
+        std::os::unix::fs::symlink(&outside, dir.join("sub/elsewhere")).unwrap();
+        let err = collect(&[PathBuf::from(".")], &dir).unwrap_err();
+        assert!(err.contains("to a directory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
 
     #[test]
     fn directories_keep_their_relative_paths_and_binary_files_stay_binary() {
