@@ -756,6 +756,44 @@ async fn bad_content_keeps_previous_secret(prefix: &str, fault: &str) {
     env.wait_events("edge", "InvalidKubeconfig", 1).await;
 }
 
+/// ARM's answer is not trusted blindly: a kubeconfig that turns TLS verification off, or whose user
+/// runs something other than kubelogin (here `sh -c`), is refused like broken content; the Secret
+/// Argo CD or Flux reads is never given it.
+#[tokio::test]
+async fn insecure_kubeconfig_keeps_previous_secret() {
+    bad_content_keeps_previous_secret("kcx-insecure", "insecureSkipTlsVerify").await;
+}
+
+#[tokio::test]
+async fn foreign_exec_plugin_keeps_previous_secret() {
+    bad_content_keeps_previous_secret("kcx-foreign-exec", "foreignExec").await;
+}
+
+/// A `proxy-url` in ARM's kubeconfig is dropped: the exported one connects directly.
+#[tokio::test]
+async fn a_proxy_named_by_arm_is_dropped() {
+    let token = &Cluster::get().user_token;
+    let env = Env::start(
+        "kcx-proxy",
+        &world(
+            &aks_cluster("aks-p", token, "kubeconfigFault: proxyUrl"),
+            "",
+        ),
+        &[],
+    )
+    .await;
+    env.create(
+        "edge",
+        spec(aks("aks-p", "User"), "edge-kubeconfig", "Kubeconfig"),
+    )
+    .await;
+    env.wait_exported("edge").await;
+    let secret = env.secret("edge-kubeconfig").await;
+    let kubeconfig = text(&secret, "kubeconfig");
+    assert!(!kubeconfig.contains("proxy-url"), "{kubeconfig}");
+    assert_kubeconfig_works(&kubeconfig, &env.ns);
+}
+
 #[tokio::test]
 async fn invalid_base64_keeps_previous_secret() {
     bad_content_keeps_previous_secret("kcx-bad-base64", "invalidBase64").await;

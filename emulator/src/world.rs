@@ -214,6 +214,12 @@ pub enum KubeconfigFault {
     /// AKS list*Credential answers `{"kubeconfigs": []}`.
     EmptyList,
     NoClusters,
+    /// The cluster entry turns TLS verification off (`insecure-skip-tls-verify: true`).
+    InsecureSkipTlsVerify,
+    /// The cluster entry names a `proxy-url`.
+    ProxyUrl,
+    /// The user runs a credential plugin that is not kubelogin (`sh -c …`).
+    ForeignExec,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -67,9 +67,10 @@ fn argocd_config_for_an_exec_user() {
 
 #[test]
 fn argocd_config_tls_and_basic_auth_fields() {
+    // (insecure-skip-tls-verify never gets this far: ARM content that turns TLS off is refused.)
     let yaml = basic_auth().replace(
         "    server:",
-        "    insecure-skip-tls-verify: true\n    tls-server-name: api.internal\n    server:",
+        "    insecure-skip-tls-verify: false\n    tls-server-name: api.internal\n    server:",
     );
     // Wrapped base64 in the kubeconfig comes out as one canonical line.
     let yaml = yaml.replace(
@@ -82,7 +83,7 @@ fn argocd_config_tls_and_basic_auth_fields() {
         json!({
             "username": "admin",
             "password": PASSWORD,
-            "tlsClientConfig": {"caData": b64(CA_PEM), "insecure": true, "serverName": "api.internal"}
+            "tlsClientConfig": {"caData": b64(CA_PEM), "insecure": false, "serverName": "api.internal"}
         })
     );
     let bad = parse(&admin_token(TOKEN).replace(&b64(CA_PEM), "'not base64!'"));

@@ -50,6 +50,9 @@ pub enum KubeconfigError {
         credential: String,
         field: &'static str,
     },
+    /// Something no real AKS or AKS Arc kubeconfig holds (see `trust.rs`): named, never quoted.
+    #[error("kubeconfig {credential:?} holds what no AKS kubeconfig does, refused: {what}")]
+    Untrusted { credential: String, what: String },
     /// The current context's cluster has no `server`.
     #[error("kubeconfig {credential:?}: cluster {cluster:?} has no server")]
     NoServer { credential: String, cluster: String },
@@ -108,6 +111,7 @@ impl KubeconfigError {
             Self::UnresolvedContext { .. } => "unresolved_context",
             Self::InvalidField { .. } => "invalid_field",
             Self::NoServer { .. } => "no_server",
+            Self::Untrusted { .. } => "untrusted",
             Self::NotSelfContained { .. } => "not_self_contained",
             Self::ExecUserUnsupported { .. } => "exec_user_unsupported",
             Self::InvalidClusterName { .. } => "invalid_cluster_name",

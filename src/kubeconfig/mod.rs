@@ -17,6 +17,7 @@ mod render;
 mod sensitive;
 #[cfg(test)]
 mod testdata;
+mod trust;
 
 pub use error::{KubeconfigError, REASON_INVALID_KUBECONFIG, REASON_INVALID_SPEC};
 pub use expiry::{certificate_not_after, jwt_expiry};

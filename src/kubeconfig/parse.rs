@@ -95,6 +95,7 @@ impl ParsedKubeconfig {
     }
 
     fn validate(credential_name: &str, mut config: Kubeconfig) -> Result<Self, KubeconfigError> {
+        super::trust::sanitize(credential_name, &mut config)?;
         let credential = credential_name.to_owned();
         if config.clusters.is_empty() {
             return Err(KubeconfigError::NoClusters { credential });

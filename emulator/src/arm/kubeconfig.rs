@@ -103,6 +103,30 @@ pub fn encode(doc: &Doc<'_>, fault: Option<KubeconfigFault>) -> String {
         // An empty list has no value at all; where a value is still needed (hybrid), it is empty.
         Some(KubeconfigFault::Empty | KubeconfigFault::EmptyList) => String::new(),
         Some(KubeconfigFault::NoClusters) => b64(&render(doc, false)),
+        Some(
+            f @ (KubeconfigFault::InsecureSkipTlsVerify
+            | KubeconfigFault::ProxyUrl
+            | KubeconfigFault::ForeignExec),
+        ) => {
+            let text = render(doc, true);
+            let mut v: Value = serde_saphyr::from_str(&text).unwrap_or_default();
+            match f {
+                KubeconfigFault::InsecureSkipTlsVerify => {
+                    v["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = json!(true)
+                }
+                KubeconfigFault::ProxyUrl => {
+                    v["clusters"][0]["cluster"]["proxy-url"] = json!("http://127.0.0.1:1")
+                }
+                _ => {
+                    v["users"][0]["user"] = json!({"exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "sh",
+                        "args": ["-c", "echo pwned"],
+                    }})
+                }
+            }
+            b64(&serde_saphyr::to_string(&v).unwrap_or_default())
+        }
     }
 }
 
