@@ -12,6 +12,25 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// `s` made safe to show and bounded: line breaks and tabs become spaces; other control characters
+/// (C0, DEL, C1: terminal escape sequences start with them) and bidirectional overrides become
+/// U+FFFD; then it is cut to at most `max` bytes on a character boundary. Every message that
+/// reaches status, an Event or the CLI's terminal goes through it: tenants and ARM write into them.
+pub fn clean(s: &str, max: usize) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
+                '\u{FFFD}'
+            }
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        })
+        .collect();
+    truncate(&cleaned, max).to_string()
+}
+
 /// The longest suffix of `bytes` that is at most `max` bytes and valid UTF-8 (a cut through a
 /// multi-byte character moves forward to the next boundary; invalid bytes become U+FFFD first).
 pub fn tail_utf8(bytes: &[u8], max: usize) -> String {
@@ -47,6 +66,20 @@ mod tests {
         assert_eq!(truncate("abc", 2), "ab");
         assert_eq!(truncate("aé", 2), "a"); // é is 2 bytes
         assert_eq!(truncate("", 0), "");
+    }
+
+    #[test]
+    fn clean_removes_escapes_and_overrides_and_bounds() {
+        let hostile = "ok\x1b]0;pwned\x07 \x1b[2J\u{202E}txt.exe\nnext\u{9b}31m";
+        let shown = clean(hostile, 1024);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(!shown.contains('\u{202E}'), "{shown:?}");
+        assert!(
+            shown.starts_with("ok") && shown.contains("next"),
+            "{shown:?}"
+        );
+        assert_eq!(clean("aé", 2), "a");
+        assert_eq!(clean("plain message", 1024), "plain message");
     }
 
     #[test]

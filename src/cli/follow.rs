@@ -204,7 +204,7 @@ impl Progress {
             self.name,
             now.0,
             now.1,
-            crate::text::truncate(&message, 200)
+            crate::text::clean(&message, 200)
         );
         self.last = Some(now);
     }
@@ -297,7 +297,11 @@ async fn print_outcome(
         (Phase::Succeeded, Some(c)) => format!("exited with {c}"),
         (Phase::Succeeded, None) => "finished; the target reports no exit code".into(),
         (_, Some(c)) if reason == "NonZeroExit" => format!("exited with {c}"),
-        _ => format!("{reason}: {}", s.message.clone().unwrap_or_default()),
+        _ => format!(
+            "{}: {}",
+            crate::text::clean(&reason, 128),
+            crate::text::clean(s.message.as_deref().unwrap_or_default(), 1024)
+        ),
     };
     eprintln!(
         "{namespace}/{}: {summary} (exit status {code})",

@@ -65,7 +65,7 @@ pub fn set(
     generation: i64,
     now: &Time,
 ) {
-    let message = crate::text::truncate(message, 1024).to_string();
+    let message = crate::text::clean(message, 1024);
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {

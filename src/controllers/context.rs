@@ -103,7 +103,7 @@ impl Context {
         let event = Event {
             type_,
             reason: reason.to_string(),
-            note: Some(crate::text::truncate(note, 1024).to_string()),
+            note: Some(crate::text::clean(note, 1024)),
             action: action.to_string(),
             secondary: None,
         };

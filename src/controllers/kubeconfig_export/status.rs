@@ -117,7 +117,8 @@ pub fn exported(
     s.observed_generation = generation;
     s.secret_name = Some(export.secret_name.clone());
     s.server = Some(export.server.clone());
-    s.credential_name = Some(export.credential_name.clone());
+    // ARM's names are bounded and cleaned like every message (the server is checked when parsed).
+    s.credential_name = Some(crate::text::clean(&export.credential_name, 253));
     s.content_hash = Some(export.content_hash.clone());
     s.last_refresh_time = Some(Time(now));
     s.next_refresh_time = Some(Time(export.next_refresh));
@@ -135,7 +136,7 @@ pub fn exported(
         generation,
         &Time(now),
     );
-    s.message = Some(message);
+    s.message = Some(crate::text::clean(&message, 1024));
     s
 }
 
@@ -153,7 +154,7 @@ pub fn failed(
     s.observed_generation = generation;
     s.next_refresh_time = Some(Time(retry_at));
     s.reason = Some(failure.reason.to_string());
-    s.message = Some(crate::text::truncate(&failure.message, 1024).to_string());
+    s.message = Some(crate::text::clean(&failure.message, 1024));
     let health = if failure.transient {
         Health::Progressing
     } else {

@@ -101,7 +101,7 @@ pub fn progress(
 ) -> RemoteCommandStatus {
     s.phase = Some(phase);
     s.reason = Some(reason.to_string());
-    s.message = Some(crate::text::truncate(message, 1024).to_string());
+    s.message = Some(crate::text::clean(message, 1024));
     // The run starts at its first status write: the deadline counts from there, waiting included.
     s.start_time = s.start_time.or(Some(Time(now)));
     let generation = s.observed_generation;
@@ -206,7 +206,7 @@ pub fn finished(
     s.output_truncated = outcome.truncated.then_some(true);
     s.output_tail = Some(crate::text::tail_utf8(&outcome.output, outcome.tail_bytes));
     s.reason = Some(reason.to_string());
-    s.message = Some(crate::text::truncate(&outcome.message, 1024).to_string());
+    s.message = Some(crate::text::clean(&outcome.message, 1024));
     let generation = s.observed_generation;
     conditions::apply(
         &mut s.conditions,
@@ -228,7 +228,7 @@ pub fn failed(
     s.phase = Some(Phase::Failed);
     s.completion_time = Some(Time(now));
     s.reason = Some(failure.reason.to_string());
-    s.message = Some(crate::text::truncate(&failure.message, 1024).to_string());
+    s.message = Some(crate::text::clean(&failure.message, 1024));
     let generation = s.observed_generation;
     conditions::apply(
         &mut s.conditions,
