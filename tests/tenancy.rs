@@ -245,6 +245,36 @@ async fn the_operator_identity_stays_within_its_grant() {
     assert!(entries.is_empty(), "requests were made: {entries:?}");
 }
 
+/// Running commands with the operator's identity is a grant of its own: a command runs with what
+/// the identity's AKS token can do on the cluster, whatever the scopes. A namespace trusted with the
+/// identity for kubeconfig exports (`--global-credential-namespaces`) cannot run one with it.
+#[tokio::test]
+async fn commands_with_the_operator_identity_need_their_own_grant() {
+    let client = Cluster::get().client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "exports-only").await;
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let _operator = Operator::start(&emulator, &ns, &["--global-credential-namespaces", &ns]);
+    create(
+        &client,
+        &ns,
+        "cmd",
+        aks("aks1", "echo with-the-operator-identity"),
+    )
+    .await;
+    let rc = wait_finished(&client, &ns, "cmd").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "Forbidden".into()),
+        "{:?}",
+        rc.status
+    );
+    let message = rc.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains("runCommands"), "{message}");
+    let entries = log(&emulator).await;
+    assert!(entries.is_empty(), "requests were made: {entries:?}");
+}
+
 /// Tenants choose subscription ids freely; none of them becomes a metrics label, and the series
 /// count does not grow with them.
 #[tokio::test]

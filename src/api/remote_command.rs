@@ -164,6 +164,20 @@ pub struct Target {
     pub container_instance: Option<ContainerInstanceTarget>,
 }
 
+impl Target {
+    /// The ARM resource id of the cluster or container group ("" when neither is set).
+    pub fn resource_id(&self) -> &str {
+        self.aks
+            .as_ref()
+            .map(|t| t.resource_id.as_str())
+            .or(self
+                .container_instance
+                .as_ref()
+                .map(|t| t.resource_id.as_str()))
+            .unwrap_or_default()
+    }
+}
+
 /// An AKS cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

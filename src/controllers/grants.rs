@@ -3,8 +3,9 @@
 //!
 //! A grant names a namespace (or `*`), the ARM scopes it may target (resource-id prefixes:
 //! a subscription, a resource group or one resource; none = anywhere the identity reaches), and
-//! whether it may export admin kubeconfigs (`role: Admin`) or the identity's own AAD token
-//! (`authentication: Token`). Anything else is refused before any ARM request.
+//! whether it may export admin kubeconfigs (`role: Admin`), the identity's own AAD token
+//! (`authentication: Token`), or run commands (RemoteCommands). Anything else is refused before
+//! any ARM request.
 
 use serde::Deserialize;
 
@@ -25,6 +26,11 @@ pub struct Grant {
     /// KubeconfigExport `authentication: Token` (the identity's AAD token in the namespace's Secret).
     #[serde(default)]
     pub aad_token: bool,
+    /// RemoteCommands. A command runs with what the identity's AKS token can do (AKS hands it to
+    /// the command pod, or runs it as cluster admin on a local-account cluster): scopes bound the
+    /// target, not what the command may do there, so this is a grant of its own.
+    #[serde(default)]
+    pub run_commands: bool,
 }
 
 /// Every grant, in order; the first that names a namespace (or `*`) applies.
@@ -33,7 +39,7 @@ pub struct OperatorGrants(Vec<Grant>);
 
 impl OperatorGrants {
     /// From `--global-credential-namespaces` (comma-separated namespaces or `*`: any scope, no
-    /// admin kubeconfig, no token) and `--operator-identity-grants` (a JSON list of [`Grant`]s).
+    /// admin kubeconfig, no token, no commands) and `--operator-identity-grants` (a JSON list of [`Grant`]s).
     pub fn parse(namespaces: &str, grants_json: &str) -> Result<Self, String> {
         let mut grants: Vec<Grant> = if grants_json.trim().is_empty() {
             Vec::new()
@@ -52,6 +58,7 @@ impl OperatorGrants {
                 scopes: Vec::new(),
                 admin_kubeconfig: false,
                 aad_token: false,
+                run_commands: false,
             });
         }
         for g in &grants {
@@ -81,6 +88,7 @@ pub struct Use<'a> {
     pub resource_id: &'a str,
     pub admin_kubeconfig: bool,
     pub aad_token: bool,
+    pub run_command: bool,
 }
 
 impl Grant {
@@ -106,6 +114,9 @@ impl Grant {
         }
         if wanted.aad_token && !self.aad_token {
             return refuse("its AAD token (authentication: Token)".into());
+        }
+        if wanted.run_command && !self.run_commands {
+            return refuse("running commands (runCommands)".into());
         }
         Ok(())
     }
@@ -145,6 +156,7 @@ mod tests {
             resource_id: id,
             admin_kubeconfig: false,
             aad_token: false,
+            run_command: false,
         }
     }
 
@@ -246,5 +258,28 @@ mod tests {
             let json = format!(r#"[{{"namespace": "a", "scopes": ["{good}"]}}]"#);
             assert!(OperatorGrants::parse("", &json).is_ok(), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn running_commands_is_a_grant_of_its_own() {
+        let command = |g: &Grant| {
+            g.check(
+                "a",
+                Use {
+                    run_command: true,
+                    ..wants(AKS1)
+                },
+            )
+        };
+        let exports_only = OperatorGrants::parse("a", "").unwrap();
+        let refused = command(exports_only.for_namespace("a").unwrap()).unwrap_err();
+        assert!(
+            refused.message.contains("runCommands"),
+            "{}",
+            refused.message
+        );
+        let json = format!(r#"[{{"namespace": "a", "scopes": ["{RG1}"], "runCommands": true}}]"#);
+        let grants = OperatorGrants::parse("", &json).unwrap();
+        assert!(command(grants.for_namespace("a").unwrap()).is_ok());
     }
 }

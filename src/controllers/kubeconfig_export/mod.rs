@@ -141,6 +141,7 @@ async fn export(
             admin_kubeconfig: role == crate::api::kubeconfig_export::Role::Admin,
             aad_token: kcx.spec.authentication
                 == crate::api::kubeconfig_export::Authentication::Token,
+            run_command: false,
         },
     )?;
     let fetched = fetch::fetch(ctx, kcx, &credential).await?;

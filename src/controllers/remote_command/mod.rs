@@ -125,23 +125,12 @@ async fn start(
         Ok(c) => c,
         Err(f) => return not_started(api, rc, ctx, base, f).await,
     };
-    let target = rc
-        .spec
-        .target
-        .aks
-        .as_ref()
-        .map(|t| t.resource_id.as_str())
-        .or(rc
-            .spec
-            .target
-            .container_instance
-            .as_ref()
-            .map(|t| t.resource_id.as_str()))
-        .unwrap_or_default();
+    let target = rc.spec.target.resource_id();
     let wanted = super::grants::Use {
         resource_id: target,
         admin_kubeconfig: false,
         aad_token: false,
+        run_command: true,
     };
     if let Err(f) = credential.check_use(&rc.namespace().unwrap_or_default(), wanted) {
         return not_started(api, rc, ctx, base, f).await;
