@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use support::emulator::{Emulator, TENANT, federated, wait_counters, world};
 use support::helm::{Chart, Release};
-use support::release::{Installed, container_pid, signal};
+use support::release::{Installed, signal};
 use support::{rcmd, scratch_dir, wait_until};
 
 static NODE: Mutex<()> = Mutex::const_new(());
@@ -86,7 +86,6 @@ async fn a_credential_secret_cannot_borrow_the_operators_own_service_account() {
 /// longer holds the Lease — so the command never runs, though nothing stopped it on the way.
 #[tokio::test]
 async fn a_frozen_leader_never_types_an_aci_command_after_the_standby_took_over() {
-    const LEASE_SECONDS: u64 = 6;
     let _turn = NODE.lock().await;
     let (admin, ns) = rcmd::setup("hostile-type").await;
     let slow_shell = world("", "").replace(
@@ -94,17 +93,8 @@ async fn a_frozen_leader_never_types_an_aci_command_after_the_standby_took_over(
         r#"logs: ["ready"], execStartSeconds: 3}]"#,
     );
     let emulator = Emulator::start(&slow_shell, &[]);
-    let op = Installed::install_with(
-        &admin,
-        &emulator,
-        &ns,
-        &format!("extraArgs: [\"--leader-election-lease-seconds={LEASE_SECONDS}\"]\n"),
-    )
-    .await;
-    let leader = op.leader().await;
-    op.follow_logs(&leader);
-    let pod = op.pods_api().get(&leader).await.unwrap();
-    let pid = container_pid(&pod).to_string();
+    let (op, pod, pid) = Installed::install_for_split_brain(&admin, &emulator, &ns).await;
+    let leader = pod.name_any();
     let restarts_before = restarts(&pod);
 
     // The command leaves a trace on the emulator's host if it ever runs.

@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 
 use support::cli::{code, invoke, run, stderr};
 use support::emulator::{Emulator, TENANT, aks_id, federated, world};
-use support::release::{Installed, container_pid, signal};
+use support::release::{Installed, SHORT_LEASE_SECONDS, signal};
 use support::{rcmd, wait_until};
 
 static NODE: Mutex<()> = Mutex::const_new(());
@@ -309,23 +309,11 @@ async fn a_missing_or_unlent_service_account_is_awaited_by_name() {
 
 #[tokio::test]
 async fn a_frozen_leader_records_arms_answers_when_it_wakes() {
-    const LEASE_SECONDS: u64 = 6;
     let _turn = NODE.lock().await;
     let (admin, ns) = rcmd::setup("pipe-late").await;
     let emulator = Emulator::start(&world(CLUSTERS, ""), &[]);
-    // A short lease, so that the standby takes over while the frozen leader's liveness probe
-    // (3 failures, 10 s apart) still spares it.
-    let op = Installed::install_with(
-        &admin,
-        &emulator,
-        &ns,
-        &format!("extraArgs: [\"--leader-election-lease-seconds={LEASE_SECONDS}\"]\n"),
-    )
-    .await;
-    let leader = op.leader().await;
-    op.follow_logs(&leader);
-    let pod = op.pods_api().get(&leader).await.unwrap();
-    let pid = container_pid(&pod).to_string();
+    let (op, pod, pid) = Installed::install_for_split_brain(&admin, &emulator, &ns).await;
+    let leader = pod.name_any();
 
     let commands: Vec<String> = (0..3).map(|i| format!("echo late-{i}")).collect();
     let mut names = Vec::new();
@@ -352,7 +340,7 @@ async fn a_frozen_leader_records_arms_answers_when_it_wakes() {
     signal(&pid, "STOP");
     let api = Api::<RemoteCommand>::namespaced(admin.clone(), &ns);
     let declared = wait_until(
-        Duration::from_secs(LEASE_SECONDS * 5),
+        Duration::from_secs(SHORT_LEASE_SECONDS * 5),
         "the standby to declare the frozen leader's runs DispatchInterrupted",
         || all_with(&api, &names, ("Failed", "DispatchInterrupted")),
     )

@@ -27,7 +27,7 @@ fn start(ns: &str, emulator_args: &[&str]) -> (Emulator, Operator) {
 #[tokio::test]
 async fn aks_command_succeeds_with_exit_code_and_output() {
     let (client, ns) = setup("rc-ok").await;
-    let (emulator, _operator) = start(&ns, &[]);
+    let (emulator, operator) = start(&ns, &[]);
     let mut spec = aks("aks1", "echo hello-from-aks; echo on-stderr >&2");
     // The tail in status is opt-in.
     spec["output"] = json!({"tailBytes": 2048});
@@ -52,6 +52,19 @@ async fn aks_command_succeeds_with_exit_code_and_output() {
             && e["correlationId"] == correlation.as_str()),
         "no run command with correlation id {correlation}: {log}"
     );
+    // The audit line joins the resource (uid: the API server's audit log names who created it) to
+    // the target and to the correlation id (Azure's activity log).
+    let uid = rc.metadata.uid.clone().unwrap_or_default();
+    let audit: Vec<serde_json::Value> = operator
+        .logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["audit"] == true && e["uid"] == uid.as_str())
+        .collect();
+    assert_eq!(audit.len(), 1, "one audit line per attempt: {audit:?}");
+    assert_eq!(audit[0]["correlation_id"], correlation.as_str());
+    assert_eq!(audit[0]["target"], aks_id("aks1").as_str());
+    assert_eq!(audit[0]["attempt"], 1);
     assert!(
         status
             .command_id

@@ -211,6 +211,11 @@ async fn execute(args: InvokeArgs) -> Result<u8, Error> {
             let id = aks_id(&a)?;
             let spec = serde_json::json!({ "target": { "aks": { "resourceId": id } } });
             let files = files::collect(&a.files, &std::env::current_dir()?)?;
+            if !files.is_empty() {
+                eprintln!(
+                    "note: --file content travels in ConfigMaps of {namespace}, which the view role can read: send no secrets this way"
+                );
+            }
             submit(&client, &namespace, spec, &a.run, files).await
         }
         InvokeCommand::Aci(a) => {

@@ -17,6 +17,8 @@ use super::{Cluster, wait_until};
 pub const LEASE: &str = "kubeinvoke";
 /// The chart's default lease duration (`--leader-election-lease-seconds`).
 pub const LEASE_SECONDS: u64 = 15;
+/// The lease of [`Installed::install_for_split_brain`].
+pub const SHORT_LEASE_SECONDS: u64 = 6;
 
 pub struct Installed {
     pub chart: Chart,
@@ -42,6 +44,24 @@ impl Installed {
     ) -> Installed {
         let release_ns = format!("{watch_ns}-op");
         Installed::install_as(admin, emulator, &release_ns, watch_ns, "", values).await
+    }
+
+    /// An install for split-brain scenarios: a 6 s lease ([`SHORT_LEASE_SECONDS`]), so that the
+    /// standby takes over while a frozen leader's liveness probe (3 failures, 10 s apart) still
+    /// spares it. Returns the install, the leader pod (its log followed) and its host pid.
+    pub async fn install_for_split_brain(
+        admin: &Client,
+        emulator: &Emulator,
+        watch_ns: &str,
+    ) -> (Installed, Pod, String) {
+        let values =
+            format!("extraArgs: [\"--leader-election-lease-seconds={SHORT_LEASE_SECONDS}\"]\n");
+        let op = Installed::install_with(admin, emulator, watch_ns, &values).await;
+        let leader = op.leader().await;
+        op.follow_logs(&leader);
+        let pod = op.pods_api().get(&leader).await.expect("the leader pod");
+        let pid = container_pid(&pod).to_string();
+        (op, pod, pid)
     }
 
     /// An install that watches its own release namespace `<base>-op`, which the chart refuses: the

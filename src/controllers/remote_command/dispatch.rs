@@ -125,7 +125,27 @@ pub async fn ready_to_send(
     if !may_send(api, ctx, &intent).await {
         return Ok(Err(Action::requeue(Duration::from_secs(1))));
     }
+    audit(&intent);
     Ok(Ok(intent))
+}
+
+/// The audit line of an attempt, logged right before it is sent: who asked (the resource's uid,
+/// which the API server's audit log ties to a user), what and where (the target), and the
+/// correlation id Azure's activity log shows. One line per attempt, whatever happens next.
+fn audit(intent: &Intent) {
+    let rc = &intent.rc;
+    let target = rc.spec.target.resource_id();
+    tracing::info!(
+        audit = true,
+        uid = %rc.uid().unwrap_or_default(),
+        namespace = %rc.namespace().unwrap_or_default(),
+        rcmd = %rc.name_any(),
+        generation = rc.metadata.generation.unwrap_or_default(),
+        target = %target,
+        attempt = intent.status.attempts.unwrap_or(1),
+        correlation_id = intent.status.correlation_id.as_deref().unwrap_or_default(),
+        "dispatching"
+    );
 }
 
 /// Step 5, second half: how writing ARM's answer into status went.
@@ -200,7 +220,7 @@ fn late_answer(mut status: RemoteCommandStatus) -> RemoteCommandStatus {
         "{accepted}; recorded late: the run had been declared DispatchInterrupted while this answer was on its way \
          (the replica that sent it was paused); it was sent once and is followed to its result"
     );
-    status.message = Some(crate::text::truncate(&message, 1024).to_string());
+    status.message = Some(crate::text::clean(&message, 1024));
     status
 }
 
