@@ -240,7 +240,20 @@ up() {
   # Services get addresses in 127.0.100.0/24: no private range is ever used, and nothing routes there
   # (there is no kube-proxy; pods reach the API server on 127.0.0.1 with the host network).
   say "kube-apiserver $VERSION on https://127.0.0.1:$api_port"
+  # Audit: who created which RemoteCommand (the response carries its uid), which the operator's
+  # audit line joins to the correlation id Azure's activity log shows (tests/tenancy.rs).
+  cat > "$DIR/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: RequestResponse
+    verbs: [create]
+    resources: [{group: kubeinvoke.io, resources: [remotecommands]}]
+  - level: None
+POLICY
   setsid "$BIN/kube-apiserver" \
+    --audit-policy-file="$DIR/audit-policy.yaml" --audit-log-path="$DIR/audit.log" --audit-log-format=json \
     --etcd-servers="http://127.0.0.1:$etcd_port" --secure-port="$api_port" --bind-address=127.0.0.1 \
     --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \

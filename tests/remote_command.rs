@@ -63,7 +63,7 @@ async fn aks_command_succeeds_with_exit_code_and_output() {
         .collect();
     assert_eq!(audit.len(), 1, "one audit line per attempt: {audit:?}");
     assert_eq!(audit[0]["correlation_id"], correlation.as_str());
-    assert_eq!(audit[0]["target"], aks_id("aks1").as_str());
+    assert_eq!(audit[0]["resource_id"], aks_id("aks1").as_str());
     assert_eq!(audit[0]["attempt"], 1);
     assert!(
         status

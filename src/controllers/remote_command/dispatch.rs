@@ -141,7 +141,7 @@ fn audit(intent: &Intent) {
         namespace = %rc.namespace().unwrap_or_default(),
         rcmd = %rc.name_any(),
         generation = rc.metadata.generation.unwrap_or_default(),
-        target = %target,
+        resource_id = %target,
         attempt = intent.status.attempts.unwrap_or(1),
         correlation_id = intent.status.correlation_id.as_deref().unwrap_or_default(),
         "dispatching"
