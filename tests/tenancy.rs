@@ -275,6 +275,193 @@ async fn commands_with_the_operator_identity_need_their_own_grant() {
     assert!(entries.is_empty(), "requests were made: {entries:?}");
 }
 
+/// The cluster facts read before a dispatch are cached per principal: an identity that may run
+/// commands but not read the cluster does not ride on the read another identity made a moment ago
+/// (it is refused, as `az aks command invoke`, which reads the cluster first, is).
+#[tokio::test]
+async fn a_cluster_read_by_one_identity_does_not_stand_in_for_another() {
+    const RUNNER: &str = "55555555-5555-5555-5555-555555555555";
+    let (client, ns) = support::rcmd::setup("cache-per-principal").await;
+    let runner = format!(
+        "  - {{tenantId: \"{TENANT}\", clientId: \"{RUNNER}\", clientSecret: \"runner-secret\", allowedActions: \
+         [\"Microsoft.ContainerService/managedClusters/runcommand/action\", \"Microsoft.ContainerService/managedClusters/commandResults/read\"]}}\n"
+    );
+    let w = world("", "").replacen("principals:\n", &format!("principals:\n{runner}"), 1);
+    let emulator = Emulator::start(&w, &[]);
+    let _operator = Operator::start(&emulator, &ns, &[]);
+    create(&client, &ns, "first", aks("aks1", "echo first")).await;
+    let rc = wait_finished(&client, &ns, "first").await;
+    assert_eq!(outcome(&rc), ("Succeeded".into(), "Completed".into()));
+
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "runner"},
+        "stringData": {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": RUNNER, "AZURE_CLIENT_SECRET": "runner-secret"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut spec = aks("aks1", "echo rode-along");
+    spec["credentialRef"] = json!({"name": "runner"});
+    spec["timeoutSeconds"] = json!(20);
+    create(&client, &ns, "second", spec).await;
+    let rc = wait_finished(&client, &ns, "second").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), "Forbidden".into()),
+        "{:?}",
+        rc.status
+    );
+    let message = rc.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains("managedClusters/read"), "{message}");
+    assert_eq!(emulator.dispatches("echo rode-along").await, 0);
+}
+
+/// Who ran what, where: the API server's audit log names the user who created a RemoteCommand and
+/// its uid; the operator's audit line ties that uid to the target and the correlation id; ARM saw
+/// the command under that correlation id. Three logs, one join.
+#[tokio::test]
+async fn the_audit_trail_joins_user_resource_and_arm_request() {
+    let (client, ns) = support::rcmd::setup("audit-join").await;
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let operator = Operator::start(&emulator, &ns, &[]);
+    let manifest = json!({"apiVersion": "kubeinvoke.io/v1alpha1", "kind": "RemoteCommand",
+        "metadata": {"name": "audited", "namespace": ns}, "spec": aks("aks1", "echo audited")});
+    let out = Cluster::get().kubectl_stdin(
+        &[
+            "create",
+            "--as",
+            "alice",
+            "--as-group",
+            "system:masters",
+            "-f",
+            "-",
+        ],
+        &manifest.to_string(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_finished(&client, &ns, "audited").await;
+
+    // The API server: alice created it, and its uid.
+    let audit_log = Cluster::get().dir.join("audit.log");
+    let uid = support::wait_until(
+        std::time::Duration::from_secs(30),
+        "the API server's audit event",
+        || async {
+            let text = std::fs::read_to_string(&audit_log).ok()?;
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| {
+                    e["objectRef"]["namespace"] == ns.as_str()
+                        && e["objectRef"]["resource"] == "remotecommands"
+                        && e["stage"] == "ResponseComplete"
+                        && e["impersonatedUser"]["username"] == "alice"
+                })
+                .and_then(|e| {
+                    e["responseObject"]["metadata"]["uid"]
+                        .as_str()
+                        .map(str::to_string)
+                })
+        },
+    )
+    .await;
+    // The operator: that uid, the target, the correlation id.
+    let line = operator
+        .logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["audit"] == true && e["uid"] == uid.as_str())
+        .unwrap_or_else(|| panic!("no audit line for uid {uid}:\n{}", operator.logs()));
+    assert_eq!(
+        line["resource_id"],
+        support::emulator::aks_id("aks1").as_str()
+    );
+    let correlation = line["correlation_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // ARM: the run command under that correlation id.
+    let requests = emulator.requests().await;
+    assert!(
+        requests
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["correlationId"] == correlation.as_str()
+                && e["operation"]
+                    .as_str()
+                    .is_some_and(|o| o.to_ascii_lowercase().contains("runcommand"))),
+        "ARM saw no run command with correlation id {correlation}: {requests}"
+    );
+}
+
+/// A junk credential Secret naming a victim's client id (with a wrong secret) cannot drain the
+/// victim's ARM budget: the operator authenticates before it charges a bucket. Ten such exports
+/// come first; with a write budget of one request per 20 s, the victim's command still goes out
+/// at once.
+#[tokio::test]
+async fn a_junk_secret_naming_a_victims_client_id_does_not_spend_its_budget() {
+    let (client, ns) = support::rcmd::setup("budget-thief").await;
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let _operator = Operator::start(
+        &emulator,
+        &ns,
+        &["--arm-write-burst", "1", "--arm-write-rate", "0.05"],
+    );
+    let junk: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "junk"},
+        "stringData": {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": support::emulator::CLIENT_ID, "AZURE_CLIENT_SECRET": "not-the-secret"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &junk)
+        .await
+        .unwrap();
+    let exports = Api::<kubeinvoke::api::KubeconfigExport>::namespaced(client.clone(), &ns);
+    for i in 0..10 {
+        let mut spec = support::kcx::spec(
+            support::kcx::aks("aks1", "User"),
+            &format!("junk-{i}"),
+            "Kubeconfig",
+        );
+        spec["credentialRef"] = json!({"name": "junk"});
+        let k: kubeinvoke::api::KubeconfigExport = serde_json::from_value(json!({
+            "apiVersion": "kubeinvoke.io/v1alpha1", "kind": "KubeconfigExport",
+            "metadata": {"name": format!("junk-{i}")}, "spec": spec,
+        }))
+        .unwrap();
+        exports.create(&PostParams::default(), &k).await.unwrap();
+    }
+    support::wait_until(
+        std::time::Duration::from_secs(60),
+        "every junk export to have been tried",
+        || async {
+            let list = exports.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .all(|k| k.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("Forbidden"))
+                .then_some(())
+        },
+    )
+    .await;
+    // The victim: the real credential, 40 s to run (20 s of it may go to waiting for budget).
+    let mut spec = aks("aks1", "echo victim");
+    spec["timeoutSeconds"] = json!(40);
+    create(&client, &ns, "victim", spec).await;
+    let rc = wait_finished(&client, &ns, "victim").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}",
+        rc.status
+    );
+}
+
 /// Tenants choose subscription ids freely; none of them becomes a metrics label, and the series
 /// count does not grow with them.
 #[tokio::test]

@@ -438,6 +438,9 @@ impl ArmClient {
         loop {
             attempt += 1;
             if !(attempt == 1 && req.prepaid) {
+                // Authenticated before charged: a credential Entra refuses never spends the
+                // budget of the principal it claims to be (the token is cached for the request).
+                self.prepare(ctx, op).await?;
                 self.take_budget(ctx, op, &key).await?;
             }
             let result = self.send_once(ctx, &req, &url).await;
@@ -536,6 +539,8 @@ impl ArmClient {
             principal: ctx.principal.clone(),
             kind,
         };
+        // Authenticated before charged, as in `send`.
+        self.prepare(ctx, operation).await?;
         self.take_budget(ctx, operation, &key).await
     }
 

@@ -429,7 +429,13 @@ async fn requests_ask_for_the_arm_scope() {
     let mut c = ctx(Duration::from_secs(5));
     c.credential = stub.clone();
     testutil::client(&base).send(&c, get("/x")).await.unwrap();
-    assert_eq!(*stub.scopes.lock().unwrap(), [format!("{base}/.default")]);
+    // Asked before the budget is charged and again for the request (a real credential caches).
+    let scopes = stub.scopes.lock().unwrap().clone();
+    assert!(!scopes.is_empty());
+    assert!(
+        scopes.iter().all(|s| *s == format!("{base}/.default")),
+        "{scopes:?}"
+    );
 }
 
 #[tokio::test]
@@ -467,6 +473,55 @@ async fn a_budget_that_outlasts_the_deadline_is_not_sent_and_a_reservation_is_sp
         !err.may_have_been_processed(),
         "a request that never left cannot have been processed"
     );
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+}
+
+/// A credential Entra refuses never spends the budget of the principal it names: a junk Secret
+/// claiming a victim's client id must not drain the victim's bucket.
+#[tokio::test]
+async fn a_refused_credential_never_spends_the_budget_it_names() {
+    #[derive(Debug)]
+    struct Refused;
+    #[async_trait::async_trait]
+    impl azure_core::credentials::TokenCredential for Refused {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "AADSTS7000215: Invalid client secret provided.",
+            ))
+        }
+    }
+    let (base, script) = fake(vec![(200, vec![], "{}")]).await;
+    let client = ArmClient::from_parts(
+        reqwest::Client::new(),
+        &testutil::plain_cloud(&base),
+        Throttle::new(ThrottleConfig {
+            read: BucketConfig {
+                burst: 1.0,
+                per_second: 0.001,
+            },
+            write: BucketConfig {
+                burst: 1.0,
+                per_second: 0.001,
+            },
+        }),
+        RetryPolicy::default(),
+        Arc::new(NoopObserver),
+    );
+    let mut junk = ctx(Duration::from_millis(200));
+    junk.credential = Arc::new(Refused);
+    for _ in 0..3 {
+        assert!(client.send(&junk, get("/x")).await.is_err());
+        assert!(client.reserve(&junk, "Op", OpKind::Write).await.is_err());
+    }
+    // The genuine principal (same claimed identity) still has its one read and one write.
+    let genuine = ctx(Duration::from_millis(200));
+    client.send(&genuine, get("/x")).await.unwrap();
+    client.reserve(&genuine, "Op", OpKind::Write).await.unwrap();
     assert_eq!(script.calls.load(Ordering::SeqCst), 1);
 }
 

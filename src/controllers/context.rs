@@ -223,13 +223,15 @@ impl Azure {
         Ok(self.aks_aad_token_from(fresh.as_ref()).await?.0)
     }
 
-    /// The cluster's facts, from a short-lived cache or one ARM `GET`.
+    /// The cluster's facts, from a short-lived cache or one ARM `GET`. The cache is per principal:
+    /// what one identity was allowed to read never stands in for another's read (a principal
+    /// without `managedClusters/read` is refused, as `az aks command invoke` is).
     pub async fn cluster_info(
         &self,
         call: &CallContext,
         id: &AksClusterId,
     ) -> Result<ClusterInfo, ArmError> {
-        let key = id.to_string().to_ascii_lowercase();
+        let key = format!("{}|{}", call.principal, id.to_string().to_ascii_lowercase());
         if let Some((at, info)) = self
             .clusters
             .lock()
@@ -242,10 +244,11 @@ impl Azure {
         let info = self.aks.get_cluster(call, id).await?;
         // A stopped cluster is read again next time: it may have been started meanwhile.
         if !info.stopped() {
-            self.clusters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key, (Instant::now(), info.clone()));
+            let mut clusters = self.clusters.lock().unwrap_or_else(|e| e.into_inner());
+            // Expired entries go as new ones come: the cache holds at most what was read within
+            // the TTL.
+            clusters.retain(|_, (at, _)| at.elapsed() < CLUSTER_INFO_TTL);
+            clusters.insert(key, (Instant::now(), info.clone()));
         }
         Ok(info)
     }
