@@ -75,6 +75,11 @@ pub struct KubernetesArgs {
     /// --global-credential-namespaces get any scope without admin kubeconfigs or tokens.
     #[arg(long, env = "KUBEINVOKE_OPERATOR_IDENTITY_GRANTS", default_value = "")]
     pub operator_identity_grants: String,
+    /// The operator's own Azure identity: `none` (only credential Secrets act), `workload` (Azure
+    /// Workload Identity's environment) or `managed` (the node's or pod's managed identity). Never
+    /// guessed: grants of an identity the operator does not have are refused at start-up.
+    #[arg(long, env = "KUBEINVOKE_OPERATOR_IDENTITY", default_value = "none")]
+    pub operator_identity: crate::azure::credentials::OperatorIdentity,
     /// Largest encoded AKS run-command context (zipped `spec.files`, base64) in bytes; past it a run
     /// fails with `ContextTooLarge`.
     #[arg(long, env = "KUBEINVOKE_MAX_CONTEXT_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -89,10 +94,20 @@ pub struct KubernetesArgs {
 
 impl KubernetesArgs {
     pub fn operator_grants(&self) -> Result<OperatorGrants, String> {
-        OperatorGrants::parse(
+        let grants = OperatorGrants::parse(
             &self.global_credential_namespaces,
             &self.operator_identity_grants,
-        )
+        )?;
+        if !grants.is_empty()
+            && self.operator_identity == crate::azure::credentials::OperatorIdentity::None
+        {
+            return Err(
+                "--global-credential-namespaces / --operator-identity-grants grant the operator's own identity, \
+                 but --operator-identity is none: choose workload or managed"
+                    .into(),
+            );
+        }
+        Ok(grants)
     }
 }
 
@@ -133,4 +148,42 @@ pub struct AzureArgs {
     /// Client-side ARM read budget per (subscription, principal): refill per second.
     #[arg(long, env = "KUBEINVOKE_ARM_READ_RATE", default_value_t = 22.5)]
     pub arm_read_rate: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        kubernetes: KubernetesArgs,
+    }
+
+    fn grants(args: &[&str]) -> Result<OperatorGrants, String> {
+        Flags::try_parse_from(std::iter::once("kubeinvoke").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?
+            .kubernetes
+            .operator_grants()
+    }
+
+    #[test]
+    fn the_operator_identity_is_chosen_never_guessed() {
+        // Nothing granted: no identity needed.
+        assert!(grants(&[]).unwrap().is_empty());
+        // Granted without an identity: refused at start-up, saying what to set.
+        let err = grants(&["--global-credential-namespaces", "a"]).unwrap_err();
+        assert!(err.contains("--operator-identity"), "{err}");
+        assert!(
+            grants(&[
+                "--operator-identity",
+                "managed",
+                "--global-credential-namespaces",
+                "a"
+            ])
+            .is_ok()
+        );
+        assert!(grants(&["--operator-identity", "node"]).is_err());
+    }
 }

@@ -233,16 +233,18 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
     };
     metrics.set_leader(true);
 
-    let azure = azure.with_service_account_tokens(Arc::new(
-        kubeinvoke::controllers::service_account_tokens::KubeServiceAccountTokens::new(
-            client.clone(),
-            kubeinvoke::controllers::service_account_tokens::own_service_account(
-                std::path::Path::new(
-                    kubeinvoke::controllers::service_account_tokens::POD_TOKEN_FILE,
+    let azure = azure
+        .with_operator_identity(args.kubernetes.operator_identity)
+        .with_service_account_tokens(Arc::new(
+            kubeinvoke::controllers::service_account_tokens::KubeServiceAccountTokens::new(
+                client.clone(),
+                kubeinvoke::controllers::service_account_tokens::own_service_account(
+                    std::path::Path::new(
+                        kubeinvoke::controllers::service_account_tokens::POD_TOKEN_FILE,
+                    ),
                 ),
             ),
-        ),
-    ));
+        ));
     let tenure = leadership
         .as_ref()
         .map(|(l, _)| l.tenure())

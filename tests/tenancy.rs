@@ -188,7 +188,16 @@ async fn the_operator_identity_stays_within_its_grant() {
         r#"[{{"namespace": "{ns}", "scopes": ["/subscriptions/{}/resourceGroups/rg2"]}}, {{"namespace": "other", "adminKubeconfig": true}}]"#,
         support::emulator::SUBSCRIPTION
     );
-    let _operator = Operator::start(&emulator, &ns, &["--operator-identity-grants", &grants]);
+    let _operator = Operator::start(
+        &emulator,
+        &ns,
+        &[
+            "--operator-identity",
+            "managed",
+            "--operator-identity-grants",
+            &grants,
+        ],
+    );
     create(
         &client,
         &ns,
@@ -254,7 +263,16 @@ async fn commands_with_the_operator_identity_need_their_own_grant() {
     install_crds(&client).await;
     let ns = namespace(&client, "exports-only").await;
     let emulator = Emulator::start(&world("", ""), &[]);
-    let _operator = Operator::start(&emulator, &ns, &["--global-credential-namespaces", &ns]);
+    let _operator = Operator::start(
+        &emulator,
+        &ns,
+        &[
+            "--operator-identity",
+            "managed",
+            "--global-credential-namespaces",
+            &ns,
+        ],
+    );
     create(
         &client,
         &ns,

@@ -95,8 +95,36 @@ impl ClientAssertion for ServiceAccountAssertion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialSource {
     Config(CredentialConfig),
-    /// The operator's own identity: workload identity from the environment, else managed identity.
+    /// The operator's own identity, of the kind `--operator-identity` chose.
     OperatorIdentity,
+}
+
+/// Which Azure identity the operator itself has (`--operator-identity`): chosen explicitly, never
+/// a silent fallback to whatever the node offers (a VM's managed identity reaches what the VM may).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OperatorIdentity {
+    /// None: only credential Secrets act.
+    #[default]
+    None,
+    /// Workload identity: `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` and `AZURE_FEDERATED_TOKEN_FILE` (as
+    /// the Azure Workload Identity webhook sets them).
+    Workload,
+    /// The managed identity of the node or pod (`AZURE_CLIENT_ID` picks a user-assigned one).
+    Managed,
+}
+
+impl std::str::FromStr for OperatorIdentity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "workload" => Ok(Self::Workload),
+            "managed" => Ok(Self::Managed),
+            other => Err(format!(
+                "--operator-identity {other:?}: expected none, workload or managed"
+            )),
+        }
+    }
 }
 
 impl CredentialSource {
@@ -137,6 +165,7 @@ pub struct CredentialFactory {
     cloud: Cloud,
     http: reqwest::Client,
     tokens: Option<Arc<dyn ServiceAccountTokens>>,
+    operator: OperatorIdentity,
 }
 
 impl CredentialFactory {
@@ -146,7 +175,14 @@ impl CredentialFactory {
             cloud,
             http,
             tokens: None,
+            operator: OperatorIdentity::None,
         }
+    }
+
+    /// The operator's own identity (none until chosen).
+    pub fn with_operator_identity(mut self, operator: OperatorIdentity) -> Self {
+        self.operator = operator;
+        self
     }
 
     /// Where ServiceAccount tokens for workload identity come from.
@@ -224,12 +260,22 @@ impl CredentialFactory {
                     )),
                 }
             }
-            CredentialSource::OperatorIdentity => {
-                if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+            CredentialSource::OperatorIdentity => match self.operator {
+                OperatorIdentity::None => Err(ArmError::Credential(
+                    "the operator has no Azure identity of its own (--operator-identity none)"
+                        .into(),
+                )),
+                OperatorIdentity::Workload => {
+                    if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_none() {
+                        return Err(ArmError::Credential(
+                            "--operator-identity workload, but AZURE_FEDERATED_TOKEN_FILE is not set (is the pod labelled for Azure Workload Identity?)".into(),
+                        ));
+                    }
                     let mut options = WorkloadIdentityCredentialOptions::default();
                     options.credential_options.client_options = self.client_options();
                     Ok(WorkloadIdentityCredential::new(Some(options)).map_err(fail)?)
-                } else {
+                }
+                OperatorIdentity::Managed => {
                     let options = ManagedIdentityCredentialOptions {
                         user_assigned_id: std::env::var("AZURE_CLIENT_ID")
                             .ok()
@@ -238,7 +284,7 @@ impl CredentialFactory {
                     };
                     Ok(ManagedIdentityCredential::new(Some(options)).map_err(fail)?)
                 }
-            }
+            },
         }
     }
 }

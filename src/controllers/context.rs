@@ -146,6 +146,15 @@ impl Azure {
         }
     }
 
+    /// Gives the operator the Azure identity `--operator-identity` chose.
+    pub fn with_operator_identity(
+        mut self,
+        operator: azure::credentials::OperatorIdentity,
+    ) -> Self {
+        self.factory = self.factory.with_operator_identity(operator);
+        self
+    }
+
     /// Lets credential Secrets name a ServiceAccount of their namespace (workload identity):
     /// tokens for it come from `tokens`.
     pub fn with_service_account_tokens(

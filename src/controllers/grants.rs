@@ -74,6 +74,11 @@ impl OperatorGrants {
         Ok(Self(grants))
     }
 
+    /// Whether anything is granted at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The grant that applies to `namespace`, if any.
     pub fn for_namespace(&self, namespace: &str) -> Option<&Grant> {
         self.0
