@@ -27,6 +27,19 @@ fn federated_world(ns_a: &str, ns_b: &str) -> String {
     )
 }
 
+/// Waits for run `name` to fail with `reason`, its message naming `why`.
+async fn refused(client: &Client, ns: &str, name: &str, reason: &str, why: &str) {
+    let rc = wait_finished(client, ns, name).await;
+    assert_eq!(
+        outcome(&rc),
+        ("Failed".into(), reason.into()),
+        "{name}: {:?}",
+        rc.status
+    );
+    let message = rc.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains(why), "{name}: {message}");
+}
+
 /// A namespace with a ServiceAccount `deployer` and a credential Secret naming `client_id` with it.
 async fn tenant(client: &Client, prefix: &str, client_id: &str) -> String {
     let ns = namespace(client, prefix).await;
@@ -135,19 +148,14 @@ async fn namespaces_act_only_with_their_own_federated_identity() {
     );
     assert_eq!(emulator.dispatches("echo mallory-was-here").await, 0);
     // Mallory's ServiceAccount was lent to team A's client id only: no token is minted for another.
-    let rc = wait_finished(&client, &mallory, "borrow").await;
-    assert_eq!(
-        outcome(&rc),
-        ("Failed".into(), "CredentialNotFound".into()),
-        "{:?}",
-        rc.status
-    );
-    let message = rc
-        .status
-        .as_ref()
-        .and_then(|s| s.message.clone())
-        .unwrap_or_default();
-    assert!(message.contains("has not opted in"), "{message}");
+    refused(
+        &client,
+        &mallory,
+        "borrow",
+        "CredentialNotFound",
+        "has not opted in",
+    )
+    .await;
     assert_eq!(emulator.dispatches("echo mallory-borrowed").await, 0);
 
     // Each team was its own principal at ARM; Entra refused every exchange mallory caused, and ARM
@@ -205,15 +213,7 @@ async fn the_operator_identity_stays_within_its_grant() {
         aks("aks1", "echo outside-the-grant"),
     )
     .await;
-    let rc = wait_finished(&client, &ns, "outside").await;
-    assert_eq!(
-        outcome(&rc),
-        ("Failed".into(), "Forbidden".into()),
-        "{:?}",
-        rc.status
-    );
-    let message = rc.status.and_then(|s| s.message).unwrap_or_default();
-    assert!(message.contains("not granted"), "{message}");
+    refused(&client, &ns, "outside", "Forbidden", "not granted").await;
 
     let export = |name: &str, role: &str, authentication: &str| {
         let mut spec = support::kcx::spec(
@@ -280,15 +280,7 @@ async fn commands_with_the_operator_identity_need_their_own_grant() {
         aks("aks1", "echo with-the-operator-identity"),
     )
     .await;
-    let rc = wait_finished(&client, &ns, "cmd").await;
-    assert_eq!(
-        outcome(&rc),
-        ("Failed".into(), "Forbidden".into()),
-        "{:?}",
-        rc.status
-    );
-    let message = rc.status.and_then(|s| s.message).unwrap_or_default();
-    assert!(message.contains("runCommands"), "{message}");
+    refused(&client, &ns, "cmd", "Forbidden", "runCommands").await;
     let entries = log(&emulator).await;
     assert!(entries.is_empty(), "requests were made: {entries:?}");
 }
@@ -324,15 +316,7 @@ async fn a_cluster_read_by_one_identity_does_not_stand_in_for_another() {
     spec["credentialRef"] = json!({"name": "runner"});
     spec["timeoutSeconds"] = json!(20);
     create(&client, &ns, "second", spec).await;
-    let rc = wait_finished(&client, &ns, "second").await;
-    assert_eq!(
-        outcome(&rc),
-        ("Failed".into(), "Forbidden".into()),
-        "{:?}",
-        rc.status
-    );
-    let message = rc.status.and_then(|s| s.message).unwrap_or_default();
-    assert!(message.contains("managedClusters/read"), "{message}");
+    refused(&client, &ns, "second", "Forbidden", "managedClusters/read").await;
     assert_eq!(emulator.dispatches("echo rode-along").await, 0);
 }
 

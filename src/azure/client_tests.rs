@@ -438,25 +438,28 @@ async fn requests_ask_for_the_arm_scope() {
     );
 }
 
-#[tokio::test]
-async fn a_budget_that_outlasts_the_deadline_is_not_sent_and_a_reservation_is_spent_once() {
-    let (base, script) = fake(vec![(200, vec![], "{}"), (200, vec![], "{}")]).await;
-    let client = ArmClient::from_parts(
+/// A client whose budget holds one read and one write, refilled only after minutes.
+fn one_request_each(base: &str) -> ArmClient {
+    let one = BucketConfig {
+        burst: 1.0,
+        per_second: 0.001,
+    };
+    ArmClient::from_parts(
         reqwest::Client::new(),
-        &testutil::plain_cloud(&base),
+        &testutil::plain_cloud(base),
         Throttle::new(ThrottleConfig {
-            read: BucketConfig {
-                burst: 1.0,
-                per_second: 0.001,
-            },
-            write: BucketConfig {
-                burst: 1.0,
-                per_second: 0.001,
-            },
+            read: one,
+            write: one,
         }),
         RetryPolicy::default(),
         Arc::new(NoopObserver),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_budget_that_outlasts_the_deadline_is_not_sent_and_a_reservation_is_spent_once() {
+    let (base, script) = fake(vec![(200, vec![], "{}"), (200, vec![], "{}")]).await;
+    let client = one_request_each(&base);
     let call = ctx(Duration::from_millis(200));
     // The one write token is reserved, then spent by the prepaid request: no second wait.
     client.reserve(&call, "Op", OpKind::Write).await.unwrap();
@@ -496,22 +499,7 @@ async fn a_refused_credential_never_spends_the_budget_it_names() {
         }
     }
     let (base, script) = fake(vec![(200, vec![], "{}")]).await;
-    let client = ArmClient::from_parts(
-        reqwest::Client::new(),
-        &testutil::plain_cloud(&base),
-        Throttle::new(ThrottleConfig {
-            read: BucketConfig {
-                burst: 1.0,
-                per_second: 0.001,
-            },
-            write: BucketConfig {
-                burst: 1.0,
-                per_second: 0.001,
-            },
-        }),
-        RetryPolicy::default(),
-        Arc::new(NoopObserver),
-    );
+    let client = one_request_each(&base);
     let mut junk = ctx(Duration::from_millis(200));
     junk.credential = Arc::new(Refused);
     for _ in 0..3 {
