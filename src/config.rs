@@ -57,9 +57,14 @@ pub struct LeaderArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct KubernetesArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "KUBEINVOKE_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated; default: all namespaces). Each is watched on
+    /// its own, so the operator needs rights only there (the chart renders a Role per namespace).
+    #[arg(
+        long = "watch-namespace",
+        env = "KUBEINVOKE_WATCH_NAMESPACE",
+        value_delimiter = ','
+    )]
+    pub watch_namespaces: Vec<String>,
     /// Namespaces whose resources may use the operator's own Azure identity when they name no
     /// credential Secret: comma-separated, or `*` for all. Default: none (the operator's identity
     /// reaches every cluster it may: granting it to a tenant is an explicit decision).
@@ -84,6 +89,28 @@ pub struct KubernetesArgs {
     /// fails with `ContextTooLarge`.
     #[arg(long, env = "KUBEINVOKE_MAX_CONTEXT_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_context_bytes: usize,
+    /// What reconciles may copy at once (file ConfigMaps and Secrets as fetched, command outputs,
+    /// ACI session buffers), in MiB, for all namespaces together; past it they wait their turn.
+    #[arg(long, env = "KUBEINVOKE_MEMORY_BUDGET_MIB", default_value_t = 48)]
+    pub memory_budget_mib: usize,
+    /// Reconciles of one kind running at once (per watched namespace when several are listed).
+    #[arg(
+        long,
+        env = "KUBEINVOKE_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 512
+    )]
+    pub max_concurrent_reconciles: u16,
+    /// Reconciles of one namespace running at once; more wait their turn (a namespace cannot take
+    /// every place of the others).
+    #[arg(
+        long,
+        env = "KUBEINVOKE_MAX_RECONCILES_PER_NAMESPACE",
+        default_value_t = 128
+    )]
+    pub max_reconciles_per_namespace: usize,
+    /// ACI exec sessions open at once; a run beyond them waits before it is dispatched.
+    #[arg(long, env = "KUBEINVOKE_MAX_ACI_SESSIONS", default_value_t = 64)]
+    pub max_aci_sessions: usize,
     /// Name reported as the source of Events.
     #[arg(long, env = "KUBEINVOKE_CONTROLLER_NAME", default_value = "kubeinvoke")]
     pub controller_name: String,

@@ -151,11 +151,15 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
     let settings = Settings {
         operator_grants: args.kubernetes.operator_grants()?,
         max_context_bytes: args.kubernetes.max_context_bytes,
+        memory_budget_bytes: args.kubernetes.memory_budget_mib * 1024 * 1024,
+        max_reconciles_per_namespace: args.kubernetes.max_reconciles_per_namespace,
+        max_aci_sessions: args.kubernetes.max_aci_sessions,
+        max_concurrent_reconciles: args.kubernetes.max_concurrent_reconciles,
     };
     tracing::info!(
         arm_endpoint = %cloud.arm_endpoint(),
         authority_host = %cloud.authority_host(),
-        namespace = args.kubernetes.watch_namespace.as_deref().unwrap_or("*"),
+        namespaces = %namespaces_shown(&args.kubernetes.watch_namespaces),
         "kubeinvoke controller starting"
     );
 
@@ -254,7 +258,7 @@ async fn controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Erro
         .shared();
     kubeinvoke::controllers::run(
         ctx,
-        args.kubernetes.watch_namespace.clone(),
+        args.kubernetes.watch_namespaces.clone(),
         probes,
         shutdown,
     )
@@ -312,5 +316,14 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// The watched namespaces as logged: `*` for all.
+fn namespaces_shown(namespaces: &[String]) -> String {
+    if namespaces.is_empty() {
+        "*".into()
+    } else {
+        namespaces.join(",")
     }
 }

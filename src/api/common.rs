@@ -22,9 +22,10 @@ pub const RELATIVE_PATH_PATTERN: &str =
 #[serde(rename_all = "camelCase")]
 pub struct CredentialRef {
     /// Name of a Secret in this resource's own namespace with the keys `AZURE_TENANT_ID`,
-    /// `AZURE_CLIENT_ID` and optionally `AZURE_CLIENT_SECRET` (without it: workload identity
-    /// federation with the operator's service-account token) and `AZURE_SUBSCRIPTION_ID` (restricts
-    /// the credential to that subscription). There is no namespace field, on purpose: a resource
+    /// `AZURE_CLIENT_ID`, exactly one of `AZURE_CLIENT_SECRET` or `AZURE_SERVICE_ACCOUNT` (workload
+    /// identity federation with a token of that ServiceAccount of this namespace, once its owner
+    /// lent it with the annotation `azure.workload.identity/client-id`; never the operator's own),
+    /// and optionally `AZURE_SUBSCRIPTION_ID` (restricts the credential to that subscription). There is no namespace field, on purpose: a resource
     /// can never use another namespace's credentials.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,

@@ -183,11 +183,15 @@ pub struct SecretSpec {
     #[schemars(length(min = 1, max = 253), pattern("^[-._a-zA-Z0-9]+$"))]
     pub key: Option<String>,
     /// Extra labels for the Secret. Keys under `kubeinvoke.io/` are the operator's own and refused
-    /// (`InvalidSpec`); the format's own labels win over these.
+    /// (`InvalidSpec`); the format's own labels win over these. At most 32, values up to 63
+    /// characters (as the API server allows).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 63}))]
     pub labels: BTreeMap<String, String>,
-    /// Extra annotations for the Secret. Keys under `kubeinvoke.io/` are refused as for labels.
+    /// Extra annotations for the Secret. Keys under `kubeinvoke.io/` are refused as for labels. At
+    /// most 32, values up to 4096 characters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 4096}))]
     pub annotations: BTreeMap<String, String>,
 }
 

@@ -455,10 +455,10 @@ mod tests {
         let id = row("spec.target.aks.resourceId");
         assert!(id.contains("| yes |") && id.contains("pattern [P"), "{id}");
         let path = row("spec.files[].configMapRef.items[].path");
-        assert!(path.contains("1–1024 characters"), "{path}");
+        assert!(path.contains("1–255 characters"), "{path}");
         assert!(
             row("spec.files").contains("`[]object`")
-                && row("spec.files").contains("at most 32 items")
+                && row("spec.files").contains("at most 8 items")
         );
         assert!(row("spec.secret.labels").contains("`map[string]string`"));
         assert!(row("status.expiresAt").contains("`string (date-time)`"));

@@ -85,9 +85,10 @@ pub struct RemoteCommandSpec {
 
     /// AKS only: files zipped into the request context and placed in the command's working
     /// directory, like `az aks command invoke --file`. A Secret is used only when it carries the
-    /// label `kubeinvoke.io/allow-as-file: "true"`, and never a credential Secret.
+    /// label `kubeinvoke.io/allow-as-file: "true"`, and never a credential Secret. At most 8
+    /// entries (so at most 8 ConfigMaps and Secrets are read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 8))]
     pub files: Vec<FileSource>,
 
     /// Change it to run the same spec again. A re-apply with the same runId and generation never
@@ -226,9 +227,10 @@ pub struct KeysRef {
     /// Name of the ConfigMap or Secret, in this namespace.
     #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
-    /// Keys to use and the paths to give them; when empty, every key becomes a file named after it.
+    /// Keys to use and the paths to give them (at most 32); when empty, every key becomes a file
+    /// named after it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 32))]
     pub items: Vec<KeyToPath>,
 }
 
@@ -241,7 +243,7 @@ pub struct KeyToPath {
     pub key: String,
     /// Relative path of the file (default: the key). Absolute paths and `..` are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024), pattern(RELATIVE_PATH_PATTERN))]
+    #[schemars(length(min = 1, max = 255), pattern(RELATIVE_PATH_PATTERN))]
     pub path: Option<String>,
 }
 

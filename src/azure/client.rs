@@ -176,6 +176,9 @@ pub struct CallContext {
     /// Called when ARM says the token expired (`ExpiredAuthenticationToken`, a clock off from
     /// ARM's): the credential and its cached token are dropped, so the next try mints a new one.
     pub forget_credential: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Who the call is for (the resource's namespace): a bucket's tokens go round the parties
+    /// waiting for it, so one namespace's flood does not queue up everyone else.
+    pub party: String,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -550,12 +553,13 @@ impl ArmClient {
         op: &'static str,
         key: &BucketKey,
     ) -> Result<(), ArmError> {
-        let waited = tokio::time::timeout_at(ctx.deadline, self.inner.throttle.acquire(key))
-            .await
-            .map_err(|_| ArmError::NotSent {
-                operation: op,
-                reason: "waiting for the client-side ARM request budget".into(),
-            })?;
+        let waited =
+            tokio::time::timeout_at(ctx.deadline, self.inner.throttle.acquire(key, &ctx.party))
+                .await
+                .map_err(|_| ArmError::NotSent {
+                    operation: op,
+                    reason: "waiting for the client-side ARM request budget".into(),
+                })?;
         if !waited.is_zero() {
             self.inner.observer.throttle_wait(op, waited);
         }

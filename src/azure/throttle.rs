@@ -84,13 +84,20 @@ pub struct BucketLevel {
 /// (subscription, principal) a tenant ever named, and a new one starts full anyway.
 const IDLE_EVICTION: Duration = Duration::from_secs(600);
 
+/// A waiting line: whoever holds the lock is at its head.
+type Line = Arc<tokio::sync::Mutex<()>>;
+
 #[derive(Debug, Default)]
 pub struct Throttle {
     config: ThrottleConfig,
     buckets: Mutex<HashMap<BucketKey, Bucket>>,
     /// One waiting line per bucket: tokens are handed out in the order callers asked (tokio's
     /// mutex is fair), so nobody who came first waits for everyone who came later.
-    queues: Mutex<HashMap<BucketKey, Arc<tokio::sync::Mutex<()>>>>,
+    queues: Mutex<HashMap<BucketKey, Line>>,
+    /// In front of it, one line per (bucket, party): only the first of each party stands in the
+    /// bucket's line, so its tokens go round the parties waiting (and in order within each) —
+    /// a namespace that asks a thousand times does not put everyone else behind its thousand.
+    party_lines: Mutex<HashMap<(BucketKey, String), Line>>,
     last_sweep: Mutex<Option<Instant>>,
 }
 
@@ -100,6 +107,7 @@ impl Throttle {
             config,
             buckets: Mutex::new(HashMap::new()),
             queues: Mutex::new(HashMap::new()),
+            party_lines: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(None),
         })
     }
@@ -120,6 +128,8 @@ impl Throttle {
         });
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         queues.retain(|key, line| buckets.contains_key(key) || Arc::strong_count(line) > 1);
+        let mut parties = self.party_lines.lock().unwrap_or_else(|e| e.into_inner());
+        parties.retain(|(key, _), line| buckets.contains_key(key) || Arc::strong_count(line) > 1);
     }
 
     fn config_for(&self, kind: OpKind) -> BucketConfig {
@@ -170,10 +180,18 @@ impl Throttle {
         }
     }
 
-    /// Waits (on tokio time) until the bucket grants a token; returns how long it waited.
+    /// Waits (on tokio time) until the bucket grants `party` a token; returns how long it waited.
     /// Wrap in `tokio::time::timeout_at` to bound the wait by a deadline.
-    pub async fn acquire(&self, key: &BucketKey) -> Duration {
+    pub async fn acquire(&self, key: &BucketKey, party: &str) -> Duration {
         let start = Instant::now();
+        let own = self
+            .party_lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((key.clone(), party.to_string()))
+            .or_default()
+            .clone();
+        let _first_of_party = own.lock().await;
         let line = self
             .queues
             .lock()
@@ -288,14 +306,14 @@ mod tests {
     async fn tokens_go_to_callers_in_the_order_they_asked() {
         let t = small();
         let k = key(OpKind::Write);
-        t.acquire(&k).await;
-        t.acquire(&k).await;
+        t.acquire(&k, "ns").await;
+        t.acquire(&k, "ns").await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
         for i in 0..6 {
             let (t, k, order) = (t.clone(), k.clone(), order.clone());
             waiters.push(tokio::spawn(async move {
-                t.acquire(&k).await;
+                t.acquire(&k, "ns").await;
                 order.lock().unwrap().push(i);
             }));
             // Let waiter i take its place in line before i + 1 asks.
@@ -307,24 +325,56 @@ mod tests {
         assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
     }
 
+    /// A namespace that asked six times first does not put a later one behind all six: the
+    /// bucket's tokens alternate between the parties waiting, in order within each.
+    #[tokio::test(start_paused = true)]
+    async fn tokens_go_round_the_parties_waiting() {
+        let t = small();
+        let k = key(OpKind::Write);
+        t.acquire(&k, "flood").await;
+        t.acquire(&k, "flood").await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        let asks = (0..6)
+            .map(|i| ("flood", i))
+            .chain((0..2).map(|i| ("victim", i)));
+        for (party, i) in asks {
+            let (t, k, order) = (t.clone(), k.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                t.acquire(&k, party).await;
+                order.lock().unwrap().push(format!("{party}{i}"));
+            }));
+            tokio::task::yield_now().await;
+        }
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(
+            *order.lock().unwrap(),
+            [
+                "flood0", "victim0", "flood1", "victim1", "flood2", "flood3", "flood4", "flood5"
+            ]
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_late_caller_does_not_take_the_token_an_earlier_one_waits_for() {
         let t = small();
         let k = key(OpKind::Write);
-        t.acquire(&k).await;
-        t.acquire(&k).await;
+        t.acquire(&k, "ns").await;
+        t.acquire(&k, "ns").await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let first = {
             let (t, k, order) = (t.clone(), k.clone(), order.clone());
             tokio::spawn(async move {
-                t.acquire(&k).await;
+                t.acquire(&k, "ns").await;
                 order.lock().unwrap().push("first");
             })
         };
         tokio::task::yield_now().await;
         // The next token is due now; a caller arriving at that instant must queue behind `first`.
         tokio::time::advance(Duration::from_secs(2)).await;
-        t.acquire(&k).await;
+        t.acquire(&k, "ns").await;
         order.lock().unwrap().push("late");
         first.await.unwrap();
         assert_eq!(*order.lock().unwrap(), ["first", "late"]);
@@ -335,11 +385,11 @@ mod tests {
         let t = small();
         let k = key(OpKind::Read);
         for _ in 0..3 {
-            assert_eq!(t.acquire(&k).await, Duration::ZERO);
+            assert_eq!(t.acquire(&k, "ns").await, Duration::ZERO);
         }
         let start = Instant::now();
-        t.acquire(&k).await;
-        t.acquire(&k).await;
+        t.acquire(&k, "ns").await;
+        t.acquire(&k, "ns").await;
         let waited = Instant::now() - start;
         assert!(
             waited >= Duration::from_secs(2) && waited < Duration::from_millis(2100),
@@ -351,11 +401,11 @@ mod tests {
     async fn reads_and_writes_are_separate_buckets() {
         let t = small();
         for _ in 0..2 {
-            t.acquire(&key(OpKind::Write)).await;
+            t.acquire(&key(OpKind::Write), "ns").await;
         }
-        assert_eq!(t.acquire(&key(OpKind::Read)).await, Duration::ZERO);
+        assert_eq!(t.acquire(&key(OpKind::Read), "ns").await, Duration::ZERO);
         let start = Instant::now();
-        t.acquire(&key(OpKind::Write)).await;
+        t.acquire(&key(OpKind::Write), "ns").await;
         assert!(Instant::now() - start >= Duration::from_secs(2));
     }
 
@@ -368,7 +418,7 @@ mod tests {
         // A shorter pause later must not shorten the first one.
         t.pause_until(&k, Instant::now() + Duration::from_secs(1));
         assert!(t.levels().iter().all(|l| l.paused));
-        let (a, b) = tokio::join!(t.acquire(&k), t.acquire(&k));
+        let (a, b) = tokio::join!(t.acquire(&k, "ns"), t.acquire(&k, "ns"));
         assert!(
             a >= Duration::from_secs(30) && b >= Duration::from_secs(30),
             "{a:?} {b:?}"
@@ -382,7 +432,7 @@ mod tests {
         for n in 0..1000 {
             let mut k = key(OpKind::Read);
             k.subscription = format!("sub-{n}");
-            t.acquire(&k).await;
+            t.acquire(&k, "ns").await;
         }
         let paused = key(OpKind::Write);
         t.pause_until(&paused, Instant::now() + Duration::from_secs(3600));
@@ -397,7 +447,7 @@ mod tests {
     async fn levels_report_fill() {
         let t = small();
         let k = key(OpKind::Read);
-        t.acquire(&k).await;
+        t.acquire(&k, "ns").await;
         let levels = t.levels();
         assert_eq!(levels.len(), 1);
         assert!((levels[0].tokens - 2.0).abs() < 0.01);

@@ -13,11 +13,11 @@ use kube::api::ObjectMeta;
 use crate::api::remote_command::{KeyToPath, KeysRef};
 
 /// At most this many files per ConfigMap (the RemoteCommand's `items` limit).
-const FILES_PER_CONFIGMAP: usize = 256;
+const FILES_PER_CONFIGMAP: usize = 32;
 /// At most this many bytes of content per ConfigMap (an object is at most 1 MiB in all).
 const BYTES_PER_CONFIGMAP: usize = 900 * 1024;
 /// At most this many ConfigMaps (the RemoteCommand's `files` limit).
-const MAX_CONFIGMAPS: usize = 32;
+const MAX_CONFIGMAPS: usize = 8;
 
 /// One ConfigMap's worth of files: (relative path, content).
 #[derive(Debug, Default)]
@@ -282,14 +282,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kubeinvoke-cli-many-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..300 {
+        for i in 0..70 {
             std::fs::write(dir.join(format!("f{i}")), "x").unwrap();
         }
         let bundles = collect(&[PathBuf::from(".")], &dir).unwrap();
         assert_eq!(
             bundles.iter().map(|b| b.files.len()).collect::<Vec<_>>(),
-            [256, 44]
+            [32, 32, 6]
         );
+        for i in 70..300 {
+            std::fs::write(dir.join(format!("f{i}")), "x").unwrap();
+        }
+        let too_many = collect(&[PathBuf::from(".")], &dir).unwrap_err();
+        assert!(too_many.contains("at most 8"), "{too_many}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

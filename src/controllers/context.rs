@@ -14,6 +14,7 @@ use kube::runtime::events::{Event, EventType, Reporter};
 use super::arm_errors;
 use super::events::Events;
 use super::grants::OperatorGrants;
+use super::limits::Limits;
 use super::reason::{Failure, Reason};
 use super::references::CredentialSource;
 pub use super::remote_command::dispatch::{Journal, RunKey};
@@ -37,6 +38,12 @@ pub struct Settings {
     /// Who may use the operator's own identity, and where.
     pub operator_grants: OperatorGrants,
     pub max_context_bytes: usize,
+    /// Bounds of what tenants can make the operator hold ([`Limits`]).
+    pub memory_budget_bytes: usize,
+    pub max_reconciles_per_namespace: usize,
+    pub max_aci_sessions: usize,
+    /// Reconciles of one kind at once (per watched namespace).
+    pub max_concurrent_reconciles: u16,
 }
 
 pub struct Context {
@@ -48,6 +55,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether this process may still act as the leader (checked right before a dispatch).
     pub tenure: crate::leader::Tenure,
+    /// Bytes, reconcile places and ACI sessions shared by all namespaces.
+    pub limits: Limits,
 }
 
 impl Context {
@@ -59,6 +68,11 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            limits: Limits::new(
+                settings.memory_budget_bytes,
+                settings.max_reconciles_per_namespace,
+                settings.max_aci_sessions,
+            ),
             events: Events::new(client.clone(), reporter),
             client,
             settings,
@@ -86,6 +100,7 @@ impl Context {
     ) -> Result<CredentialSource, Failure> {
         super::references::resolve_credential(
             &self.client,
+            &self.limits,
             namespace,
             credential_ref,
             &self.settings.operator_grants,
@@ -168,6 +183,7 @@ impl Azure {
     /// A call context for `subscription` with the resolved credential (cached per Secret version).
     pub fn call_context(
         &self,
+        party: &str,
         source: &CredentialSource,
         subscription: &str,
         correlation_id: String,
@@ -190,6 +206,7 @@ impl Azure {
             deadline,
             fence: None,
             forget_credential: Some(Arc::new(move || cache.remove(&key))),
+            party: party.to_string(),
         })
     }
 

@@ -6,6 +6,7 @@ pub mod context;
 pub mod events;
 pub mod grants;
 pub mod kubeconfig_export;
+pub mod limits;
 pub mod owned;
 pub mod reason;
 pub mod references;
@@ -33,74 +34,96 @@ use reason::Failure;
 const FLUSH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs both controllers until `shutdown` completes (SIGTERM, or the leader Lease was lost); then
-/// they stop taking work and let running reconciles finish. Ready once both caches are synced.
-pub async fn run<S, F>(
-    ctx: Arc<Context>,
-    namespace: Option<String>,
-    probes: Arc<Probes>,
-    shutdown: S,
-) where
+/// they stop taking work and let running reconciles finish. Ready once every cache is synced.
+///
+/// `namespaces` empty: one watch of each kind over all namespaces. Otherwise one watch per listed
+/// namespace, so the operator needs rights in those namespaces only (no cluster-wide list).
+pub async fn run<S, F>(ctx: Arc<Context>, namespaces: Vec<String>, probes: Arc<Probes>, shutdown: S)
+where
     S: Fn() -> F,
     F: Future<Output = ()> + Send + Sync + 'static,
 {
-    let (commands, command_store) =
-        trigger::<RemoteCommand>(&ctx, &namespace, spec_or_reopened, slim_finished_run);
-    let (exports, export_store) =
-        trigger::<KubeconfigExport>(&ctx, &namespace, predicates::generation, |_| {});
-    {
-        let (store, throttle) = (command_store.clone(), ctx.azure.arm.throttle().clone());
-        probes.set_gauges(Box::new(move || (phases(&store), throttle.levels())));
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let config = kube::runtime::controller::Config::default()
+        .concurrency(ctx.settings.max_concurrent_reconciles);
+    let mut controllers = Vec::new();
+    let mut command_stores = Vec::new();
+    let mut export_stores = Vec::new();
+    for scope in &scopes {
+        let (commands, command_store) =
+            trigger::<RemoteCommand>(&ctx, scope, spec_or_reopened, slim_finished_run);
+        let (exports, export_store) =
+            trigger::<KubeconfigExport>(&ctx, scope, predicates::generation, |_| {});
+        command_stores.push(command_store.clone());
+        export_stores.push(export_store.clone());
+        let remote_commands = Controller::for_stream(commands, command_store)
+            .with_config(config.clone())
+            .graceful_shutdown_on(shutdown())
+            .run(
+                |rc, ctx| {
+                    measured(
+                        remote_command::CONTROLLER,
+                        remote_command::reconcile(rc, ctx.clone()),
+                        ctx,
+                    )
+                },
+                remote_command::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {});
+        let kubeconfig_exports = Controller::for_stream(exports, export_store)
+            .with_config(config.clone())
+            .graceful_shutdown_on(shutdown())
+            .run(
+                |kcx, ctx| {
+                    measured(
+                        kubeconfig_export::CONTROLLER,
+                        kubeconfig_export::reconcile(kcx, ctx.clone()),
+                        ctx,
+                    )
+                },
+                kubeconfig_export::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {});
+        controllers.push(futures::future::join(remote_commands, kubeconfig_exports));
     }
-    let remote_commands = Controller::for_stream(commands, command_store.clone())
-        .graceful_shutdown_on(shutdown())
-        .run(
-            |rc, ctx| {
-                measured(
-                    remote_command::CONTROLLER,
-                    remote_command::reconcile(rc, ctx.clone()),
-                    ctx,
-                )
-            },
-            remote_command::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
-    let kubeconfig_exports = Controller::for_stream(exports, export_store.clone())
-        .graceful_shutdown_on(shutdown())
-        .run(
-            |kcx, ctx| {
-                measured(
-                    kubeconfig_export::CONTROLLER,
-                    kubeconfig_export::reconcile(kcx, ctx.clone()),
-                    ctx,
-                )
-            },
-            kubeconfig_export::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
+    {
+        let (stores, throttle) = (command_stores.clone(), ctx.azure.arm.throttle().clone());
+        probes.set_gauges(Box::new(move || (phases(&stores), throttle.levels())));
+    }
     let stopping = shutdown();
     let ready = async {
         let synced = async {
-            futures::join!(
-                command_store.wait_until_ready(),
-                export_store.wait_until_ready()
-            )
+            let commands =
+                futures::future::join_all(command_stores.iter().map(|s| s.wait_until_ready()));
+            let exports =
+                futures::future::join_all(export_stores.iter().map(|s| s.wait_until_ready()));
+            let (a, b) = futures::join!(commands, exports);
+            a.iter().chain(&b).all(Result::is_ok)
         };
         tokio::select! {
-            (a, b) = synced => if a.is_ok() && b.is_ok() {
+            true = synced => {
                 tracing::info!("caches synced; ready");
                 probes.set_ready(true);
             },
             _ = stopping => {}
         }
     };
-    futures::join!(remote_commands, kubeconfig_exports, ready);
+    futures::join!(futures::future::join_all(controllers), ready);
     probes.set_ready(false);
     // No reconcile runs any more; ARM's answers still only in memory go to the API server before
     // the Lease is handed over (the chart's grace period is 30 s).
     remote_command::dispatch::flush(&ctx, FLUSH_PATIENCE).await;
 }
+
+/// Objects per page of the initial list: a page of objects near the API server's size limit must
+/// fit in memory beside everything else.
+const LIST_PAGE_SIZE: u32 = 25;
 
 /// A store and the watch stream that feeds it. Only spec changes (generation) trigger a
 /// reconcile from the watch (as `changed` sees them); our own status writes don't, and polling and
@@ -128,14 +151,15 @@ where
         None => Api::all(ctx.client.clone()),
     };
     let (reader, writer) = reflector::store();
-    // The cache keeps what reconciles read: no managedFields, no last-applied copy of the spec
-    // (status is written with server-side apply, never by sending the cached object back).
-    let watch = watcher(api, watcher::Config::default()).modify(move |obj| {
+    // The cache keeps what reconciles read: no managedFields, labels or annotations (a tenant may
+    // fill them up to the API server's object limit; status is written with server-side apply,
+    // never by sending the cached object back).
+    let config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
+    let watch = watcher(api, config).modify(move |obj| {
         let meta = obj.meta_mut();
         meta.managed_fields = None;
-        if let Some(annotations) = meta.annotations.as_mut() {
-            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-        }
+        meta.labels = None;
+        meta.annotations = None;
         slim(obj);
     });
     let stream = reflector(writer, watch)
@@ -186,10 +210,10 @@ async fn measured(
     result
 }
 
-/// RemoteCommands in the cache by phase (`Running` = in flight).
-fn phases(store: &Store<RemoteCommand>) -> Vec<(String, i64)> {
+/// RemoteCommands in the caches by phase (`Running` = in flight).
+fn phases(stores: &[Store<RemoteCommand>]) -> Vec<(String, i64)> {
     let mut counts = std::collections::BTreeMap::<String, i64>::new();
-    for rc in store.state() {
+    for rc in stores.iter().flat_map(|s| s.state()) {
         let phase = rc
             .status
             .as_ref()

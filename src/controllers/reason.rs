@@ -153,7 +153,8 @@ impl Failure {
 
     /// A missing or unusable reference (credential Secret, file ConfigMap or Secret): GitOps
     /// applies a resource and what it names in no fixed order, and a person may fix it, so it is
-    /// waited for — retried every [`REFERENCE_RETRY`] — rather than a final verdict.
+    /// waited for — retried every [`REFERENCE_RETRY`] at first, backing off to 30 s
+    /// (`limits::reference_retry`) — rather than a final verdict.
     pub fn awaits_reference(&self) -> bool {
         matches!(
             self.reason,
@@ -170,8 +171,8 @@ pub fn correlation_id(parts: &[&str]) -> String {
     uuid::Uuid::new_v5(&KUBEINVOKE, parts.join("/").as_bytes()).to_string()
 }
 
-/// How often a resource waiting for a reference looks again: a Secret or ConfigMap created by
-/// GitOps is picked up within seconds. (Secrets are read one by one, never watched.)
+/// How often a resource waiting for a reference looks again at first: a Secret or ConfigMap
+/// created by GitOps is picked up within seconds. (Secrets are read one by one, never watched.)
 pub const REFERENCE_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl From<kube::Error> for Failure {

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 
 use super::grants::{Grant, OperatorGrants, Use};
+use super::limits::{Held, Limits, MAX_OBJECT_BYTES};
 use super::reason::{Failure, Reason};
 use crate::api::CredentialRef;
 use crate::api::remote_command::FileSource;
@@ -87,11 +88,14 @@ impl CredentialSource {
 /// operator's identity where allowed.
 pub async fn resolve_credential(
     client: &Client,
+    limits: &Limits,
     namespace: &str,
     credential_ref: Option<&CredentialRef>,
     grants: &OperatorGrants,
 ) -> Result<CredentialSource, Failure> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    // A tenant's Secret may be as large as the API server allows: its read is paid for.
+    let _read = limits.hold(namespace, MAX_OBJECT_BYTES).await;
     if let Some(r) = credential_ref {
         return match secrets.get_opt(&r.name).await? {
             Some(secret) => secret_credential(namespace, &secret).map(CredentialSource::Secret),
@@ -213,6 +217,9 @@ type SourceKey = (bool, String);
 /// Key → contents of a ConfigMap or Secret.
 type FileData = BTreeMap<String, Vec<u8>>;
 
+/// Distinct ConfigMaps and Secrets one RemoteCommand's `spec.files` may name.
+pub const MAX_FILE_SOURCES: usize = 8;
+
 /// Label a Secret must carry (value `"true"`) before a RemoteCommand may send it as a file.
 pub const ALLOW_AS_FILE_LABEL: &str = "kubeinvoke.io/allow-as-file";
 
@@ -222,16 +229,49 @@ pub const ALLOW_AS_FILE_LABEL: &str = "kubeinvoke.io/allow-as-file";
 /// opted in with [`ALLOW_AS_FILE_LABEL`], and never one of `credential_secrets` (whatever its
 /// labels). Sizes are checked before anything is copied: the files together may hold at most
 /// `max_bytes` (uncompressed), so no spec can make the operator copy more than that.
+///
+/// Memory is paid for before it is used: the largest object's size per object to read, from
+/// `limits`' shared budget; once read, what they brought (whole objects, whatever `items`
+/// selects, and the copies) is kept and the rest given back; the returned [`Held`] keeps it until
+/// the caller drops it (after the dispatch). At most [`MAX_FILE_SOURCES`] objects are read, of
+/// `2 × max_bytes` in all.
 pub async fn collect_files(
     client: &Client,
+    limits: &Limits,
     namespace: &str,
     sources: &[FileSource],
     credential_secrets: &[&str],
     max_bytes: usize,
-) -> Result<Vec<File>, Failure> {
+) -> Result<(Vec<File>, Held), Failure> {
     let mut fetched: BTreeMap<SourceKey, Option<FileData>> = BTreeMap::new();
     let mut selected: Vec<(String, SourceKey, String)> = Vec::new();
     let mut total = 0usize;
+    // What the reads may bring, taken at once (whoever holds bytes never waits for more).
+    let distinct: std::collections::BTreeSet<_> = sources
+        .iter()
+        .map(|s| {
+            (
+                s.secret_ref.is_some(),
+                s.config_map_ref
+                    .as_ref()
+                    .or(s.secret_ref.as_ref())
+                    .map(|r| &r.name),
+            )
+        })
+        .collect();
+    let mut held = if distinct.is_empty() {
+        Held::default()
+    } else {
+        limits
+            .hold(
+                namespace,
+                distinct.len().min(MAX_FILE_SOURCES) * MAX_OBJECT_BYTES,
+            )
+            .await
+    };
+    let mut fetched_bytes = 0usize;
+    let mut kept = 0usize;
+    let max_fetched = max_bytes.saturating_add(max_bytes / 2);
     for (index, source) in sources.iter().enumerate() {
         let (is_secret, keys_ref) = match (&source.config_map_ref, &source.secret_ref) {
             (Some(r), None) => (false, r),
@@ -248,6 +288,14 @@ pub async fn collect_files(
         let kind = if is_secret { "Secret" } else { "ConfigMap" };
         let key = (is_secret, keys_ref.name.clone());
         if !fetched.contains_key(&key) {
+            if fetched.len() == MAX_FILE_SOURCES {
+                return Err(Failure::terminal(
+                    Reason::InvalidSpec,
+                    format!(
+                        "spec.files names more than {MAX_FILE_SOURCES} ConfigMaps and Secrets (reached at spec.files[{index}])"
+                    ),
+                ));
+            }
             let data = if is_secret {
                 file_secret(client, namespace, &keys_ref.name, index, credential_secrets).await?
             } else {
@@ -256,6 +304,20 @@ pub async fn collect_files(
                     .await?
                     .map(config_map_data)
             };
+            let size: usize = data.iter().flatten().map(|(k, v)| k.len() + v.len()).sum();
+            fetched_bytes = fetched_bytes.saturating_add(size);
+            if fetched_bytes > max_fetched {
+                return Err(Failure::terminal(
+                    Reason::ContextTooLarge,
+                    format!(
+                        "the ConfigMaps and Secrets of spec.files hold more than {max_fetched} bytes together \
+                         (whole objects count, whatever items selects; reached at {kind} {namespace}/{}, spec.files[{index}])",
+                        keys_ref.name
+                    ),
+                ));
+            }
+            // What stays of each object: its data and the files copied from it.
+            kept = kept.saturating_add(size.saturating_mul(2).min(MAX_OBJECT_BYTES));
             fetched.insert(key.clone(), data);
         }
         let Some(data) = fetched.get(&key).and_then(Option::as_ref) else {
@@ -304,8 +366,9 @@ pub async fn collect_files(
             selected.push((path, key.clone(), data_key));
         }
     }
+    held.keep(kept);
     // Only now, with the total known to fit, are the contents copied.
-    Ok(selected
+    let files = selected
         .into_iter()
         .map(|(path, source, data_key)| {
             let contents = fetched
@@ -316,7 +379,8 @@ pub async fn collect_files(
                 .unwrap_or_default();
             File { path, contents }
         })
-        .collect())
+        .collect();
+    Ok((files, held))
 }
 
 fn config_map_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {

@@ -41,3 +41,52 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+The namespaces the operator watches, as a JSON list: watchNamespaces, plus watchNamespace (its
+one-namespace form) when set. Empty: all namespaces.
+*/}}
+{{- define "kubeinvoke.watchNamespaces" -}}
+{{- $list := concat (.Values.watchNamespaces | default list) (compact (list .Values.watchNamespace)) -}}
+{{- toJson (uniq $list) -}}
+{{- end }}
+
+{{/* What the operator does through the Kubernetes API in a watched namespace (clusterrole.yaml). */}}
+{{- define "kubeinvoke.operatorRules" -}}
+  # Watch RemoteCommands; read one again before writing a late result (get); delete a finished
+  # one past spec.ttlSecondsAfterFinished.
+  - apiGroups: [kubeinvoke.io]
+    resources: [remotecommands]
+    verbs: [get, list, watch, delete]
+  # Watch KubeconfigExports (the reconciler reads them from the watch cache only).
+  - apiGroups: [kubeinvoke.io]
+    resources: [kubeconfigexports]
+    verbs: [list, watch]
+  # Status is written with server-side apply only.
+  - apiGroups: [kubeinvoke.io]
+    resources: [remotecommands/status, kubeconfigexports/status]
+    verbs: [patch]
+  # Read credential and file Secrets; write output and kubeconfig Secrets with server-side apply
+  # (create for the first write); delete a kubeconfig Secret the export owns when its name or type
+  # changes. Never list or watch: Secrets are read one by one, by name.
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get, create, patch, delete]
+  # Workload identity: a short-lived token of the ServiceAccount a credential Secret names
+  # (AZURE_SERVICE_ACCOUNT), in that Secret's namespace, for Entra ID's token exchange — once the
+  # ServiceAccount, read by name, shows its owner opted in (azure.workload.identity/client-id).
+  - apiGroups: [""]
+    resources: [serviceaccounts]
+    verbs: [get]
+  - apiGroups: [""]
+    resources: [serviceaccounts/token]
+    verbs: [create]
+  # RemoteCommand spec.files from ConfigMaps.
+  - apiGroups: [""]
+    resources: [configmaps]
+    verbs: [get]
+  # Events: created once, then patched as a series when they repeat (kube Recorder).
+  - apiGroups: [events.k8s.io]
+    resources: [events]
+    verbs: [create, patch]
+{{- end }}

@@ -75,6 +75,7 @@ pub async fn fetch(
                     )
                 })?;
             let call = ctx.azure.call_context(
+                &kcx.namespace().unwrap_or_default(),
                 credential,
                 id.subscription_id(),
                 correlation_id,
@@ -96,6 +97,7 @@ pub async fn fetch(
                 )
             })?;
             let call = ctx.azure.call_context(
+                &kcx.namespace().unwrap_or_default(),
                 credential,
                 id.subscription_id(),
                 correlation_id,

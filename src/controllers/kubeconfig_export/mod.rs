@@ -33,6 +33,9 @@ pub async fn reconcile(kcx: Arc<KubeconfigExport>, ctx: Arc<Context>) -> Result<
         // The Secret goes with the export through its owner reference.
         return Ok(Action::await_change());
     }
+    let Some(_share) = ctx.limits.enter(&kcx.namespace().unwrap_or_default()) else {
+        return Ok(Action::requeue(super::limits::SHARE_RETRY));
+    };
     let now = Timestamp::now();
     if !status::needs_fetch(&kcx, now) {
         return Ok(requeue(status::until_next(&kcx, now)));

@@ -172,11 +172,9 @@ pub fn failed(
 }
 
 /// Backoff for a transient failure: half of how long the export has been reconciling without
-/// success, between 5 s (10 s when throttled) and 5 min.
+/// success, between 5 s (10 s when throttled) and 5 min; for an awaited reference, a tenth of it
+/// between 3 s and 30 s (`limits::reference_retry`).
 pub fn retry_delay(status: &KubeconfigExportStatus, failure: &Failure, now: Timestamp) -> Duration {
-    if failure.awaits_reference() {
-        return crate::controllers::reason::REFERENCE_RETRY;
-    }
     let floor = match failure.reason {
         Reason::Throttled => MIN_RETRY * 2,
         _ => MIN_RETRY,
@@ -189,6 +187,9 @@ pub fn retry_delay(status: &KubeconfigExportStatus, failure: &Failure, now: Time
             Duration::try_from(now.duration_since(c.last_transition_time.0)).unwrap_or_default()
         })
         .unwrap_or_default();
+    if failure.awaits_reference() {
+        return crate::controllers::limits::reference_retry(since);
+    }
     (since / 2).clamp(floor, MAX_RETRY)
 }
 

@@ -102,6 +102,9 @@ fn check_group(
 /// cut after about 10–15 minutes, not configurable): the low end, for the warning in status.
 pub const SESSION_CAP: Duration = Duration::from_secs(10 * 60);
 
+/// What a session holds: its output buffer (`SessionLimits`' 512 KiB) and what surrounds it.
+const SESSION_OUTPUT_BYTES: usize = 1024 * 1024;
+
 /// Starts the exec session in a task; the task writes the result.
 pub async fn start(
     api: &Api<RemoteCommand>,
@@ -115,6 +118,7 @@ pub async fn start(
     let attempt = base.attempts.unwrap_or(0) + 1;
     let left = status::time_left(&base, rc);
     let call = ctx.azure.call_context(
+        &rc.namespace().unwrap_or_default(),
         credential,
         id.subscription_id(),
         status::correlation_id(rc, attempt),
@@ -142,6 +146,17 @@ pub async fn start(
     {
         return Err(late);
     }
+    // Sessions are few at once, each with its output buffer paid for before anything is sent.
+    let Some(slot) = ctx.limits.session() else {
+        return Err(Failure::transient(
+            Reason::Throttled,
+            "waiting for one of the exec sessions the operator keeps open at once (--max-aci-sessions)",
+        ));
+    };
+    let buffer = ctx
+        .limits
+        .hold(&rc.namespace().unwrap_or_default(), SESSION_OUTPUT_BYTES)
+        .await;
     // The exactly-once protocol (dispatch.rs): fenced intent, tenure check, then the session.
     let intent = match dispatch::ready_to_send(api, rc, ctx, base).await? {
         Ok(intent) => intent,
@@ -151,6 +166,7 @@ pub async fn start(
     let task = {
         let (api, ctx, id) = (api.clone(), ctx.clone(), id.clone());
         tokio::spawn(async move {
+            let _held = (slot, buffer);
             let rc = &intent.rc;
             let target = rc
                 .spec

@@ -57,6 +57,7 @@ async fn call_context(
     attempt: i32,
 ) -> Result<CallContext, Failure> {
     ctx.azure.call_context(
+        &rc.namespace().unwrap_or_default(),
         credential,
         id.subscription_id(),
         status::correlation_id(rc, attempt),
@@ -82,8 +83,10 @@ pub async fn start(
         .into_iter()
         .chain([references::DEFAULT_CREDENTIAL_SECRET])
         .collect();
-    let files = references::collect_files(
+    // The files' bytes stay held until the dispatch is over.
+    let (files, _files_held) = references::collect_files(
         &ctx.client,
+        &ctx.limits,
         &namespace,
         &rc.spec.files,
         &credential_secrets,
@@ -313,6 +316,9 @@ fn refused(err: &ArmError) -> bool {
     !err.may_have_been_processed()
 }
 
+/// What reading one command result may hold: the body and the output parsed from it.
+const RESULT_BYTES: usize = 1024 * 1024;
+
 /// Polls the dispatched command, or handles a dispatch whose outcome was not recorded.
 pub async fn continue_run(
     api: &Api<RemoteCommand>,
@@ -361,6 +367,12 @@ pub async fn continue_run(
     let call = call_context(ctx, rc, &credential, &id, current.attempts.unwrap_or(1)).await?;
     let command = CommandId::new(&command_id)
         .map_err(|e| Failure::terminal(Reason::InvalidSpec, format!("status.commandId: {e}")))?;
+    // A result holds the command's output (AKS keeps at most 512 kB of logs, JSON-escaped in the
+    // body) until it is in the output Secret.
+    let _output = ctx
+        .limits
+        .hold(&rc.namespace().unwrap_or_default(), RESULT_BYTES)
+        .await;
     match ctx.azure.aks.command_result(&call, &id, &command).await {
         Ok(CommandStatus::Running {
             retry_after,

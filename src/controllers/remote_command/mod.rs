@@ -35,6 +35,9 @@ pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Acti
         ctx.journal.abort_session(&rc.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
+    let Some(_share) = ctx.limits.enter(&rc.namespace().unwrap_or_default()) else {
+        return Ok(Action::requeue(super::limits::SHARE_RETRY));
+    };
     // Decisions that may send a command (or declare one lost) are taken on the API server's
     // current view, not on a cache that may lag behind our own last status write.
     let rc = if needs_fresh_read(&rc, &ctx) {
@@ -219,7 +222,9 @@ async fn not_started(
         if starts_waiting {
             warn(ctx, rc, &failure).await;
         }
-        return Ok(Action::requeue(super::reason::REFERENCE_RETRY));
+        return Ok(Action::requeue(super::limits::reference_retry(
+            status::waited(&s, now),
+        )));
     }
     if failure.reason == Reason::Forbidden && starts_waiting {
         warn(ctx, rc, &failure).await;

@@ -72,6 +72,15 @@ pub fn time_left(status: &RemoteCommandStatus, rc: &RemoteCommand) -> std::time:
         ))
 }
 
+/// How long the run has been going (waiting included) at `now`.
+pub fn waited(status: &RemoteCommandStatus, now: Timestamp) -> std::time::Duration {
+    status
+        .start_time
+        .as_ref()
+        .and_then(|t| std::time::Duration::try_from(now.duration_since(t.0)).ok())
+        .unwrap_or_default()
+}
+
 /// The status of the current run, or a fresh one for a new run.
 pub fn base(rc: &RemoteCommand) -> RemoteCommandStatus {
     if is_current_run(rc) {
