@@ -116,6 +116,7 @@ impl Session {
             deadline,
             fence: None,
             forget_credential: None,
+            party: "aci-session".into(),
         };
         let id: ContainerGroupId = group_id("cg1").parse().expect("container group id");
         self.aci

@@ -539,6 +539,7 @@ async fn malformed_arm_responses_map_to_their_reason() {
             deadline: tokio::time::Instant::now() + Duration::from_secs(10),
             fence: None,
             forget_credential: None,
+            party: "bad-input".into(),
         };
         let cluster: AksClusterId = id(&format!(
             "Microsoft.ContainerService/managedClusters/{name}"

@@ -6,13 +6,12 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::emulator::{CLIENT_SECRET, world};
 use support::kcx::{
-    EXPORT_TIMEOUT, Env, aks, aks_cluster, assert_kubeconfig_works, condition, condition_message,
-    connected_cluster, data, hybrid, spec, text,
+    EXPORT_TIMEOUT, Env, aks, aks_cluster, assert_kubeconfig_works,
+    bad_content_keeps_previous_secret, condition, condition_message, connected_cluster, data,
+    hybrid, spec, text,
 };
 use support::{Cluster, wait_until};
 
@@ -531,115 +530,6 @@ async fn format_change_replaces_the_secret_type_and_keys() {
     );
 }
 
-/// Whatever the order of format changes, the Secret holds exactly the current format's keys and
-/// labels: no full kubeconfig left behind in an Argo CD Secret, no Argo CD cluster label left on a
-/// Flux Secret, no label a user asked for and then dropped. Labels someone else put on the Secret
-/// stay. Every ordered pair of the four formats is crossed once.
-#[tokio::test]
-async fn every_format_change_leaves_exactly_the_current_keys() {
-    let env = env("kcx-transitions").await;
-    let expected = |format: &str| -> (Vec<&str>, Option<&str>) {
-        match format {
-            "Kubeconfig" => (vec!["kubeconfig"], None),
-            "Flux" => (vec!["value"], None),
-            "ClusterAPI" => (vec!["value"], Some("cluster.x-k8s.io/cluster-name")),
-            _ => (
-                vec!["config", "name", "server"],
-                Some("argocd.argoproj.io/secret-type"),
-            ),
-        }
-    };
-    let own_labels = [
-        "cluster.x-k8s.io/cluster-name",
-        "argocd.argoproj.io/secret-type",
-        "team",
-    ];
-    let path = [
-        "Kubeconfig",
-        "Flux",
-        "ClusterAPI",
-        "ArgoCD",
-        "Kubeconfig",
-        "ClusterAPI",
-        "Flux",
-        "ArgoCD",
-        "ClusterAPI",
-        "Kubeconfig",
-        "ArgoCD",
-        "Flux",
-        "Kubeconfig",
-    ];
-    let mut first = spec(aks("aks1", "User"), "fleet-aks1", path[0]);
-    first["secret"]["labels"] = json!({"team": "a"});
-    env.create("edge", first).await;
-    env.wait_exported("edge").await;
-    for (step, format) in path.iter().enumerate().skip(1) {
-        // Someone else labels the Secret; that label is theirs and stays (while the Secret does).
-        env.secrets()
-            .patch(
-                "fleet-aks1",
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(json!({"metadata": {"labels": {"noted-by": "audit"}}})),
-            )
-            .await
-            .unwrap();
-        let type_before = env.secret("fleet-aks1").await.type_;
-        // The user's label is asked for on even steps only.
-        let labels = if step % 2 == 0 {
-            json!({"team": "a"})
-        } else {
-            json!(null)
-        };
-        env.exports()
-            .patch(
-                "edge",
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(
-                    json!({"spec": {"secret": {"format": format, "labels": labels}}}),
-                ),
-            )
-            .await
-            .unwrap();
-        env.wait_exported("edge").await;
-        let secret = env.secret("fleet-aks1").await;
-        let keys: Vec<String> = data(&secret).into_keys().collect();
-        let (want_keys, own_label) = expected(format);
-        let transition = format!("{} -> {format}", path[step - 1]);
-        assert_eq!(keys, want_keys, "{transition}: data keys");
-        let labels = secret.metadata.labels.clone().unwrap_or_default();
-        for label in own_labels {
-            let want = own_label == Some(label) || (label == "team" && step % 2 == 0);
-            assert_eq!(
-                labels.contains_key(label),
-                want,
-                "{transition}: label {label} in {labels:?}"
-            );
-        }
-        if secret.type_ == type_before {
-            assert_eq!(
-                labels.get("noted-by").map(String::as_str),
-                Some("audit"),
-                "{transition}: someone else's label was removed"
-            );
-        }
-    }
-}
-
-/// A tenant asks for `kubeinvoke.io/allow-as-file` on its exported kubeconfig, which would let a
-/// runner who may not read Secrets send it into a command: refused before anything is fetched.
-#[tokio::test]
-async fn an_export_cannot_carry_the_operators_own_labels() {
-    let env = env("kcx-reserved").await;
-    let mut s = spec(aks("aks1", "User"), "smuggled", "Kubeconfig");
-    s["secret"]["labels"] = json!({"kubeinvoke.io/allow-as-file": "true"});
-    env.create("edge", s).await;
-    let k = env.wait_reason("edge", "InvalidSpec", EXPORT_TIMEOUT).await;
-    let message = k.status.unwrap().message.unwrap_or_default();
-    assert!(message.contains("kubeinvoke.io/allow-as-file"), "{message}");
-    assert!(env.secrets().get_opt("smuggled").await.unwrap().is_none());
-    assert_eq!(env.requests("aks.listUserCredential").await, 0);
-}
-
 #[tokio::test]
 async fn renamed_secret_replaces_the_old_one() {
     let env = env("kcx-rename").await;
@@ -691,132 +581,28 @@ async fn exported_notes(env: &Env, name: &str) -> Vec<String> {
 // ---- Secrets the operator must not touch, and bad content ----
 
 #[tokio::test]
-async fn foreign_secret_is_never_overwritten() {
-    let env = env("kcx-conflict").await;
-    let foreign: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "taken"},
-        "stringData": {"kubeconfig": "someone else's"},
-    }))
-    .unwrap();
-    let foreign = env
-        .secrets()
-        .create(&PostParams::default(), &foreign)
-        .await
-        .unwrap();
-    env.create("edge", spec(aks("aks1", "User"), "taken", "Kubeconfig"))
-        .await;
-    let k = env
-        .wait_reason("edge", "SecretConflict", EXPORT_TIMEOUT)
-        .await;
-    assert_eq!(condition(&k, "Stalled").as_deref(), Some("True"));
-    let now = env.secret("taken").await;
-    assert_eq!(
-        now.metadata.resource_version,
-        foreign.metadata.resource_version
-    );
-    assert_eq!(text(&now, "kubeconfig"), "someone else's");
-    assert!(now.metadata.owner_references.unwrap_or_default().is_empty());
-    env.wait_events("edge", "SecretConflict", 1).await;
-}
-
-/// Exports, then makes ARM return `fault` content and fetches again: the export reports
-/// `InvalidKubeconfig` and the Secret keeps the last good kubeconfig.
-async fn bad_content_keeps_previous_secret(prefix: &str, fault: &str) {
-    let token = &Cluster::get().user_token;
-    let env = Env::start(prefix, &world(&aks_cluster("aks-f", token, ""), ""), &[]).await;
-    env.create(
-        "edge",
-        spec(aks("aks-f", "User"), "edge-kubeconfig", "Kubeconfig"),
-    )
-    .await;
-    let good = env.wait_exported("edge").await.status.unwrap();
-    let secret = env.secret("edge-kubeconfig").await;
-
-    let broken = format!("kubeconfigFault: {fault}");
-    env.emulator
-        .put_world(&world(&aks_cluster("aks-f", token, &broken), ""))
-        .await;
-    env.set_refresh_interval("edge", "2h").await;
-    let k = env
-        .wait_reason("edge", "InvalidKubeconfig", EXPORT_TIMEOUT)
-        .await;
-    assert_eq!(condition(&k, "Ready").as_deref(), Some("False"));
-    assert_eq!(condition(&k, "Stalled").as_deref(), Some("True"));
-    let status = k.status.unwrap();
-    assert_eq!(
-        status.content_hash, good.content_hash,
-        "last good hash kept"
-    );
-    let now = env.secret("edge-kubeconfig").await;
-    assert_eq!(data(&now), data(&secret), "Secret data unchanged");
-    assert_eq!(
-        now.metadata.resource_version,
-        secret.metadata.resource_version
-    );
-    env.wait_events("edge", "InvalidKubeconfig", 1).await;
-}
-
-/// ARM's answer is not trusted blindly: a kubeconfig that turns TLS verification off, or whose user
-/// runs something other than kubelogin (here `sh -c`), is refused like broken content; the Secret
-/// Argo CD or Flux reads is never given it.
-#[tokio::test]
-async fn insecure_kubeconfig_keeps_previous_secret() {
-    bad_content_keeps_previous_secret("kcx-insecure", "insecureSkipTlsVerify").await;
-}
-
-#[tokio::test]
-async fn foreign_exec_plugin_keeps_previous_secret() {
-    bad_content_keeps_previous_secret("kcx-foreign-exec", "foreignExec").await;
-}
-
-/// A `proxy-url` in ARM's kubeconfig is dropped: the exported one connects directly.
-#[tokio::test]
-async fn a_proxy_named_by_arm_is_dropped() {
-    let token = &Cluster::get().user_token;
-    let env = Env::start(
-        "kcx-proxy",
-        &world(
-            &aks_cluster("aks-p", token, "kubeconfigFault: proxyUrl"),
-            "",
-        ),
-        &[],
-    )
-    .await;
-    env.create(
-        "edge",
-        spec(aks("aks-p", "User"), "edge-kubeconfig", "Kubeconfig"),
-    )
-    .await;
-    env.wait_exported("edge").await;
-    let secret = env.secret("edge-kubeconfig").await;
-    let kubeconfig = text(&secret, "kubeconfig");
-    assert!(!kubeconfig.contains("proxy-url"), "{kubeconfig}");
-    assert_kubeconfig_works(&kubeconfig, &env.ns);
-}
-
-#[tokio::test]
 async fn invalid_base64_keeps_previous_secret() {
-    bad_content_keeps_previous_secret("kcx-bad-base64", "invalidBase64").await;
+    keeps_previous_secret_on("kcx-bad-base64", "invalidBase64").await;
 }
 
 #[tokio::test]
 async fn invalid_yaml_keeps_previous_secret() {
-    bad_content_keeps_previous_secret("kcx-bad-yaml", "invalidYaml").await;
+    keeps_previous_secret_on("kcx-bad-yaml", "invalidYaml").await;
 }
 
 #[tokio::test]
 async fn empty_kubeconfig_keeps_previous_secret() {
-    bad_content_keeps_previous_secret("kcx-empty", "empty").await;
+    keeps_previous_secret_on("kcx-empty", "empty").await;
 }
 
 #[tokio::test]
 async fn empty_kubeconfig_list_keeps_previous_secret() {
-    bad_content_keeps_previous_secret("kcx-empty-list", "emptyList").await;
+    keeps_previous_secret_on("kcx-empty-list", "emptyList").await;
 }
 
 #[tokio::test]
 async fn kubeconfig_without_clusters_keeps_previous_secret() {
-    bad_content_keeps_previous_secret("kcx-no-clusters", "noClusters").await;
+    keeps_previous_secret_on("kcx-no-clusters", "noClusters").await;
 }
 
 #[tokio::test]
@@ -835,30 +621,6 @@ async fn refresh_interval_under_a_minute_is_invalid_spec() {
 }
 
 // ---- credentials and secrecy ----
-
-#[tokio::test]
-async fn credential_ref_to_another_namespace_is_not_found() {
-    let env = env("kcx-isolation").await;
-    // The credential Secret exists, but only in another namespace.
-    let other = support::namespace(&env.client, "kcx-other").await;
-    support::credential_secret(&env.client, &other, "elsewhere").await;
-    let mut s = spec(aks("aks1", "User"), "edge-kubeconfig", "Kubeconfig");
-    s["credentialRef"] = json!({"name": "elsewhere"});
-    env.create("edge", s).await;
-    let k = env
-        .wait_reason("edge", "CredentialNotFound", EXPORT_TIMEOUT)
-        .await;
-    // Waited for (it may still appear), never Ready.
-    assert_ne!(condition(&k, "Ready").as_deref(), Some("True"));
-    assert_eq!(env.requests("aks.listUserCredential").await, 0);
-    assert!(
-        env.secrets()
-            .get_opt("edge-kubeconfig")
-            .await
-            .unwrap()
-            .is_none()
-    );
-}
 
 #[tokio::test]
 async fn no_kubeconfig_or_token_content_in_logs_or_events() {
@@ -944,4 +706,10 @@ async fn an_export_created_before_its_credential_secret_converges() {
         },
     )
     .await;
+}
+
+async fn keeps_previous_secret_on(prefix: &str, fault: &str) {
+    let token = &Cluster::get().user_token;
+    let env = Env::start(prefix, &world(&aks_cluster("aks-f", token, ""), ""), &[]).await;
+    bad_content_keeps_previous_secret(&env, fault).await;
 }

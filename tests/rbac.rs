@@ -185,25 +185,47 @@ fn chart_grants_exactly_what_the_operator_needs() {
     }
 }
 
+/// The recommended install: a list of tenant namespaces. The operator's grants are a Role in each
+/// (watchNamespace, the one-namespace form, joins the list), and nothing cluster-wide.
 #[test]
-fn watching_one_namespace_grants_only_in_that_namespace() {
+fn watching_listed_namespaces_grants_only_in_them() {
     let mut chart = Chart::load();
-    chart.set("watchNamespace", json!("team-a"));
+    chart.with_values("watchNamespaces: [team-a, team-b]\nwatchNamespace: team-c\n");
     let release = release("ops");
-    let role = chart.render_object("clusterrole.yaml", &release).unwrap();
-    assert_eq!(role["kind"], "Role");
-    assert_eq!(role["metadata"]["namespace"], "team-a");
+    let objects = chart.template(&release);
     let lease = chart.values["leaderElectionLeaseName"].as_str().unwrap();
-    assert_eq!(grants(&role), expected(NEEDED, lease));
-    let binding = chart
-        .render_object("clusterrolebinding.yaml", &release)
-        .unwrap();
-    assert_eq!(binding["kind"], "RoleBinding");
-    assert_eq!(binding["metadata"]["namespace"], "team-a");
-    assert_eq!(binding["roleRef"]["kind"], "Role");
-    let cluster_scoped: Vec<String> = chart
-        .template(&release)
-        .into_iter()
+    let of = |file: &str| -> Vec<&Value> {
+        objects
+            .iter()
+            .filter(|(f, _)| f == file)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let roles = of("clusterrole.yaml");
+    let bindings = of("clusterrolebinding.yaml");
+    let namespaces = |objects: &[&Value]| -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| {
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(namespaces(&roles), ["team-a", "team-b", "team-c"]);
+    assert_eq!(namespaces(&bindings), ["team-a", "team-b", "team-c"]);
+    for role in &roles {
+        assert_eq!(role["kind"], "Role");
+        assert_eq!(grants(role), expected(NEEDED, lease));
+    }
+    for binding in &bindings {
+        assert_eq!(binding["kind"], "RoleBinding");
+        assert_eq!(binding["roleRef"]["kind"], "Role");
+    }
+    let cluster_scoped: Vec<String> = objects
+        .iter()
         .filter(|(file, v)| {
             file != "user-roles.yaml"
                 && v["kind"].as_str().is_some_and(|k| k.starts_with("Cluster"))
@@ -213,6 +235,64 @@ fn watching_one_namespace_grants_only_in_that_namespace() {
     assert!(
         cluster_scoped.is_empty(),
         "cluster-wide grants: {cluster_scoped:?}"
+    );
+    let env = objects
+        .iter()
+        .find(|(f, _)| f == "deployment.yaml")
+        .map(|(_, d)| d["spec"]["template"]["spec"]["containers"][0]["env"].clone())
+        .unwrap();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "KUBEINVOKE_WATCH_NAMESPACE"
+                && e["value"] == "team-a,team-b,team-c"),
+        "{env}"
+    );
+}
+
+/// Where the API server has ValidatingAdmissionPolicy (Kubernetes >= 1.30), it, not the operator,
+/// keeps the operator's tokens to Entra ID's exchange: the chart renders the policy there, bound
+/// to deny, matching only the operator's ServiceAccount — and nothing on older clusters.
+#[test]
+fn the_token_audience_is_enforced_by_the_api_server_where_it_can_be() {
+    let chart = Chart::load();
+    let release = release("ops");
+    let kinds = |version: &str| -> Vec<(String, Value)> {
+        chart
+            .template_with(&release, &["--kube-version", version])
+            .into_iter()
+            .filter(|(f, _)| f == "token-admission-policy.yaml")
+            .collect()
+    };
+    assert!(kinds("1.29.0").is_empty(), "rendered for 1.29");
+    let objects = kinds("1.30.0");
+    let policy = &objects
+        .iter()
+        .find(|(_, v)| v["kind"] == "ValidatingAdmissionPolicy")
+        .expect("a policy for 1.30")
+        .1;
+    let binding = &objects
+        .iter()
+        .find(|(_, v)| v["kind"] == "ValidatingAdmissionPolicyBinding")
+        .expect("its binding")
+        .1;
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    assert_eq!(
+        policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"],
+        json!(["serviceaccounts/token"])
+    );
+    let sa = chart.service_account_name(&release);
+    assert_eq!(
+        policy["spec"]["matchConditions"][0]["expression"],
+        format!("request.userInfo.username == 'system:serviceaccount:ops:{sa}'")
+    );
+    let rules = policy["spec"]["validations"].to_string();
+    assert!(
+        rules.contains(kubeinvoke::azure::credentials::TOKEN_EXCHANGE_AUDIENCE)
+            && rules.contains("request.namespace != 'ops'"),
+        "{rules}"
     );
 }
 

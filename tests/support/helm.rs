@@ -75,6 +75,11 @@ impl Chart {
 
     /// `helm template`: every object the chart renders, with the template file it came from.
     pub fn template(&self, release: &Release) -> Vec<(String, Value)> {
+        self.template_with(release, &[])
+    }
+
+    /// [`Chart::template`] with more flags (e.g. `--kube-version`).
+    pub fn template_with(&self, release: &Release, extra: &[&str]) -> Vec<(String, Value)> {
         let mut args = vec![
             "template".to_string(),
             release.name.clone(),
@@ -83,6 +88,7 @@ impl Chart {
             release.namespace.clone(),
         ];
         args.extend(self.set_args());
+        args.extend(extra.iter().map(|s| s.to_string()));
         let out = helm(&args);
         assert!(
             out.status.success(),
@@ -122,9 +128,13 @@ impl Chart {
 
     /// The ServiceAccount the chart's bindings name.
     pub fn service_account_name(&self, release: &Release) -> String {
+        // One binding per watched namespace, or one cluster-wide: all name the same subject.
         let binding = self
-            .render_object("clusterrolebinding.yaml", release)
-            .expect("the chart renders a ClusterRoleBinding");
+            .template(release)
+            .into_iter()
+            .find(|(file, _)| file == "clusterrolebinding.yaml")
+            .map(|(_, v)| v)
+            .expect("the chart renders the operator's bindings");
         binding["subjects"][0]["name"]
             .as_str()
             .expect("a subject name")

@@ -13,8 +13,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kubeinvoke::api::KubeconfigExport;
 use serde_json::{Value, json};
 
-use super::emulator::{Emulator, aks_id, connected_id};
+use super::emulator::{Emulator, aks_id, connected_id, world};
 use super::operator::Operator;
+use super::release::Installed;
 use super::{Cluster, credential_secret, install_crds, namespace, scratch_dir, wait_until};
 
 /// Name of the credential Secret every test namespace gets.
@@ -27,19 +28,47 @@ pub struct Env {
     pub client: Client,
     pub ns: String,
     pub emulator: Emulator,
-    pub operator: Operator,
+    pub operator: Serving,
+}
+
+/// The operator of an [`Env`]: a host process, or the chart installed on the node.
+pub enum Serving {
+    Process(Operator),
+    Chart(Installed),
+}
+
+impl Serving {
+    pub fn logs(&self) -> String {
+        match self {
+            Serving::Process(op) => op.logs(),
+            Serving::Chart(op) => op.logs(),
+        }
+    }
 }
 
 impl Env {
     /// A fresh namespace with the credential Secret, an emulator with `world` and `emulator_args`,
     /// and an operator watching the namespace.
     pub async fn start(prefix: &str, world: &str, emulator_args: &[&str]) -> Env {
+        Env::serve(prefix, world, emulator_args, false).await
+    }
+
+    /// [`Env::start`] with the operator installed from its chart on the node.
+    pub async fn on_chart(prefix: &str, world: &str) -> Env {
+        Env::serve(prefix, world, &[], true).await
+    }
+
+    async fn serve(prefix: &str, world: &str, emulator_args: &[&str], chart: bool) -> Env {
         let client = Cluster::get().client().await;
         install_crds(&client).await;
         let ns = namespace(&client, prefix).await;
         credential_secret(&client, &ns, CREDENTIALS).await;
         let emulator = Emulator::start(world, emulator_args);
-        let operator = Operator::start(&emulator, &ns, &[]);
+        let operator = if chart {
+            Serving::Chart(Installed::install(&client, &emulator, &ns).await)
+        } else {
+            Serving::Process(Operator::start(&emulator, &ns, &[]))
+        };
         Env {
             client,
             ns,
@@ -277,4 +306,40 @@ pub fn spec(source: Value, secret: &str, format: &str) -> Value {
         "source": source,
         "secret": {"name": secret, "format": format},
     })
+}
+
+/// Exports, then makes ARM return `fault` content and fetches again: the export reports
+/// `InvalidKubeconfig` and the Secret keeps the last good kubeconfig.
+pub async fn bad_content_keeps_previous_secret(env: &Env, fault: &str) {
+    let token = &Cluster::get().user_token;
+    env.create(
+        "edge",
+        spec(aks("aks-f", "User"), "edge-kubeconfig", "Kubeconfig"),
+    )
+    .await;
+    let good = env.wait_exported("edge").await.status.unwrap();
+    let secret = env.secret("edge-kubeconfig").await;
+
+    let broken = format!("kubeconfigFault: {fault}");
+    env.emulator
+        .put_world(&world(&aks_cluster("aks-f", token, &broken), ""))
+        .await;
+    env.set_refresh_interval("edge", "2h").await;
+    let k = env
+        .wait_reason("edge", "InvalidKubeconfig", EXPORT_TIMEOUT)
+        .await;
+    assert_eq!(condition(&k, "Ready").as_deref(), Some("False"));
+    assert_eq!(condition(&k, "Stalled").as_deref(), Some("True"));
+    let status = k.status.unwrap();
+    assert_eq!(
+        status.content_hash, good.content_hash,
+        "last good hash kept"
+    );
+    let now = env.secret("edge-kubeconfig").await;
+    assert_eq!(data(&now), data(&secret), "Secret data unchanged");
+    assert_eq!(
+        now.metadata.resource_version,
+        secret.metadata.resource_version
+    );
+    env.wait_events("edge", "InvalidKubeconfig", 1).await;
 }

@@ -276,6 +276,16 @@ impl Drop for Installed {
     }
 }
 
+/// How often the pod's (first) container restarted.
+pub fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .map(|c| c.restart_count)
+        .unwrap_or(0)
+}
+
 /// The host pid of the pod's container, from the node's containerd.
 pub fn container_pid(pod: &Pod) -> u32 {
     let id = pod
