@@ -83,16 +83,25 @@ pub async fn start(
         .into_iter()
         .chain([references::DEFAULT_CREDENTIAL_SECRET])
         .collect();
-    // The files' bytes stay held until the dispatch is over.
-    let (files, _files_held) = references::collect_files(
+    // The files' bytes stay held until the dispatch is over. A wait for the memory budget is said
+    // in status soon (as one for the ARM budget is) and tried again; nothing was sent.
+    let collected = references::collect_files(
         &ctx.client,
         &ctx.limits,
         &namespace,
         &rc.spec.files,
         &credential_secrets,
         ctx.settings.max_context_bytes,
-    )
-    .await?;
+    );
+    let patience = status::time_left(&base, rc).min(ACKNOWLEDGE_AFTER * 2);
+    let (files, _files_held) = tokio::time::timeout(patience, collected).await.map_err(
+        |_| {
+            Failure::transient(
+                Reason::Throttled,
+                "waiting for the operator's memory budget (--memory-budget-mib) to read spec.files",
+            )
+        },
+    )??;
     let context = if files.is_empty() {
         None
     } else {
