@@ -50,6 +50,8 @@ echo "ARM and Entra ID at $arm (CA $ca)"
 
 step "the operator: helm install kubeinvoke charts/kubeinvoke -n kubeinvoke-system"
 k create namespace kubeinvoke-system --dry-run=client -o yaml | k apply -f - >/dev/null
+# The recommended install lists the tenant namespaces: the operator's rights are a Role there only.
+k create namespace demo --dry-run=client -o yaml | k apply -f - >/dev/null
 k create configmap emulator-ca -n kubeinvoke-system --from-file=ca.crt="$ca" --dry-run=client -o yaml | k apply -f - >/dev/null
 # What this cluster needs beyond the chart's defaults: the image imported into the node, the host
 # network (pods reach the API server and the emulator on 127.0.0.1; there is no kube-proxy) and the
@@ -65,6 +67,7 @@ authorityHost: "$arm"
 aciExecHosts: [localhost]
 caFile: {configMap: emulator-ca, key: ca.crt}
 logFormat: text
+watchNamespaces: [demo]
 VALUES
 "$KUBEINVOKE_HELM" upgrade --install kubeinvoke charts/kubeinvoke -n kubeinvoke-system -f "$dir/values.yaml" \
   --wait --timeout 3m >/dev/null
@@ -72,7 +75,6 @@ k get pods -n kubeinvoke-system -o wide
 echo "operator logs: $KUBEINVOKE_KUBECTL logs -n kubeinvoke-system deploy/kubeinvoke"
 
 step "examples/ into namespace demo"
-k create namespace demo --dry-run=client -o yaml | k apply -f - >/dev/null
 k apply -n demo -f examples/
 
 step "waiting for the commands to finish"
