@@ -268,11 +268,22 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 impl Drop for Installed {
+    /// The release goes with its test: left running, every release's pods would keep their CPU
+    /// requests on the one node, and later tests' pods (the AKS command pods request 200m) could
+    /// not be scheduled.
     fn drop(&mut self) {
         for (child, _) in self.followed.lock().unwrap().iter_mut() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let (name, namespace) = (&self.release.name, &self.release.namespace);
+        let _ = super::helm::helm(&[
+            "uninstall".into(),
+            name.clone(),
+            "--namespace".into(),
+            namespace.clone(),
+        ]);
+        let _ = Cluster::get().kubectl(&["delete", "namespace", namespace, "--wait=false"]);
     }
 }
 
