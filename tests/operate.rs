@@ -204,3 +204,40 @@ async fn sigterm_stops_gracefully_and_hands_over_the_lease() {
         "Completed"
     );
 }
+
+/// A rolling update stops the leader with SIGTERM while an ACI exec session is open: the session
+/// runs in a task of its own, and the leader, still holding the Lease, lets it end and records its
+/// result before it exits — the run is not cut into `SessionInterrupted`.
+#[tokio::test]
+async fn sigterm_lets_an_open_exec_session_finish() {
+    let (client, ns) = setup("op-sigterm-aci").await;
+    let emulator = Emulator::start(&world("", ""), &[]);
+    let flags = leader_flags(&ns);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut operator = Operator::start(&emulator, &ns, &flags);
+    create(
+        &client,
+        &ns,
+        "long",
+        support::rcmd::aci_shell("cg1", "sleep 3; echo survived"),
+    )
+    .await;
+    support::emulator::wait_counters(&emulator, "the exec session to connect", |c| {
+        c["execSessions"]["/bin/sh"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert!(
+        operator.terminate(),
+        "the operator did not exit cleanly on SIGTERM:\n{}",
+        operator.logs()
+    );
+    let rc = support::rcmd::get(&client, &ns, "long").await;
+    assert_eq!(
+        outcome(&rc),
+        ("Succeeded".into(), "Completed".into()),
+        "{:?}\n{}",
+        rc.status,
+        operator.logs()
+    );
+    assert_eq!(support::rcmd::output(&client, &ns, &rc).await, "survived\n");
+}

@@ -32,6 +32,9 @@ use reason::Failure;
 
 /// How long the way out waits for each unwritten answer of ARM.
 const FLUSH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the way out lets open ACI exec sessions run to their end (the chart's grace period,
+/// 90 s, leaves room for it, the flush and the Lease hand-over).
+const SESSION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs both controllers until `shutdown` completes (SIGTERM, or the leader Lease was lost); then
 /// they stop taking work and let running reconciles finish. Ready once every cache is synced.
@@ -116,8 +119,17 @@ where
     };
     futures::join!(futures::future::join_all(controllers), ready);
     probes.set_ready(false);
+    // An ACI exec session runs in a task of its own: a leader still holding the Lease lets open
+    // sessions end (a rolling update would otherwise cut them: SessionInterrupted) before it
+    // writes what remains and hands the Lease over.
+    if ctx.tenure.holds() {
+        let open = ctx.journal.sessions_closed(SESSION_PATIENCE).await;
+        if open > 0 {
+            tracing::warn!(open, "exec sessions still open are cut on the way out");
+        }
+    }
     // No reconcile runs any more; ARM's answers still only in memory go to the API server before
-    // the Lease is handed over (the chart's grace period is 30 s).
+    // the Lease is handed over (the chart's grace period is 90 s).
     remote_command::dispatch::flush(&ctx, FLUSH_PATIENCE).await;
 }
 

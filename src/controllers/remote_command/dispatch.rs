@@ -292,6 +292,8 @@ struct Answer {
 pub struct Journal {
     answers: Mutex<HashMap<String, Answer>>,
     sessions: Mutex<HashMap<String, (RunKey, tokio::task::AbortHandle)>>,
+    /// Told whenever a session ends.
+    session_ended: tokio::sync::Notify,
 }
 
 impl Journal {
@@ -330,6 +332,24 @@ impl Journal {
     }
     pub fn end_session(&self, uid: &str) {
         lock(&self.sessions).remove(uid);
+        self.session_ended.notify_waiters();
+    }
+
+    /// Waits until no ACI session of this process is open, at most `patience`; returns how many
+    /// are still open then.
+    pub async fn sessions_closed(&self, patience: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Asked for before counting, so that an end in between is not missed.
+            let ended = self.session_ended.notified();
+            let open = lock(&self.sessions)
+                .values()
+                .filter(|(_, h)| !h.is_finished())
+                .count();
+            if open == 0 || tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return open;
+            }
+        }
     }
 
     /// Stops the live session of `uid`, if any, and drops its answer (the resource was deleted or
@@ -407,6 +427,34 @@ mod tests {
         rc.metadata.uid = Some("uid-1".into());
         rc.status = Some(status);
         rc
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_way_out_waits_for_open_sessions_and_no_longer() {
+        let journal = std::sync::Arc::new(Journal::default());
+        let run = status::run_key(&rc(1, running(1)));
+        let (end, ended) = tokio::sync::oneshot::channel::<()>();
+        let session = {
+            let (journal, uid) = (journal.clone(), run.uid.clone());
+            tokio::spawn(async move {
+                let _ = ended.await;
+                journal.end_session(&uid);
+            })
+        };
+        journal.add_session(&run, session.abort_handle());
+        let waiting = {
+            let journal = journal.clone();
+            tokio::spawn(async move { journal.sessions_closed(Duration::from_secs(60)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiting.is_finished(), "returned with a session open");
+        end.send(()).unwrap();
+        assert_eq!(waiting.await.unwrap(), 0);
+
+        // A session that never ends is given up on at the deadline.
+        let forever = tokio::spawn(std::future::pending::<()>());
+        journal.add_session(&run, forever.abort_handle());
+        assert_eq!(journal.sessions_closed(Duration::from_secs(60)).await, 1);
     }
 
     fn running(attempt: i32) -> RemoteCommandStatus {
