@@ -100,10 +100,7 @@ async fn configmaps_of_a_mebibyte_cannot_exhaust_the_operators_memory() {
     // it this attack takes it to the limit (253 MiB seen).
     assert_unharmed(&op, MEMORY_LIMIT / 2).await;
     // The heavy runs would go on for minutes: they go.
-    Api::<Namespace>::all(admin.clone())
-        .delete(&attacker, &DeleteParams::default())
-        .await
-        .expect("delete the attacker's namespace");
+    delete_namespace(&admin, &attacker).await;
 }
 
 /// Three hundred RemoteCommands near what the API server and the schema allow (250 kB of
@@ -165,10 +162,7 @@ async fn three_hundred_near_limit_objects_cannot_keep_the_operator_from_starting
     .await;
     assert_unharmed(&op, MEMORY_LIMIT).await;
     // Later tests may watch every namespace: the bulk goes.
-    Api::<Namespace>::all(admin.clone())
-        .delete(&bulk, &DeleteParams::default())
-        .await
-        .expect("delete the bulk namespace");
+    delete_namespace(&admin, &bulk).await;
 }
 
 /// The recommended install lists the tenant namespaces: the operator's ServiceAccount gets a Role
@@ -265,10 +259,7 @@ async fn a_namespace_flooding_a_shared_identity_cannot_queue_up_the_others() {
         emulator.dispatches("echo flood").await < 12,
         "the victim was served last"
     );
-    Api::<Namespace>::all(admin.clone())
-        .delete(&flood, &DeleteParams::default())
-        .await
-        .expect("delete the flood's namespace");
+    delete_namespace(&admin, &flood).await;
 }
 
 /// Two tenant namespaces with the credential Secret (`<victim>` and `<other>` prefixes), an
@@ -289,6 +280,15 @@ async fn two_tenants(
     )
     .await;
     (admin, victim, other, emulator, op)
+}
+
+/// Deletes a namespace whose runs would otherwise go on after the test (or be listed by later
+/// tests that watch every namespace).
+async fn delete_namespace(admin: &kube::Client, ns: &str) {
+    Api::<Namespace>::all(admin.clone())
+        .delete(ns, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("delete namespace {ns}: {e}"));
 }
 
 /// The release's pods never restarted, and the leader's peak resident memory (its process on the
