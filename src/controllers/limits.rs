@@ -69,7 +69,7 @@ impl Limits {
         let own = self
             .namespace_bytes
             .lock()
-            .expect("byte shares")
+            .unwrap_or_else(|e| e.into_inner())
             .entry(namespace.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(share)))
             .clone();
@@ -94,7 +94,7 @@ impl Limits {
     /// A place among the namespace's running reconciles, or `None` when it has its share; the
     /// caller requeues after [`SHARE_RETRY`] without doing anything.
     pub fn enter(&self, namespace: &str) -> Option<Share> {
-        let mut running = self.running.lock().expect("share table");
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let count = running.entry(namespace.to_string()).or_default();
         if *count >= self.per_namespace {
             return None;
@@ -139,7 +139,7 @@ impl Held {
 
 impl Drop for Share {
     fn drop(&mut self) {
-        let mut running = self.running.lock().expect("share table");
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = running.get_mut(&self.namespace) {
             *count = count.saturating_sub(1);
             if *count == 0 {

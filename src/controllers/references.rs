@@ -234,7 +234,7 @@ pub const ALLOW_AS_FILE_LABEL: &str = "kubeinvoke.io/allow-as-file";
 /// `limits`' shared budget; once read, what they brought (whole objects, whatever `items`
 /// selects, and the copies) is kept and the rest given back; the returned [`Held`] keeps it until
 /// the caller drops it (after the dispatch). At most [`MAX_FILE_SOURCES`] objects are read, of
-/// `2 × max_bytes` in all.
+/// `1.5 × max_bytes` in all.
 pub async fn collect_files(
     client: &Client,
     limits: &Limits,
