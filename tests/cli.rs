@@ -255,7 +255,7 @@ async fn ctrl_c_while_waiting_leaves_the_run_to_finish() {
 #[test]
 fn completion_scripts_are_generated_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_kubectl-invoke"))
+        let out = Command::new(support::dist::plugin())
             .args(["completion", shell])
             .output()
             .unwrap();

@@ -319,9 +319,16 @@ async fn print_outcome(
 
 async fn read_output(client: &Client, namespace: &str, name: &str) -> Result<Vec<u8>, Error> {
     let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get(name)
+        .get_opt(name)
         .await
         .map_err(|e| format!("reading output Secret {namespace}/{name}: {e}"))?;
+    // A run whose ttlSecondsAfterFinished already passed took its output along; its verdict stands.
+    let Some(secret) = secret else {
+        eprintln!(
+            "output Secret {namespace}/{name} is gone (deleted with its run after ttlSecondsAfterFinished?); no output to print"
+        );
+        return Ok(Vec::new());
+    };
     Ok(secret
         .data
         .and_then(|mut d| d.remove("output"))

@@ -2,9 +2,11 @@
 //! to the management cluster — it creates a RemoteCommand, watches it, prints its output and exits
 //! with the remote exit code — and never to Azure.
 
+pub mod complete;
 mod files;
 mod follow;
 mod kubeconfig;
+mod list;
 
 pub use follow::ACK_TIMEOUT;
 
@@ -12,9 +14,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, ValueHint};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Resource, ResourceExt};
 
@@ -53,10 +55,11 @@ pub mod exit {
       kubectl invoke aks --subscription $SUB -g rg --name prod --command 'kubectl get nodes' -n team-a\n  \
       kubectl invoke aci /subscriptions/$SUB/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/app \\\n      --container app --shell /bin/sh --command 'df -h /'\n  \
       kubectl invoke result invoke-x7k2p\n  \
-      kubectl invoke ls\n  \
-      kubectl invoke kubeconfig prod-admin -o prod.kubeconfig\n\n\
+      kubectl invoke ls -A\n  \
+      kubectl invoke kubeconfig prod-admin --output-file prod.kubeconfig\n\n\
       Exit status: the remote command's exit code when it ran; otherwise 241 refused before it was sent,\n\
-      242 did not start, 243 unknown whether it ran, 244 timed out, 240 CLI error, 130 interrupted."
+      242 did not start, 243 unknown whether it ran, 244 timed out, 245 no operator answered,\n\
+      240 CLI error, 130 interrupted."
 )]
 pub struct InvokeArgs {
     #[command(flatten)]
@@ -66,10 +69,10 @@ pub struct InvokeArgs {
 }
 
 /// Which management cluster and namespace (as kubectl takes them).
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_hint = ValueHint::FilePath)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use.
     #[arg(long, global = true)]
@@ -88,7 +91,7 @@ pub enum InvokeCommand {
     /// Wait for an existing run and print its output (like `az aks command result`).
     Result(ResultArgs),
     /// List runs with their phase and reason.
-    Ls,
+    Ls(LsArgs),
     /// Write the kubeconfig of a KubeconfigExport to a file (or stdout), whatever its Secret format.
     Kubeconfig(KubeconfigArgs),
     /// Print a shell completion script.
@@ -113,6 +116,10 @@ pub struct RunArgs {
     /// spec.runId (a new one runs the same spec again).
     #[arg(long)]
     pub run_id: Option<String>,
+    /// Delete the run, its output and its file ConfigMaps this long after it finished (e.g. 30m,
+    /// 1h, 168h); 0 or none keeps them.
+    #[arg(long, default_value = DEFAULT_TTL, value_parser = parse_ttl)]
+    pub ttl: Ttl,
     /// Create the run, print its name and exit.
     #[arg(long)]
     pub no_wait: bool,
@@ -134,7 +141,7 @@ pub struct AksArgs {
     pub name: Option<String>,
     /// A file or directory to send along (repeatable); `.` sends the current directory. Paths are
     /// kept relative to the current directory.
-    #[arg(short = 'f', long = "file")]
+    #[arg(short = 'f', long = "file", value_hint = ValueHint::AnyPath)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
@@ -166,18 +173,37 @@ pub struct ResultArgs {
 pub struct KubeconfigArgs {
     /// The KubeconfigExport's name.
     pub name: String,
-    /// Write to this file (default: stdout).
-    #[arg(short = 'o', long = "output")]
+    /// Write to this file, created mode 0600 (default: stdout).
+    #[arg(long = "output-file", value_hint = ValueHint::FilePath)]
     pub file: Option<PathBuf>,
     /// Overwrite the file if it exists.
     #[arg(long)]
     pub force: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// List the runs of every namespace (that you may list).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+/// How long a finished run the CLI created is kept (`spec.ttlSecondsAfterFinished`); `None` keeps
+/// it until someone deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl(pub Option<Duration>);
+
+/// Default of `--ttl`: long enough to come back for a result, short enough that runs a pipeline
+/// makes by the thousand do not pile up.
+pub const DEFAULT_TTL: &str = "1h";
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
+    /// The output, byte for byte.
     Text,
+    /// The outcome (phase, reason, exit code, ids) with the output.
     Json,
+    /// The same as json, in YAML.
     Yaml,
 }
 
@@ -230,14 +256,14 @@ async fn execute(args: InvokeArgs) -> Result<u8, Error> {
         InvokeCommand::Result(r) => {
             follow::wait_and_print(&client, &namespace, &r.name, r.output, false).await
         }
-        InvokeCommand::Ls => list(&client, &namespace).await,
+        InvokeCommand::Ls(l) => list::print(&client, &namespace, l.all_namespaces).await,
         InvokeCommand::Kubeconfig(k) => kubeconfig::write(&client, &namespace, &k).await,
         InvokeCommand::Completion { .. } => unreachable!("handled above"),
     }
 }
 
 /// A client for the management cluster and the namespace to use, as kubectl would pick them.
-async fn connect(args: &ClusterArgs) -> Result<(Client, String), Error> {
+pub(crate) async fn connect(args: &ClusterArgs) -> Result<(Client, String), Error> {
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
@@ -288,6 +314,9 @@ async fn submit(
     spec["startingDeadlineSeconds"] = run.timeout.as_secs().clamp(1, 86_400).into();
     if let Some(id) = &run.run_id {
         spec["runId"] = id.clone().into();
+    }
+    if let Ttl(Some(ttl)) = run.ttl {
+        spec["ttlSecondsAfterFinished"] = ttl.as_secs().into();
     }
     let mut spec: RemoteCommandSpec =
         serde_json::from_value(spec).map_err(|e| format!("invalid run: {e}"))?;
@@ -343,38 +372,6 @@ async fn submit(
     }
     eprintln!("remotecommand {namespace}/{name} created");
     follow::wait_and_print(client, namespace, &name, run.output, true).await
-}
-
-/// `kubectl invoke ls`.
-async fn list(client: &Client, namespace: &str) -> Result<u8, Error> {
-    let api: Api<RemoteCommand> = Api::namespaced(client.clone(), namespace);
-    let mut items = api.list(&ListParams::default()).await?.items;
-    items.sort_by_key(|rc| rc.metadata.creation_timestamp.as_ref().map(|t| t.0));
-    println!(
-        "{:<40} {:<10} {:<22} {:>4}  AGE",
-        "NAME", "PHASE", "REASON", "EXIT"
-    );
-    for rc in items {
-        let s = rc.status.clone().unwrap_or_default();
-        let age = rc
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| follow::human(k8s_openapi::jiff::Timestamp::now().duration_since(t.0)))
-            .unwrap_or_default();
-        println!(
-            "{:<40} {:<10} {:<22} {:>4}  {age}",
-            rc.name_any(),
-            s.phase
-                .map(|p| format!("{p:?}"))
-                .unwrap_or_else(|| "-".into()),
-            s.reason.unwrap_or_else(|| "-".into()),
-            s.exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-        );
-    }
-    Ok(0)
 }
 
 /// The exit code for a finished run: the remote one when it ran, else one of [`exit`]. A run that
@@ -435,6 +432,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// `--ttl`: a duration, or `0` / `none` to keep the run.
+fn parse_ttl(text: &str) -> Result<Ttl, String> {
+    match text {
+        "none" | "0" | "0s" => Ok(Ttl(None)),
+        _ => parse_duration(text).map(|d| Ttl(Some(d))),
+    }
+}
+
 fn short_random() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..6].to_string()
 }
@@ -452,6 +457,55 @@ mod tests {
         for bad in ["", "m", "10x", "5m3", "0s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ttls() {
+        assert_eq!(
+            parse_ttl(DEFAULT_TTL),
+            Ok(Ttl(Some(Duration::from_secs(3600))))
+        );
+        assert_eq!(parse_ttl("90s"), Ok(Ttl(Some(Duration::from_secs(90)))));
+        for keep in ["0", "0s", "none"] {
+            assert_eq!(parse_ttl(keep), Ok(Ttl(None)), "{keep}");
+        }
+        assert!(parse_ttl("forever").is_err());
+        let parsed = |args: &[&str]| {
+            let mut line = vec!["kubectl-invoke", "aks", "x", "-c", "true"];
+            line.extend(args);
+            match InvokeArgs::parse_from(line).command {
+                InvokeCommand::Aks(a) => a.run.ttl,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(parsed(&[]), Ttl(Some(Duration::from_secs(3600))));
+        assert_eq!(parsed(&["--ttl", "none"]), Ttl(None));
+        assert_eq!(
+            parsed(&["--ttl", "5m"]),
+            Ttl(Some(Duration::from_secs(300)))
+        );
+    }
+
+    /// `-o` is the output format wherever it is taken, as in kubectl; a file is `--output-file`.
+    #[test]
+    fn dash_o_is_only_ever_the_output_format() {
+        let mut command = InvokeArgs::command();
+        command.build();
+        let mut stack = vec![&command];
+        while let Some(c) = stack.pop() {
+            for arg in c.get_arguments().filter(|a| a.get_short() == Some('o')) {
+                let values: Vec<String> = arg
+                    .get_possible_values()
+                    .iter()
+                    .map(|v| v.get_name().to_string())
+                    .collect();
+                assert_eq!(values, ["text", "json", "yaml"], "{} -o", c.get_name());
+                assert_eq!(arg.get_long(), Some("output"), "{} -o", c.get_name());
+            }
+            stack.extend(c.get_subcommands());
+        }
+        let err = InvokeArgs::try_parse_from(["kubectl-invoke", "kubeconfig", "x", "-o", "f"]);
+        assert!(err.is_err(), "kubeconfig -o FILE is gone");
     }
 
     #[test]

@@ -581,7 +581,7 @@ async fn finished(
         EventType::Warning
     };
     ctx.event(rc, kind, &reason, "Complete", &message).await;
-    Ok(super::after_ttl(rc, &s))
+    Ok(super::ttl::requeue(&status::with_status(rc, &s)))
 }
 
 /// AKS could not start the command's pod (reported in the result, or as the POST's error): it did

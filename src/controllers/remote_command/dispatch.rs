@@ -201,6 +201,11 @@ pub async fn record(
                 Ok(_) => return Recorded::Superseded,
                 Err(e) => Failure::from(e),
             },
+            // Deleted meanwhile (by someone, or by its TTL after another replica ended the run):
+            // there is nothing left to record the answer on, and nothing is sent again.
+            Err(f) if f.transient && matches!(api.get_opt(&intent.name_any()).await, Ok(None)) => {
+                return Recorded::Superseded;
+            }
             Err(f) if f.transient => f,
             Err(f) => return Recorded::NotYet(f),
         };

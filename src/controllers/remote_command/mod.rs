@@ -6,6 +6,7 @@ mod aks;
 mod children;
 pub mod dispatch;
 pub mod status;
+mod ttl;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +58,7 @@ pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Acti
     }
     let current = rc.status.clone().unwrap_or_default();
     match current.phase.unwrap_or_default() {
-        Phase::Succeeded | Phase::Failed => after_finish(&api, &rc).await,
+        Phase::Succeeded | Phase::Failed => ttl::collect(&api, &rc, &ctx).await,
         // A transient failure before the first dispatch: try again.
         Phase::Pending => start(&api, &rc, &ctx, current).await,
         Phase::Running => {
@@ -248,7 +249,7 @@ async fn fail(
     ctx.journal.forget_answer(&rc.uid().unwrap_or_default());
     tracing::warn!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, detail = %failure.message, "run failed");
     warn(ctx, rc, &failure).await;
-    Ok(after_ttl(rc, &s))
+    Ok(ttl::requeue(&status::with_status(rc, &s)))
 }
 
 /// A Warning Event with the failure's reason and message.
@@ -256,41 +257,6 @@ async fn warn(ctx: &Context, rc: &RemoteCommand, failure: &Failure) {
     let reason = failure.reason.as_str();
     ctx.event(rc, EventType::Warning, reason, "Run", &failure.message)
         .await;
-}
-
-/// A finished run: delete it `ttlSecondsAfterFinished` after completion, if set.
-async fn after_finish(api: &Api<RemoteCommand>, rc: &RemoteCommand) -> Result<Action, Failure> {
-    let Some(status) = rc.status.as_ref() else {
-        return Ok(Action::await_change());
-    };
-    let action = after_ttl(rc, status);
-    if ttl_expired(rc, status) {
-        tracing::info!(rcmd = %rc.name_any(), "ttlSecondsAfterFinished passed; deleting");
-        api.delete(&rc.name_any(), &Default::default()).await?;
-        return Ok(Action::await_change());
-    }
-    Ok(action)
-}
-
-fn ttl_expired(rc: &RemoteCommand, status: &RemoteCommandStatus) -> bool {
-    remaining_ttl(rc, status).is_some_and(|d| d.is_zero())
-}
-
-fn remaining_ttl(rc: &RemoteCommand, status: &RemoteCommandStatus) -> Option<Duration> {
-    let ttl = rc.spec.ttl_seconds_after_finished?;
-    let done = status.completion_time.as_ref()?.0;
-    let at = done
-        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(ttl))
-        .ok()?;
-    let left = at.duration_since(Timestamp::now());
-    Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
-}
-
-fn after_ttl(rc: &RemoteCommand, status: &RemoteCommandStatus) -> Action {
-    match remaining_ttl(rc, status) {
-        Some(left) => Action::requeue(left.max(Duration::from_millis(100))),
-        None => Action::await_change(),
-    }
 }
 
 /// How long to wait before trying a transient failure again.
