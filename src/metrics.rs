@@ -1,7 +1,10 @@
 //! Prometheus metrics: reconciles and their outcomes per controller and reason, reconcile
-//! duration, ARM requests by operation and status, throttling (429s, waits), commands by phase and
-//! the fill of the client-side ARM token buckets.
+//! duration, ARM requests by operation and status, throttling (429s, waits), commands by phase, the
+//! fill of the client-side ARM token buckets, KubeconfigExports by readiness and expiry, and the
+//! build. README ("Operate") lists them; a test below keeps that list, the alert rules and the
+//! dashboard in step with the code.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -49,7 +52,66 @@ struct BucketLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExportStateLabels {
+    ready: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowLabels {
+    within: String,
+}
+
 type Seconds = Counter<f64, AtomicU64>;
+
+/// The windows of `kubeinvoke_kubeconfig_exports_expiring`, as label and seconds.
+pub const EXPIRY_WINDOWS: [(&str, i64); 3] = [("1h", 3600), ("24h", 86_400), ("7d", 604_800)];
+
+/// The gauges read from the caches at scrape time.
+#[derive(Debug, Default, Clone)]
+pub struct StateGauges {
+    /// RemoteCommands by phase.
+    pub phases: Vec<(String, i64)>,
+    /// Fill of the client-side ARM buckets.
+    pub buckets: Vec<BucketLevel>,
+    pub exports: ExportGauges,
+}
+
+/// KubeconfigExports counted by state: labels take values from fixed sets only (condition
+/// statuses, the operator's reasons, [`EXPIRY_WINDOWS`]), never a name a tenant chose.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportGauges {
+    /// By (`Ready` condition status, `status.reason`).
+    pub by_state: BTreeMap<(String, String), i64>,
+    /// Exports whose credentials have expired.
+    pub expired: i64,
+    /// Per entry of [`EXPIRY_WINDOWS`]: exports whose credentials stop working within it (the
+    /// expired ones included).
+    pub expiring: [i64; EXPIRY_WINDOWS.len()],
+}
+
+impl ExportGauges {
+    /// Counts one export: its `Ready` status and reason (already reduced to known values) and how
+    /// many seconds its credentials have left, when known.
+    pub fn count(&mut self, ready: &str, reason: &str, seconds_left: Option<i64>) {
+        *self
+            .by_state
+            .entry((ready.to_string(), reason.to_string()))
+            .or_default() += 1;
+        let Some(left) = seconds_left else {
+            return;
+        };
+        if left <= 0 {
+            self.expired += 1;
+        }
+        for (n, (_, window)) in self.expiring.iter_mut().zip(EXPIRY_WINDOWS) {
+            if left < window {
+                *n += 1;
+            }
+        }
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -66,6 +128,9 @@ pub struct Metrics {
     buckets: Family<BucketLabels, Gauge>,
     buckets_paused: Family<BucketLabels, Gauge>,
     leader: Gauge,
+    exports: Family<ExportStateLabels, Gauge>,
+    exports_expired: Gauge,
+    exports_expiring: Family<WindowLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,8 +164,18 @@ impl Metrics {
             buckets: Family::default(),
             buckets_paused: Family::default(),
             leader: Gauge::default(),
+            exports: Family::default(),
+            exports_expired: Gauge::default(),
+            exports_expiring: Family::default(),
             registry: Registry::default(),
         };
+        let build: Family<Vec<(String, String)>, Gauge> = Family::default();
+        build.get_or_create(&build_labels()).set(1);
+        registry.register(
+            "build_info",
+            "1, labelled with the version (and the git revision when the build was given one)",
+            build,
+        );
         registry.register(
             "reconciles",
             "Reconciles, by controller",
@@ -166,6 +241,21 @@ impl Metrics {
             "1 when this instance holds the leader Lease (or runs without leader election)",
             m.leader.clone(),
         );
+        registry.register(
+            "kubeconfig_exports",
+            "KubeconfigExports watched, by Ready condition status and status reason",
+            m.exports.clone(),
+        );
+        registry.register(
+            "kubeconfig_exports_expired",
+            "KubeconfigExports whose exported credentials have expired (status.expiresAt passed)",
+            m.exports_expired.clone(),
+        );
+        registry.register(
+            "kubeconfig_exports_expiring",
+            "KubeconfigExports whose exported credentials expire within the window (expired included)",
+            m.exports_expiring.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -202,8 +292,10 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    /// Refreshes the gauges read from state (commands by phase, bucket fill) and encodes all.
-    pub fn render(&self, phases: &[(String, i64)], buckets: &[BucketLevel]) -> String {
+    /// Refreshes the gauges read from state (commands by phase, bucket fill, exports) and encodes
+    /// all.
+    pub fn render(&self, state: &StateGauges) -> String {
+        let (phases, buckets) = (&state.phases, &state.buckets);
         self.commands.clear();
         for (phase, n) in phases {
             self.commands
@@ -228,12 +320,39 @@ impl Metrics {
                 self.bucket_tokens.get_or_create(&labels).set(min);
             }
         }
+        self.exports.clear();
+        for ((ready, reason), n) in &state.exports.by_state {
+            self.exports
+                .get_or_create(&ExportStateLabels {
+                    ready: ready.clone(),
+                    reason: reason.clone(),
+                })
+                .set(*n);
+        }
+        self.exports_expired.set(state.exports.expired);
+        for ((within, _), n) in EXPIRY_WINDOWS.iter().zip(state.exports.expiring) {
+            self.exports_expiring
+                .get_or_create(&WindowLabels {
+                    within: within.to_string(),
+                })
+                .set(n);
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "could not encode metrics");
         }
         out
     }
+}
+
+/// `version`, and `revision` when the build environment set `KUBEINVOKE_GIT_REVISION` (a source
+/// tarball has no git history to ask, so the build never requires one).
+fn build_labels() -> Vec<(String, String)> {
+    let mut labels = vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())];
+    if let Some(revision) = option_env!("KUBEINVOKE_GIT_REVISION").filter(|r| !r.is_empty()) {
+        labels.push(("revision".to_string(), revision.to_string()));
+    }
+    labels
 }
 
 impl ArmObserver for Metrics {
@@ -285,7 +404,16 @@ mod tests {
         m.throttled("ManagedClusters_GetCommandResult");
         m.throttle_wait("ManagedClusters_RunCommand", Duration::from_millis(500));
         m.set_leader(true);
-        let text = m.render(&[("Running".into(), 3)], &[]);
+        let mut exports = ExportGauges::default();
+        exports.count("True", "Exported", Some(7200));
+        exports.count("False", "Forbidden", Some(-5));
+        exports.count("Unknown", "None", None);
+        let state = StateGauges {
+            phases: vec![("Running".into(), 3)],
+            exports,
+            ..Default::default()
+        };
+        let text = m.render(&state);
         for series in [
             "kubeinvoke_reconciles_total{controller=\"remote_command\"} 2",
             "kubeinvoke_reconcile_errors_total{controller=\"remote_command\",reason=\"Retrying\"} 1",
@@ -296,8 +424,44 @@ mod tests {
             "kubeinvoke_remote_commands{phase=\"Running\"} 3",
             "kubeinvoke_leader 1",
             "kubeinvoke_reconcile_duration_seconds_bucket",
+            "kubeinvoke_kubeconfig_exports{ready=\"True\",reason=\"Exported\"} 1",
+            "kubeinvoke_kubeconfig_exports{ready=\"False\",reason=\"Forbidden\"} 1",
+            "kubeinvoke_kubeconfig_exports_expired 1",
+            "kubeinvoke_kubeconfig_exports_expiring{within=\"1h\"} 1",
+            "kubeinvoke_kubeconfig_exports_expiring{within=\"24h\"} 2",
+            "kubeinvoke_kubeconfig_exports_expiring{within=\"7d\"} 2",
+            &format!(
+                "kubeinvoke_build_info{{version=\"{}\"",
+                env!("CARGO_PKG_VERSION")
+            ),
         ] {
             assert!(text.contains(series), "missing {series} in:\n{text}");
         }
     }
+
+    /// An export that leaves a state leaves its series: the gauges are counts of what the caches
+    /// hold now, not of everything ever seen.
+    #[test]
+    fn export_states_no_longer_held_disappear() {
+        let m = Metrics::new();
+        let mut before = ExportGauges::default();
+        before.count("False", "Refreshing", None);
+        let state = |exports| StateGauges {
+            exports,
+            ..Default::default()
+        };
+        assert!(m.render(&state(before)).contains("reason=\"Refreshing\""));
+        let mut after = ExportGauges::default();
+        after.count("True", "Exported", None);
+        let text = m.render(&state(after));
+        assert!(!text.contains("reason=\"Refreshing\""), "{text}");
+        assert!(
+            text.contains("kubeinvoke_kubeconfig_exports_expired 0"),
+            "{text}"
+        );
+    }
 }
+
+#[cfg(test)]
+#[path = "metrics_catalog_tests.rs"]
+mod catalog_tests;

@@ -14,11 +14,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::azure::throttle::BucketLevel;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StateGauges};
 
-/// State-derived gauges, read at scrape time: RemoteCommands by phase and the ARM bucket fill.
-pub type GaugeSource = Box<dyn Fn() -> (Vec<(String, i64)>, Vec<BucketLevel>) + Send + Sync>;
+/// State-derived gauges, read at scrape time: RemoteCommands by phase, the ARM bucket fill and
+/// KubeconfigExports by readiness and expiry.
+pub type GaugeSource = Box<dyn Fn() -> StateGauges + Send + Sync>;
 
 pub struct Probes {
     pub metrics: Arc<Metrics>,
@@ -50,8 +50,8 @@ impl Probes {
 }
 
 async fn metrics(State(p): State<Arc<Probes>>) -> impl IntoResponse {
-    let (phases, buckets) = p.gauges.get().map(|g| g()).unwrap_or_default();
-    let body = p.metrics.render(&phases, &buckets);
+    let state = p.gauges.get().map(|g| g()).unwrap_or_default();
+    let body = p.metrics.render(&state);
     (
         [(
             header::CONTENT_TYPE,

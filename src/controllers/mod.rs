@@ -96,8 +96,19 @@ where
         controllers.push(futures::future::join(remote_commands, kubeconfig_exports));
     }
     {
-        let (stores, throttle) = (command_stores.clone(), ctx.azure.arm.throttle().clone());
-        probes.set_gauges(Box::new(move || (phases(&stores), throttle.levels())));
+        let (stores, exports, throttle) = (
+            command_stores.clone(),
+            export_stores.clone(),
+            ctx.azure.arm.throttle().clone(),
+        );
+        probes.set_gauges(Box::new(move || crate::metrics::StateGauges {
+            phases: phases(&stores),
+            buckets: throttle.levels(),
+            exports: kubeconfig_export::gauges::count(
+                exports.iter().flat_map(|s| s.state()),
+                k8s_openapi::jiff::Timestamp::now(),
+            ),
+        }));
     }
     let stopping = shutdown();
     let ready = async {

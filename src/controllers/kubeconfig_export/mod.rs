@@ -4,6 +4,7 @@
 
 mod children;
 mod fetch;
+pub mod gauges;
 pub mod status;
 
 use std::sync::Arc;
