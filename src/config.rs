@@ -213,4 +213,178 @@ mod tests {
         );
         assert!(grants(&["--operator-identity", "node"]).is_err());
     }
+
+    const CHART_README: &str = include_str!("../charts/kubeinvoke/README.md");
+    const CHART_VALUES: &str = include_str!("../charts/kubeinvoke/values.yaml");
+    const CHART_DEPLOYMENT: &str = include_str!("../charts/kubeinvoke/templates/deployment.yaml");
+
+    /// Settings of `kubeinvoke controller` the chart does not set: `extraEnv` or `extraArgs` can.
+    const NOT_IN_CHART: &[&str] = &[
+        "KUBEINVOKE_LEADER_ELECTION_LEASE_SECONDS",
+        "KUBEINVOKE_CONTROLLER_NAME",
+    ];
+
+    #[derive(Parser)]
+    struct Controller {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    /// (environment variable, long flag, default) of every setting of `kubeinvoke controller`.
+    fn settings() -> Vec<(String, String, Option<String>)> {
+        use clap::CommandFactory;
+        Controller::command()
+            .get_arguments()
+            .filter_map(|a| {
+                let env = a.get_env()?.to_string_lossy().into_owned();
+                let default = a
+                    .get_default_values()
+                    .first()
+                    .map(|v| v.to_string_lossy().into_owned());
+                Some((env, a.get_long().unwrap_or_default().to_string(), default))
+            })
+            .collect()
+    }
+
+    fn kubeinvoke_names(text: &str) -> std::collections::BTreeSet<String> {
+        let re = regex::Regex::new(r"KUBEINVOKE_[A-Z0-9_]*[A-Z0-9]").unwrap();
+        re.find_iter(text).map(|m| m.as_str().to_string()).collect()
+    }
+
+    /// The chart README's values table, values.yaml and deployment.yaml name only settings the
+    /// controller reads; what deployment.yaml sets is in the README's table; and every setting of
+    /// the controller is set by the chart or listed in [`NOT_IN_CHART`].
+    #[test]
+    fn the_chart_and_the_controller_name_the_same_settings() {
+        let settings = settings();
+        let known: std::collections::BTreeSet<String> =
+            settings.iter().map(|(env, ..)| env.clone()).collect();
+        for (file, text) in [
+            ("charts/kubeinvoke/README.md", CHART_README),
+            ("charts/kubeinvoke/values.yaml", CHART_VALUES),
+            (
+                "charts/kubeinvoke/templates/deployment.yaml",
+                CHART_DEPLOYMENT,
+            ),
+        ] {
+            let unknown: Vec<_> = kubeinvoke_names(text)
+                .into_iter()
+                .filter(|n| !known.contains(n))
+                .collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} names settings the controller does not read: {unknown:?}"
+            );
+        }
+        let in_readme = kubeinvoke_names(CHART_README);
+        let undocumented: Vec<_> = kubeinvoke_names(CHART_DEPLOYMENT)
+            .into_iter()
+            .filter(|n| !in_readme.contains(n))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "the chart sets {undocumented:?}, which its README does not mention"
+        );
+        let unset: Vec<_> = settings
+            .iter()
+            .filter(|(env, long, _)| {
+                !CHART_DEPLOYMENT.contains(&format!("name: {env}\n"))
+                    && !CHART_DEPLOYMENT.contains(&format!("- --{long}"))
+                    && !NOT_IN_CHART.contains(&env.as_str())
+            })
+            .map(|(env, ..)| env)
+            .collect();
+        assert!(
+            unset.is_empty(),
+            "the chart does not set {unset:?}: set it in deployment.yaml (a value, in values.yaml, \
+             values.schema.json and the README) or list it in NOT_IN_CHART"
+        );
+    }
+
+    /// A value the chart passes on has the controller's own default in values.yaml and in the chart
+    /// README's table, so installing with the chart changes nothing the docs do not say.
+    #[test]
+    fn chart_defaults_are_the_controller_defaults() {
+        let values: serde_json::Value = serde_saphyr::from_str(CHART_VALUES).expect("values.yaml");
+        let defaults: std::collections::BTreeMap<String, String> = settings()
+            .into_iter()
+            .filter_map(|(env, _, default)| Some((env, default?)))
+            .collect();
+        let table: Vec<(&str, &str)> = CHART_README
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|row| {
+                let cells: Vec<&str> = row.split(" | ").collect();
+                let keys: Vec<&str> = cells[0].trim_start_matches("| ").split(" / ").collect();
+                let shown: Vec<&str> = cells
+                    .get(1)
+                    .copied()
+                    .unwrap_or_default()
+                    .split(" / ")
+                    .collect();
+                if keys.len() == shown.len() {
+                    keys.into_iter().zip(shown).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        for (path, env) in [
+            ("cloud", "KUBEINVOKE_CLOUD"),
+            (
+                "leaderElectionLeaseName",
+                "KUBEINVOKE_LEADER_ELECTION_LEASE_NAME",
+            ),
+            ("limits.memoryBudgetMiB", "KUBEINVOKE_MEMORY_BUDGET_MIB"),
+            (
+                "limits.concurrentReconciles",
+                "KUBEINVOKE_MAX_CONCURRENT_RECONCILES",
+            ),
+            (
+                "limits.reconcilesPerNamespace",
+                "KUBEINVOKE_MAX_RECONCILES_PER_NAMESPACE",
+            ),
+            ("limits.aciSessions", "KUBEINVOKE_MAX_ACI_SESSIONS"),
+            ("operatorIdentity", "KUBEINVOKE_OPERATOR_IDENTITY"),
+            (
+                "globalCredentialNamespaces",
+                "KUBEINVOKE_GLOBAL_CREDENTIAL_NAMESPACES",
+            ),
+            ("arm.readBurst", "KUBEINVOKE_ARM_READ_BURST"),
+            ("arm.readRate", "KUBEINVOKE_ARM_READ_RATE"),
+            ("arm.writeBurst", "KUBEINVOKE_ARM_WRITE_BURST"),
+            ("arm.writeRate", "KUBEINVOKE_ARM_WRITE_RATE"),
+            ("logLevel", "KUBEINVOKE_LOG_LEVEL"),
+            ("logFormat", "KUBEINVOKE_LOG_FORMAT"),
+        ] {
+            let code = &defaults[env];
+            let value = path.split('.').fold(&values, |v, key| &v[key]);
+            let same = |shown: &str| match (shown.parse::<f64>(), code.parse::<f64>()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => shown == code,
+            };
+            let in_values = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert!(
+                same(&in_values),
+                "values.yaml {path}: {in_values}, the controller's default ({env}): {code}"
+            );
+            let (_, shown) = table
+                .iter()
+                .find(|(key, _)| key.trim_matches('`') == path)
+                .unwrap_or_else(|| panic!("the chart README's table has no row for `{path}`"));
+            let shown = shown
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_matches('`')
+                .trim_matches('"');
+            assert!(
+                same(shown),
+                "chart README `{path}`: {shown}, the controller's default ({env}): {code}"
+            );
+        }
+    }
 }

@@ -469,4 +469,71 @@ mod tests {
         let oid = derived_object_id(DEFAULT_CLIENT);
         assert_eq!(oid.len(), 36);
     }
+
+    /// `examples/` is written for this world (`make demo`, tests/examples.rs): every resource and
+    /// resource group an example names must be in it.
+    #[test]
+    fn default_world_has_what_the_examples_name() {
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("examples/") {
+                let path = entry.expect("dir entry").path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "yaml") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"),
+            &mut found,
+        );
+        let w = World::default_world();
+        let mut named = 0;
+        for path in found {
+            let text = std::fs::read_to_string(&path).expect("an example");
+            for (at, _) in text.match_indices("/subscriptions/") {
+                let id: String = text[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | ']' | ','))
+                    .collect();
+                let s: Vec<&str> = id.trim_end_matches('/').split('/').skip(1).collect();
+                let known = match s.as_slice() {
+                    ["subscriptions", sub, "resourceGroups", rg] => {
+                        w.resource_group(sub, rg).is_some()
+                    }
+                    [
+                        "subscriptions",
+                        sub,
+                        "resourceGroups",
+                        rg,
+                        "providers",
+                        provider,
+                        kind,
+                        name,
+                    ] => match (*provider, *kind) {
+                        ("Microsoft.ContainerService", "managedClusters") => {
+                            w.managed_cluster(sub, rg, name).is_some()
+                        }
+                        ("Microsoft.ContainerInstance", "containerGroups") => {
+                            w.container_group(sub, rg, name).is_some()
+                        }
+                        ("Microsoft.Kubernetes", "connectedClusters") => {
+                            w.connected_cluster(sub, rg, name).is_some()
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                assert!(
+                    known,
+                    "{}: {id} is not in the default world",
+                    path.display()
+                );
+                named += 1;
+            }
+        }
+        assert!(named > 0, "the examples name no Azure resource");
+    }
 }

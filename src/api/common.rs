@@ -32,7 +32,9 @@ pub struct CredentialRef {
 }
 
 /// Phase of the run: `Pending` (accepted, not dispatched yet), `Running` (dispatched, result not
-/// known yet), then `Succeeded` or `Failed` (`reason` says why), which are final for the run.
+/// known yet), then `Succeeded` or `Failed` (`reason` says why), which are final for the run but
+/// for one case: a run failed as `DispatchInterrupted` turns `Running` again when the replica that
+/// sent it records ARM's late answer (a `LateAnswer` Event), and is then followed to its result.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Phase {
     /// Accepted by the operator, not yet dispatched.

@@ -238,6 +238,17 @@ fn constraints(node: &Value, path: &str, patterns: &mut Patterns) -> Vec<String>
     if let Some(range) = range(node, "minItems", "maxItems", "items") {
         out.push(range);
     }
+    if let Some(range) = range(node, "minProperties", "maxProperties", "entries") {
+        out.push(range);
+    }
+    if let Some(range) = range(
+        &node["additionalProperties"],
+        "minLength",
+        "maxLength",
+        "characters",
+    ) {
+        out.push(format!("each value: {range}"));
+    }
     if let Some(pattern) = node["pattern"].as_str() {
         if pattern.chars().count() <= INLINE_PATTERN_MAX {
             out.push(format!("pattern {}", code(pattern)));

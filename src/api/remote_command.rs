@@ -83,8 +83,8 @@ pub struct RemoteCommandSpec {
     #[schemars(length(min = 1, max = 65536))]
     pub command: String,
 
-    /// AKS only: files zipped into the request context and placed in the command's working
-    /// directory, like `az aks command invoke --file`. A Secret is used only when it carries the
+    /// AKS only (a `containerInstance` run ignores them): files zipped into the request context
+    /// and placed in the command's working directory, like `az aks command invoke --file`. A Secret is used only when it carries the
     /// label `kubeinvoke.io/allow-as-file: "true"`, and never a credential Secret. At most 8
     /// entries (so at most 8 ConfigMaps and Secrets are read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -114,14 +114,17 @@ pub struct RemoteCommandSpec {
     #[schemars(range(min = 1, max = 86400))]
     pub starting_deadline_seconds: Option<i64>,
 
-    /// How many times to dispatch when the command provably did not run (`CommandDidNotStart`).
+    /// How many attempts one run may make in all: a command that provably did not start
+    /// (`CommandDidNotStart`) is sent again up to this many, and so, under `AtLeastOnce`, is one
+    /// whose dispatch or session was interrupted or whose result vanished.
     #[serde(default = "default_max_attempts")]
     #[schemars(range(min = 1, max = 10))]
     pub max_attempts: i32,
 
     /// What to do when the operator restarts after asking Azure to run the command but before it
     /// recorded Azure's answer: `AtMostOnce` fails the run with `reason: DispatchInterrupted`
-    /// (or `SessionInterrupted` for ACI); `AtLeastOnce` dispatches again.
+    /// (or `SessionInterrupted` for ACI); `AtLeastOnce` dispatches again, while `maxAttempts`
+    /// allows.
     #[serde(default)]
     pub dispatch_policy: DispatchPolicy,
 
@@ -129,8 +132,11 @@ pub struct RemoteCommandSpec {
     #[serde(default)]
     pub output: OutputSpec,
 
-    /// When set, this RemoteCommand is deleted that many seconds after it finished (its output
-    /// Secret goes with it).
+    /// When set, this RemoteCommand is deleted that many seconds after its run finished
+    /// (`Succeeded` or `Failed`, from `status.completionTime`), like a Job's; never while it is
+    /// `Pending` or `Running`. What it owns goes with it: its output Secret and the ConfigMaps
+    /// `kubectl invoke --file` made. Deleting it never runs the command again. `kubectl invoke`
+    /// sets it from `--ttl` (default one hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i64>,
@@ -329,8 +335,9 @@ pub struct RemoteCommandStatus {
     /// Size of the stored output in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_bytes: Option<i64>,
-    /// True when only the end of the output was kept (larger than a Secret holds, or cut by the
-    /// ACI session buffer).
+    /// True when the output may be incomplete: only its end was kept (larger than a Secret holds,
+    /// or past the ACI session buffer), or it reached AKS's own 512 kB cap, where AKS may have cut
+    /// it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_truncated: Option<bool>,
     /// The last `spec.output.tailBytes` of the output, valid UTF-8.

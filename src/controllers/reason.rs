@@ -230,6 +230,36 @@ mod tests {
         );
     }
 
+    /// docs/operate.md's runbook ("Troubleshooting by reason") has one row per reason a status can
+    /// show, and names no other.
+    #[test]
+    fn runbook_has_a_row_for_every_reason() {
+        let doc = include_str!("../../docs/operate.md");
+        let section = doc
+            .split("## Troubleshooting by reason")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("docs/operate.md has a 'Troubleshooting by reason' section");
+        let mut rows = Vec::new();
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let first = line.split('|').nth(1).unwrap_or_default();
+            rows.extend(backticked(first));
+        }
+        let documented: BTreeSet<String> = rows.iter().cloned().collect();
+        assert_eq!(rows.len(), documented.len(), "a reason has two rows");
+        let in_code: BTreeSet<String> = Reason::ALL
+            .iter()
+            .filter(|r| !matches!(r, Reason::Conflict | Reason::Pending))
+            .map(|r| r.as_str().to_string())
+            .collect();
+        let missing: Vec<_> = in_code.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&in_code).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "docs/operate.md's runbook differs from the code: no row for {missing:?}, rows for unknown {unknown:?}"
+        );
+    }
+
     fn backticked(text: &str) -> Vec<String> {
         text.split('`')
             .skip(1)

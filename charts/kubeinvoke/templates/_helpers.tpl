@@ -1,7 +1,5 @@
 {{/*
-Named templates. tests/support/chart.rs re-implements "kubeinvoke.fullname",
-"kubeinvoke.serviceAccountName" and "kubeinvoke.labels" to render the RBAC templates without Helm:
-change them together.
+Named templates. The tests render the chart with real Helm (tests/support/helm.rs).
 */}}
 
 {{- define "kubeinvoke.name" -}}
