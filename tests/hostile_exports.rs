@@ -171,6 +171,79 @@ async fn an_export_cannot_overwrite_a_secret_it_does_not_own() {
     env.wait_events("edge", "SecretConflict", 1).await;
 }
 
+/// A hand-made Argo CD cluster Secret moves to an export without leaving Argo CD: whoever may write
+/// it hands it over with `kubeinvoke.io/adopt: KubeconfigExport/<name>`, and only that export takes
+/// it over (same object, its own keys kept); an export merely naming it still meets SecretConflict.
+#[tokio::test]
+async fn an_export_takes_over_only_the_secret_handed_over_to_it() {
+    let _turn = NODE.lock().await;
+    let env = env("kcx-adopt").await;
+    let hand_made: Secret = serde_json::from_value(json!({
+        "metadata": {
+            "name": "aks1-cluster",
+            "labels": {"argocd.argoproj.io/secret-type": "cluster"},
+            "annotations": {"kubeinvoke.io/adopt": "KubeconfigExport/aks1"},
+        },
+        "stringData": {"name": "aks1", "server": "https://old.example", "config": "{}", "project": "platform"},
+    }))
+    .unwrap();
+    let hand_made = env
+        .secrets()
+        .create(&PostParams::default(), &hand_made)
+        .await
+        .unwrap();
+
+    env.create(
+        "squatter",
+        spec(aks("aks1", "User"), "aks1-cluster", "ArgoCD"),
+    )
+    .await;
+    let k = env
+        .wait_reason("squatter", "SecretConflict", EXPORT_TIMEOUT)
+        .await;
+    let message = k.status.unwrap().message.unwrap_or_default();
+    assert!(
+        message.contains("kubeinvoke.io/adopt=KubeconfigExport/squatter"),
+        "the conflict says how to hand the Secret over: {message}"
+    );
+    assert_eq!(
+        env.secret("aks1-cluster").await.metadata.resource_version,
+        hand_made.metadata.resource_version
+    );
+
+    env.create("aks1", spec(aks("aks1", "User"), "aks1-cluster", "ArgoCD"))
+        .await;
+    let adopter = env.wait_exported("aks1").await;
+    let now = env.secret("aks1-cluster").await;
+    assert_eq!(now.metadata.uid, hand_made.metadata.uid, "the same Secret");
+    let owners = now.metadata.owner_references.clone().unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .any(|o| o.controller == Some(true) && Some(&o.uid) == adopter.metadata.uid.as_ref()),
+        "the export controls the Secret now: {owners:?}"
+    );
+    assert_ne!(text(&now, "server"), "https://old.example");
+    assert!(
+        text(&now, "config").contains("tlsClientConfig"),
+        "{}",
+        text(&now, "config")
+    );
+    assert_eq!(
+        text(&now, "project"),
+        "platform",
+        "keys the export does not write stay"
+    );
+    assert_eq!(
+        now.metadata
+            .labels
+            .unwrap_or_default()
+            .get("argocd.argoproj.io/secret-type")
+            .map(String::as_str),
+        Some("cluster")
+    );
+}
+
 /// A `proxy-url` in ARM's kubeconfig is dropped: the exported one connects directly.
 #[tokio::test]
 async fn arm_cannot_route_an_exported_kubeconfig_through_a_proxy() {

@@ -1,5 +1,6 @@
 //! Secrets the operator writes belong to exactly one resource: a Secret of the same name that the
-//! resource does not own is never overwritten, not even one created a moment after we looked.
+//! resource does not own is never overwritten, not even one created a moment after we looked —
+//! unless whoever may write that Secret handed it over ([`ADOPT_ANNOTATION`]).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -10,8 +11,16 @@ use super::context::FIELD_MANAGER;
 use super::reason::{Failure, Reason};
 use crate::kubeconfig::{MANAGED_BY, MANAGED_BY_LABEL};
 
-/// The Secret `name` if it exists and `owner` owns it; `None` if there is none; `SecretConflict`
-/// if someone else's Secret has that name. `field` names the spec field that chose the name.
+/// On an existing Secret, `<Kind>/<name>` (e.g. `KubeconfigExport/prod-east`): that resource of
+/// the Secret's namespace may take it over, as if it had written it (a hand-made Argo CD cluster
+/// Secret moving to an export keeps its name, so Argo CD keeps the cluster). The annotation is the
+/// consent of whoever may write the Secret; naming the Secret in a spec is not, else anyone who may
+/// create a resource could have the operator overwrite any Secret of the namespace.
+pub const ADOPT_ANNOTATION: &str = "kubeinvoke.io/adopt";
+
+/// The Secret `name` if it exists and `owner` owns it (or it was handed over to `owner`); `None` if
+/// there is none; `SecretConflict` if someone else's Secret has that name. `field` names the spec
+/// field that chose the name.
 pub async fn owned_secret<K>(
     api: &Api<Secret>,
     owner: &K,
@@ -27,7 +36,26 @@ where
     if is_ours(&existing, owner) {
         return Ok(Some(existing));
     }
+    if handed_over(&existing, owner) {
+        tracing::info!(secret = %name, namespace = %existing.namespace().unwrap_or_default(), owner = %owner.meta().name.as_deref().unwrap_or_default(), "taking over the Secret handed over by its {ADOPT_ANNOTATION} annotation");
+        return Ok(Some(existing));
+    }
     Err(conflict(owner, name, field))
+}
+
+/// Whether `secret` was handed over to `owner` ([`ADOPT_ANNOTATION`]) and no other controller owns
+/// it (an object has at most one controller; taking over another's would start a tug of war).
+fn handed_over<K: Resource<DynamicType = ()>>(secret: &Secret, owner: &K) -> bool {
+    let wanted = format!(
+        "{}/{}",
+        K::kind(&()),
+        owner.meta().name.as_deref().unwrap_or_default()
+    );
+    secret.annotations().get(ADOPT_ANNOTATION) == Some(&wanted)
+        && !secret
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true))
 }
 
 /// Whether `secret` belongs to `owner`: it names `owner` as an owner, or it is one the operator
@@ -57,9 +85,11 @@ fn conflict<K: Resource<DynamicType = ()>>(owner: &K, name: &str, field: &str) -
     Failure::terminal(
         Reason::SecretConflict,
         format!(
-            "Secret {namespace}/{name} exists and is not owned by this {}; not overwriting it \
-             (delete it or choose another {field})",
-            K::kind(&())
+            "Secret {namespace}/{name} exists and is not owned by this {kind}; not overwriting it \
+             (delete it, choose another {field}, or hand it over by annotating the Secret \
+             {ADOPT_ANNOTATION}={kind}/{owner})",
+            kind = K::kind(&()),
+            owner = owner.meta().name.as_deref().unwrap_or_default()
         ),
     )
 }
@@ -244,6 +274,31 @@ mod tests {
         other.metadata.name = Some("weekly".into());
         assert!(!is_ours(&secret(&other, true), &new), "another object's");
         assert!(!is_ours(&Secret::default(), &new), "nobody's");
+    }
+
+    #[test]
+    fn only_a_secret_handed_over_to_this_very_object_is_taken_over() {
+        let rc = command("uid");
+        let annotated = |value: &str| {
+            let mut s = Secret::default();
+            s.metadata.annotations = Some([(ADOPT_ANNOTATION.into(), value.into())].into());
+            s
+        };
+        assert!(handed_over(&annotated("RemoteCommand/nightly"), &rc));
+        assert!(
+            !handed_over(&annotated("RemoteCommand/weekly"), &rc),
+            "another name"
+        );
+        assert!(
+            !handed_over(&annotated("KubeconfigExport/nightly"), &rc),
+            "another kind"
+        );
+        assert!(!handed_over(&annotated("nightly"), &rc), "no kind");
+        assert!(!handed_over(&Secret::default(), &rc), "not handed over");
+        let mut controlled = annotated("RemoteCommand/nightly");
+        controlled.metadata.owner_references =
+            command("other").controller_owner_ref(&()).map(|o| vec![o]);
+        assert!(!handed_over(&controlled, &rc), "another controller's");
     }
 
     #[test]
