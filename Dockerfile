@@ -1,8 +1,9 @@
 # kubeinvoke operator image: `docker build -t kubeinvoke .`
 #
 # Stages:
-#   build     compiles the release binary (the emulator and tests are not part of the image)
-#   prebuilt  takes an already built binary from the build context instead (BINARY=prebuilt)
+#   build     compiles the release binaries, the operator and the kubectl plugin (the emulator and
+#             tests are not part of the image)
+#   prebuilt  takes already built binaries from the build context instead (BINARY=prebuilt)
 #   runtime   the image: distroless with glibc and CA certificates, no shell, non-root (uid/gid
 #             65532), as the chart's securityContext expects (runAsNonRoot, readOnlyRootFilesystem:
 #             nothing is written)
@@ -18,16 +19,19 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin kubeinvoke \
-    && cp target/release/kubeinvoke /kubeinvoke
+    cargo build --release --locked --bin kubeinvoke --bin kubectl-invoke \
+    && cp target/release/kubeinvoke target/release/kubectl-invoke /
 
 FROM scratch AS prebuilt
-COPY kubeinvoke /kubeinvoke
+COPY kubeinvoke kubectl-invoke /
 
 FROM ${BINARY} AS binary
 
 FROM ${RUNTIME_BASE} AS runtime
 COPY --from=binary /kubeinvoke /kubeinvoke
+# `kubectl invoke` for pipelines that run it in a container (it needs a kubeconfig or in-cluster
+# credentials with the runner role).
+COPY --from=binary /kubectl-invoke /usr/local/bin/kubectl-invoke
 USER 65532:65532
 EXPOSE 8080
 # The chart passes `controller` and its flags as arguments.

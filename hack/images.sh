@@ -5,6 +5,8 @@
 #
 #   hack/images.sh build pause|runner|operator [PROFILE]   build one (operator: from target/PROFILE, default release)
 #   hack/images.sh import SOCKET NAME...                   import built images into containerd (namespace k8s.io)
+#   hack/images.sh archive NAME REF FILE                   write a built image as an OCI archive, tagged REF
+#   hack/images.sh import-file SOCKET FILE REF             import an OCI archive (a release's) that holds REF
 #   hack/images.sh ref NAME                                print the image reference of NAME
 #
 # Images:
@@ -98,13 +100,15 @@ build_operator() {
   local profile=${1:-release} bin
   bin="${CARGO_TARGET_DIR:-$ROOT/target}/$profile/kubeinvoke"
   [ -x "$bin" ] || die "$bin is missing: build it first (cargo build --bin kubeinvoke${profile/#/ --profile })"
+  [ -x "${bin%/kubeinvoke}/kubectl-invoke" ] \
+    || die "${bin%/kubeinvoke}/kubectl-invoke is missing: build it first (cargo build --bin kubectl-invoke)"
   build_base
   local work
   work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
-  cp "$bin" "$work/kubeinvoke"
+  cp "$bin" "${bin%/kubeinvoke}/kubectl-invoke" "$work/"
   # Every library the binary needs must be in the base: libc6's or libgcc-s1's.
   local so missing=""
-  for so in $(ldd "$bin" | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}'); do
+  for so in $(ldd "$bin" "${bin%/kubeinvoke}/kubectl-invoke" | awk '$2 == "=>" {print $3} $1 ~ /^\// && $1 !~ /:$/ {print $1}'); do
     { dpkg -S "$so" 2>/dev/null || dpkg -S "$(readlink -f "$so")" 2>/dev/null; } | grep -Eq '^(libc6|libgcc-s1)(:amd64)?:' || missing+=" $so"
   done
   [ -z "$missing" ] || die "the binary needs libraries the base does not ship:$missing"
@@ -152,6 +156,24 @@ import() {
   done
 }
 
+# archive NAME REF FILE: the built image NAME, tagged REF too, as an OCI archive at FILE (a release's).
+archive() {
+  local name=$1 image=$2 file=$3
+  bah tag "$(ref "$name")" "$image"
+  rm -f "$file"
+  bah push -q "$image" "oci-archive:$file:$image" >/dev/null
+  say "wrote $image -> $file"
+}
+
+# import_file SOCKET FILE REF: import an archive and check that containerd now holds REF.
+import_file() {
+  local sock=$1 file=$2 image=$3
+  [ -f "$file" ] || die "$file is missing (hack/release.sh writes it)"
+  ctr --address "$sock" -n k8s.io images import "$file" >/dev/null || die "ctr could not import $file"
+  ctr --address "$sock" -n k8s.io images ls -q | grep -qx "$image" \
+    || die "$image is not in containerd after importing $file"
+}
+
 mkdir -p "$OUT" "$STORE"
 case "${1:-}" in
   build)
@@ -162,6 +184,8 @@ case "${1:-}" in
       *) die "usage: hack/images.sh build pause|runner|operator [PROFILE]" ;;
     esac ;;
   import) [ $# -ge 3 ] || die "usage: hack/images.sh import SOCKET NAME..."; shift; import "$@" ;;
+  archive) [ $# -eq 4 ] || die "usage: hack/images.sh archive NAME REF FILE"; archive "$2" "$3" "$4" ;;
+  import-file) [ $# -eq 4 ] || die "usage: hack/images.sh import-file SOCKET FILE REF"; import_file "$2" "$3" "$4" ;;
   ref) ref "${2:-}" ;;
-  *) die "usage: hack/images.sh build NAME | import SOCKET NAME... | ref NAME" ;;
+  *) die "usage: hack/images.sh build NAME | import SOCKET NAME... | archive NAME REF FILE | import-file SOCKET FILE REF | ref NAME" ;;
 esac

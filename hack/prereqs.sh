@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything the tests and the demo need that cargo does not bring: Debian packages (as root), real
-# Helm (hack/install-helm.sh) and the Kubernetes v1.20.2 binaries built once from Debian's source
+# Helm (hack/install-helm.sh), the SBOM generator (hack/install-sbom-tool.sh), a current kubectl
+# (hack/kubectl-current.sh) and the Kubernetes v1.20.2 binaries built once from Debian's source
 # package (hack/build-kube.sh). Each step is quick when already done.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,4 +27,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 }
 "$HERE/install-helm.sh"
+# promtool for `make alerts-test` (unpacked from Debian's prometheus package, not installed).
+"$HERE/install-promtool.sh"
+"$HERE/install-sbom-tool.sh"
+# A current kubectl (unpacked, not installed) for the plugin tests (tests/cli_kubectl.rs).
+"$HERE/kubectl-current.sh"
 exec "$HERE/build-kube.sh"

@@ -97,7 +97,7 @@ fn a_typo_or_a_wrong_type_in_the_values_is_refused() {
         let out = helm(&[
             "template".into(),
             "ops".into(),
-            chart.dir.display().to_string(),
+            chart.package.display().to_string(),
             "--set".into(),
             set.into(),
         ]);
@@ -167,7 +167,7 @@ fn a_loopback_metrics_address_behind_the_service_is_refused() {
     let out = helm(&[
         "template".into(),
         "ops".into(),
-        chart.dir.display().to_string(),
+        chart.package.display().to_string(),
         "--set".into(),
         "metrics.bindAddress=127.0.0.1:8081".into(),
     ]);
@@ -185,4 +185,67 @@ fn a_loopback_metrics_address_behind_the_service_is_refused() {
         .unwrap()
         .1;
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+}
+
+/// The monitoring pack is off by default; on, the PrometheusRule carries files/alerts.yaml as
+/// promtool tested it, with only the runbook addresses moved to the configured base, and the
+/// dashboard ConfigMap carries dashboards/kubeinvoke.json for Grafana's sidecar.
+#[test]
+fn the_monitoring_pack_ships_the_tested_rules_and_the_dashboard() {
+    let mut chart = Chart::load();
+    let kinds = |objects: &[(String, Value)]| -> Vec<String> {
+        objects
+            .iter()
+            .map(|(_, v)| v["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let default = kinds(&chart.template(&release()));
+    assert!(!default.contains(&"PrometheusRule".to_string()));
+    assert!(!default.contains(&"ConfigMap".to_string()));
+
+    let base = "https://runbooks.example/kubeinvoke/operate.md";
+    chart.set("metrics.prometheusRule.enabled", serde_json::json!(true));
+    chart.set(
+        "metrics.prometheusRule.runbookBaseURL",
+        serde_json::json!(base),
+    );
+    chart.set(
+        "metrics.prometheusRule.labels.release",
+        serde_json::json!("prometheus"),
+    );
+    chart.set("metrics.dashboard.enabled", serde_json::json!(true));
+    chart.set("metrics.dashboard.namespace", serde_json::json!("grafana"));
+    let objects = chart.template(&release());
+    let find = |file: &str| {
+        objects
+            .iter()
+            .find(|(source, _)| source == file)
+            .unwrap_or_else(|| panic!("{file} rendered nothing"))
+            .1
+            .clone()
+    };
+
+    let rule = find("prometheusrule.yaml");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let file = std::fs::read_to_string(chart.dir.join("files/alerts.yaml")).expect("alerts.yaml");
+    let default_base = chart.values["metrics"]["prometheusRule"]["runbookBaseURL"]
+        .as_str()
+        .expect("a default runbookBaseURL")
+        .to_string();
+    let expected: Value =
+        serde_saphyr::from_str(&file.replace(&default_base, base)).expect("alerts.yaml is YAML");
+    assert_eq!(rule["spec"], expected);
+    for r in rule["spec"]["groups"][0]["rules"].as_array().unwrap() {
+        let url = r["annotations"]["runbook_url"].as_str().unwrap();
+        assert!(url.starts_with(&format!("{base}#")), "{url}");
+    }
+
+    let dashboard = find("dashboard.yaml");
+    assert_eq!(dashboard["metadata"]["namespace"], "grafana");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json = std::fs::read_to_string(chart.dir.join("dashboards/kubeinvoke.json")).unwrap();
+    let shipped: Value =
+        serde_json::from_str(dashboard["data"]["kubeinvoke.json"].as_str().unwrap()).unwrap();
+    assert_eq!(shipped, serde_json::from_str::<Value>(&json).unwrap());
 }

@@ -126,12 +126,90 @@ fn expected(
 fn chart_crds_are_the_generated_crds() {
     let generated = std::fs::read_to_string(repo_root().join("crds/kubeinvoke.io.yaml")).unwrap();
     let chart =
-        std::fs::read_to_string(repo_root().join("charts/kubeinvoke/crds/kubeinvoke.io.yaml"))
-            .unwrap();
+        std::fs::read_to_string(repo_root().join("charts/kubeinvoke/files/crds.yaml")).unwrap();
     assert!(
         generated == chart,
-        "charts/kubeinvoke/crds/ is stale: cp crds/kubeinvoke.io.yaml charts/kubeinvoke/crds/"
+        "charts/kubeinvoke/files/crds.yaml is stale: run `make crds`"
     );
+}
+
+/// The chart README's RBAC tables ("RBAC: what it grants and why") name exactly [`NEEDED`] and
+/// [`NEEDED_IN_RELEASE_NAMESPACE`], which the test below holds the rendered roles to: the README
+/// says what the chart grants. Needs neither Helm nor a cluster.
+#[test]
+fn chart_readme_rbac_tables_name_exactly_the_grants() {
+    let readme = std::fs::read_to_string(repo_root().join("charts/kubeinvoke/README.md")).unwrap();
+    let section = readme
+        .split("## RBAC: what it grants and why")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the chart README has a section 'RBAC: what it grants and why'");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let words = |cell: &str| -> Vec<String> {
+        cell.split(" (")
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let (mut cluster, mut release) = (BTreeSet::new(), BTreeSet::new());
+    let mut in_release_table = false;
+    for line in section.lines() {
+        if line.starts_with("| API group") {
+            in_release_table = line.contains("| names |");
+            continue;
+        }
+        if !(line.starts_with("| `") || line.starts_with("| core")) {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let group = ticked(cells[0]).pop().unwrap_or_default();
+        let (names, verbs) = if in_release_table {
+            let names = match ticked(cells[2]).as_slice() {
+                [] => vec!["*".to_string()],
+                [value] if value == "leaderElectionLeaseName" => vec!["{lease}".to_string()],
+                other => other.to_vec(),
+            };
+            (names, words(cells[3].trim_end_matches(" |")))
+        } else {
+            (vec!["*".to_string()], words(cells[2]))
+        };
+        let into = if in_release_table {
+            &mut release
+        } else {
+            &mut cluster
+        };
+        for resource in ticked(cells[1]) {
+            for name in &names {
+                for verb in &verbs {
+                    into.insert((group.clone(), resource.clone(), name.clone(), verb.clone()));
+                }
+            }
+        }
+    }
+    for (documented, needed, what) in [
+        (cluster, expected(NEEDED, "{lease}"), "ClusterRole table"),
+        (
+            release,
+            expected(NEEDED_IN_RELEASE_NAMESPACE, "{lease}"),
+            "release-namespace Role table",
+        ),
+    ] {
+        let extra: Vec<_> = documented.difference(&needed).collect();
+        let missing: Vec<_> = needed.difference(&documented).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "chart README, {what}: documents grants the chart does not give {extra:?}, leaves out {missing:?}"
+        );
+    }
 }
 
 #[test]
@@ -305,7 +383,7 @@ fn the_release_namespace_is_never_the_watched_one() {
     let mut args = vec![
         "template".to_string(),
         "ops-release".to_string(),
-        chart.dir.display().to_string(),
+        chart.package.display().to_string(),
         "--namespace".to_string(),
         "ops".to_string(),
     ];

@@ -13,6 +13,25 @@ use super::{KubeconfigExport, RemoteCommand};
 /// Every CRD of kubeinvoke, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![remote_command(), kubeconfig_export()]
+        .into_iter()
+        .map(kept)
+        .collect()
+}
+
+/// Deleting a CRD deletes every object of its kind, and with them the Secrets they own (exported
+/// kubeconfigs, Argo CD clusters): Helm leaves these CRDs in place when the release that installed
+/// them is uninstalled, Argo CD when its Application is deleted or stops rendering them.
+fn kept(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let annotations = crd
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    annotations.insert("helm.sh/resource-policy".into(), "keep".into());
+    annotations.insert(
+        "argocd.argoproj.io/sync-options".into(),
+        "Prune=false,Delete=false".into(),
+    );
+    crd
 }
 
 /// The `RemoteCommand` CRD.

@@ -1,5 +1,5 @@
-//! `kubectl invoke` as a pipeline runs it: the plugin binary kubectl would run, pointed at the test
-//! cluster, its exit status the only thing a script looks at.
+//! `kubectl invoke` as a pipeline runs it: the plugin binary kubectl would run (the release's, from
+//! `dist/`), pointed at the test cluster, its exit status the only thing a script looks at.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -8,7 +8,7 @@ use super::Cluster;
 
 /// `kubectl invoke -n <ns> <args>` in `dir`.
 pub fn invoke(ns: &str, dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-invoke"));
+    let mut cmd = Command::new(super::dist::plugin());
     cmd.current_dir(dir)
         .env("KUBECONFIG", &Cluster::get().kubeconfig)
         .args(["-n", ns])

@@ -13,7 +13,11 @@ use super::Cluster;
 /// The chart and the `--set` overrides to render or install it with.
 #[derive(Debug, Clone)]
 pub struct Chart {
+    /// The chart's source, `charts/kubeinvoke` (its values, schema and README).
     pub dir: PathBuf,
+    /// What Helm renders and installs: the chart as a release publishes it, packaged by
+    /// `hack/release.sh` (`dist/kubeinvoke-<version>.tgz`).
+    pub package: PathBuf,
     /// `values.yaml`, as parsed (defaults only: overrides are Helm's business).
     pub values: Value,
     overrides: BTreeMap<String, String>,
@@ -29,9 +33,10 @@ pub struct Release {
 }
 
 impl Chart {
-    /// `charts/kubeinvoke` with its default `values.yaml`.
+    /// `charts/kubeinvoke` with its default `values.yaml`, installed from its package in `dist/`.
     pub fn load() -> Chart {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("charts/kubeinvoke");
+        let package = super::dist::file(&format!("kubeinvoke-{}.tgz", super::dist::VERSION));
         let path = dir.join("values.yaml");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -39,6 +44,7 @@ impl Chart {
             serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Chart {
             dir,
+            package,
             values,
             overrides: BTreeMap::new(),
             values_files: Vec::new(),
@@ -83,7 +89,7 @@ impl Chart {
         let mut args = vec![
             "template".to_string(),
             release.name.clone(),
-            self.dir.display().to_string(),
+            self.package.display().to_string(),
             "--namespace".to_string(),
             release.namespace.clone(),
         ];
@@ -148,7 +154,7 @@ impl Chart {
             "upgrade".to_string(),
             "--install".to_string(),
             release.name.clone(),
-            self.dir.display().to_string(),
+            self.package.display().to_string(),
             "--namespace".to_string(),
             release.namespace.clone(),
             "--create-namespace".to_string(),

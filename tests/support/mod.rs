@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod cli;
+pub mod dist;
 pub mod emulator;
 pub mod helm;
 pub mod kcx;

@@ -106,10 +106,13 @@ impl Installed {
         let cluster = Cluster::get();
         let port = cluster.server.rsplit(':').next().expect("API server port");
         let mut chart = Chart::load();
-        // What this cluster needs beyond the chart's defaults: the imported image, the host network
-        // (no kube-proxy: the API server and the emulator are on 127.0.0.1) and the custom cloud.
+        // What this cluster needs beyond the chart's defaults: the release's image as imported into
+        // the node (never pulled), CRDs left to the test harness (every test release shares them),
+        // the host network (no kube-proxy: the API server and the emulator are on 127.0.0.1) and
+        // the custom cloud.
         chart.with_values(&format!(
-            r#"image: {{repository: localhost/kubeinvoke/kubeinvoke, tag: dev, pullPolicy: Never}}
+            r#"image: {{pullPolicy: Never}}
+crds: {{install: false}}
 hostNetwork: true
 extraEnv:
   - {{name: KUBERNETES_SERVICE_HOST, value: "127.0.0.1"}}
