@@ -23,7 +23,8 @@ use support::{Cluster, credential_secret, install_crds, namespace, rcmd, repo_ro
 /// Every grant the operator needs, as `(API group, resource, resource name or "*", verb)`, and why:
 ///
 /// - `remotecommands`: list + watch (controller), get (re-read before writing a late ACI result),
-///   delete (`spec.ttlSecondsAfterFinished`); `kubeconfigexports`: list + watch (controller).
+///   delete (`spec.ttlSecondsAfterFinished`), create (a RemoteCommandSet's children);
+///   `kubeconfigexports`, `remotecommandsets`: list + watch (controllers).
 /// - `*/status`: patch (status is written with server-side apply).
 /// - `secrets`: get (credential and file Secrets, output/kubeconfig Secret ownership), create and
 ///   patch (server-side apply of output and kubeconfig Secrets; apply needs `create` for the first
@@ -39,11 +40,15 @@ const NEEDED: &[(&str, &str, &str, &str)] = &[
     ("kubeinvoke.io", "remotecommands", "*", "get"),
     ("kubeinvoke.io", "remotecommands", "*", "list"),
     ("kubeinvoke.io", "remotecommands", "*", "watch"),
+    ("kubeinvoke.io", "remotecommands", "*", "create"),
     ("kubeinvoke.io", "remotecommands", "*", "delete"),
     ("kubeinvoke.io", "kubeconfigexports", "*", "list"),
     ("kubeinvoke.io", "kubeconfigexports", "*", "watch"),
+    ("kubeinvoke.io", "remotecommandsets", "*", "list"),
+    ("kubeinvoke.io", "remotecommandsets", "*", "watch"),
     ("kubeinvoke.io", "remotecommands/status", "*", "patch"),
     ("kubeinvoke.io", "kubeconfigexports/status", "*", "patch"),
+    ("kubeinvoke.io", "remotecommandsets/status", "*", "patch"),
     ("", "secrets", "*", "get"),
     ("", "secrets", "*", "create"),
     ("", "secrets", "*", "patch"),

@@ -140,6 +140,8 @@ pub struct Stats {
     pub early_requests: u64,
     pub early_by_op: BTreeMap<String, u64>,
     pub dispatches: BTreeMap<String, u64>,
+    /// The most AKS run commands whose result was not out yet (`commandDuration`) at one time.
+    pub commands_running_peak: u64,
     pub exec_sessions: BTreeMap<String, u64>,
     /// (when the 429 was answered, the not-before it promised), per (throttle scope, principal).
     pub throttle_not_before: HashMap<(String, String), (Instant, Instant)>,
@@ -185,6 +187,7 @@ impl Stats {
             "earlyRequests": self.early_requests,
             "earlyRequestsByOp": self.early_by_op,
             "dispatches": self.dispatches,
+            "commandsRunningPeak": self.commands_running_peak,
             "execSessions": self.exec_sessions,
         })
     }

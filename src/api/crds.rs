@@ -8,11 +8,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use super::{KubeconfigExport, RemoteCommand};
+use super::{KubeconfigExport, RemoteCommand, RemoteCommandSet};
 
 /// Every CRD of kubeinvoke, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![remote_command(), kubeconfig_export()]
+    vec![remote_command(), kubeconfig_export(), remote_command_set()]
         .into_iter()
         .map(kept)
         .collect()
@@ -46,6 +46,16 @@ pub fn remote_command() -> CustomResourceDefinition {
             &["spec", "files", "[]"],
             &["configMapRef", "secretRef"],
         );
+    });
+    crd
+}
+
+/// The `RemoteCommandSet` CRD.
+pub fn remote_command_set() -> CustomResourceDefinition {
+    let mut crd = RemoteCommandSet::crd();
+    edit_schema(&mut crd, |schema| {
+        default_status(schema);
+        object_types(schema);
     });
     crd
 }

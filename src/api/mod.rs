@@ -5,10 +5,12 @@ pub mod crds;
 pub mod kubeconfig_export;
 pub mod reference;
 pub mod remote_command;
+pub mod remote_command_set;
 
 pub use common::{CredentialRef, Phase};
 pub use kubeconfig_export::{KubeconfigExport, KubeconfigExportSpec, KubeconfigExportStatus};
 pub use remote_command::{RemoteCommand, RemoteCommandSpec, RemoteCommandStatus};
+pub use remote_command_set::{RemoteCommandSet, RemoteCommandSetSpec, RemoteCommandSetStatus};
 
 /// API group of every kubeinvoke resource.
 pub const GROUP: &str = "kubeinvoke.io";

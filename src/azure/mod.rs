@@ -1,7 +1,8 @@
 //! Azure Resource Manager and Entra ID: everything the operator needs from Azure, nothing of Kubernetes.
 //!
-//! `client` sends ARM requests (auth, throttling, retries), `lro` polls long-running operations, and
-//! `aks`, `aci` and `hybrid` are the three resource-provider APIs the controllers call.
+//! `client` sends ARM requests (auth, throttling, retries), `lro` polls long-running operations,
+//! `aks`, `aci` and `hybrid` are the three resource-provider APIs the controllers call, and
+//! `discovery` lists a resource type's resources for fleets.
 //!
 //! Wiring, once per process: `ArmClient::new(&ArmClientConfig::new(cloud), observer)` (one shared
 //! set of token buckets), `CredentialFactory::new(cloud, client.http().clone())` + a
@@ -15,6 +16,7 @@ pub mod aks;
 pub mod client;
 pub mod cloud;
 pub mod credentials;
+pub mod discovery;
 pub mod error;
 pub mod hybrid;
 pub mod lro;

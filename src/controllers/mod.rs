@@ -11,6 +11,7 @@ pub mod owned;
 pub mod reason;
 pub mod references;
 pub mod remote_command;
+pub mod remote_command_set;
 pub mod service_account_tokens;
 
 use std::future::Future;
@@ -25,7 +26,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use serde::de::DeserializeOwned;
 
-use crate::api::{KubeconfigExport, RemoteCommand};
+use crate::api::{KubeconfigExport, RemoteCommand, RemoteCommandSet};
 use crate::server::Probes;
 use context::Context;
 use reason::Failure;
@@ -56,12 +57,15 @@ where
     let mut controllers = Vec::new();
     let mut command_stores = Vec::new();
     let mut export_stores = Vec::new();
+    let mut set_stores = Vec::new();
     for scope in &scopes {
         let (commands, command_store) =
             trigger::<RemoteCommand>(&ctx, scope, spec_or_reopened, slim_finished_run);
         let (exports, export_store) =
             trigger::<KubeconfigExport>(&ctx, scope, predicates::generation, |_| {});
         command_stores.push(command_store.clone());
+        // The fleet runs of this scope read their children from this cache.
+        let commands_seen = command_store.clone();
         export_stores.push(export_store.clone());
         let remote_commands = Controller::for_stream(commands, command_store)
             .with_config(config.clone())
@@ -93,7 +97,36 @@ where
                 ctx.clone(),
             )
             .for_each(|_| async {});
-        controllers.push(futures::future::join(remote_commands, kubeconfig_exports));
+        let (sets, set_store) =
+            trigger::<RemoteCommandSet>(&ctx, scope, predicates::generation, |_| {});
+        set_stores.push(set_store.clone());
+        let launched = Arc::new(remote_command_set::children::Launched::default());
+        let remote_command_sets = Controller::for_stream(sets, set_store)
+            .owns_stream(set_children(&ctx, scope))
+            .with_config(config.clone().debounce(SET_DEBOUNCE))
+            .graceful_shutdown_on(shutdown())
+            .run(
+                move |set, ctx| {
+                    measured(
+                        remote_command_set::CONTROLLER,
+                        remote_command_set::reconcile(
+                            set,
+                            ctx.clone(),
+                            commands_seen.clone(),
+                            launched.clone(),
+                        ),
+                        ctx,
+                    )
+                },
+                remote_command_set::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {});
+        controllers.push(futures::future::join3(
+            remote_commands,
+            kubeconfig_exports,
+            remote_command_sets,
+        ));
     }
     {
         let (stores, exports, throttle) = (
@@ -117,8 +150,9 @@ where
                 futures::future::join_all(command_stores.iter().map(|s| s.wait_until_ready()));
             let exports =
                 futures::future::join_all(export_stores.iter().map(|s| s.wait_until_ready()));
-            let (a, b) = futures::join!(commands, exports);
-            a.iter().chain(&b).all(Result::is_ok)
+            let sets = futures::future::join_all(set_stores.iter().map(|s| s.wait_until_ready()));
+            let (a, b, c) = futures::join!(commands, exports, sets);
+            a.iter().chain(&b).chain(&c).all(Result::is_ok)
         };
         tokio::select! {
             true = synced => {
@@ -147,6 +181,28 @@ where
 /// Objects per page of the initial list: a page of objects near the API server's size limit must
 /// fit in memory beside everything else.
 const LIST_PAGE_SIZE: u32 = 25;
+
+/// A fleet run's children finishing together wake it once.
+const SET_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What wakes a RemoteCommandSet: any change of one of its RemoteCommands (they carry the run
+/// label), seen as metadata only (the RemoteCommand cache has the rest).
+fn set_children(
+    ctx: &Context,
+    namespace: &Option<String>,
+) -> impl futures::Stream<Item = Result<kube::core::PartialObjectMeta<RemoteCommand>, watcher::Error>>
++ Send
++ 'static {
+    // An Api of PartialObjectMeta asks the API server for metadata only.
+    let api: Api<kube::core::PartialObjectMeta<RemoteCommand>> = match namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let config = watcher::Config::default()
+        .labels(remote_command_set::children::RUN_LABEL)
+        .page_size(LIST_PAGE_SIZE);
+    watcher(api, config).default_backoff().touched_objects()
+}
 
 /// A store and the watch stream that feeds it. Only spec changes (generation) trigger a
 /// reconcile from the watch (as `changed` sees them); our own status writes don't, and polling and

@@ -15,6 +15,8 @@ pub enum Reason {
     /// A write lost a race: the object changed since it was read (never shown in status).
     Conflict,
     Refreshing,
+    /// A fleet run launches nothing new (`spec.suspend`).
+    Suspended,
     // Finished well.
     Completed,
     ExitCodeUnavailable,
@@ -41,6 +43,10 @@ pub enum Reason {
     SecretConflict,
     InvalidKubeconfig,
     ArmOperationFailed,
+    /// A fleet run ended with failed targets (within `maxErrors`).
+    TargetsFailed,
+    /// A fleet run stopped launching: more targets failed than `maxErrors` allows.
+    MaxErrorsExceeded,
 }
 
 impl Reason {
@@ -53,6 +59,7 @@ impl Reason {
         Reason::Retrying,
         Reason::Conflict,
         Reason::Refreshing,
+        Reason::Suspended,
         Reason::Completed,
         Reason::ExitCodeUnavailable,
         Reason::Exported,
@@ -77,6 +84,8 @@ impl Reason {
         Reason::SecretConflict,
         Reason::InvalidKubeconfig,
         Reason::ArmOperationFailed,
+        Reason::TargetsFailed,
+        Reason::MaxErrorsExceeded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +121,9 @@ impl Reason {
             Reason::SecretConflict => "SecretConflict",
             Reason::InvalidKubeconfig => "InvalidKubeconfig",
             Reason::ArmOperationFailed => "ArmOperationFailed",
+            Reason::Suspended => "Suspended",
+            Reason::TargetsFailed => "TargetsFailed",
+            Reason::MaxErrorsExceeded => "MaxErrorsExceeded",
         }
     }
 }
@@ -217,6 +229,18 @@ mod tests {
             .and_then(|rest| rest.split(')').next())
             .expect("README's KubeconfigExport status lists its reasons");
         documented.extend(backticked(kcx));
+        let fleet = readme
+            .split("### Fleet run reasons")
+            .nth(1)
+            .expect("README has a '### Fleet run reasons' section");
+        let rows = fleet
+            .lines()
+            .skip_while(|l| !l.starts_with("| `"))
+            .take_while(|l| l.starts_with("| `"));
+        for line in rows {
+            let first = line.split('|').nth(1).unwrap_or_default();
+            documented.extend(backticked(first));
+        }
         let in_code: BTreeSet<String> = Reason::ALL
             .iter()
             .filter(|r| !matches!(r, Reason::Conflict | Reason::Pending))

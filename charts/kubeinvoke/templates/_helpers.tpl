@@ -52,17 +52,17 @@ one-namespace form) when set. Empty: all namespaces.
 {{/* What the operator does through the Kubernetes API in a watched namespace (clusterrole.yaml). */}}
 {{- define "kubeinvoke.operatorRules" -}}
   # Watch RemoteCommands; read one again before writing a late result (get); delete a finished
-  # one past spec.ttlSecondsAfterFinished.
+  # one past spec.ttlSecondsAfterFinished; create a RemoteCommandSet's children (one per target).
   - apiGroups: [kubeinvoke.io]
     resources: [remotecommands]
-    verbs: [get, list, watch, delete]
-  # Watch KubeconfigExports (the reconciler reads them from the watch cache only).
+    verbs: [get, list, watch, create, delete]
+  # Watch KubeconfigExports and RemoteCommandSets (the reconcilers read them from the watch cache).
   - apiGroups: [kubeinvoke.io]
-    resources: [kubeconfigexports]
+    resources: [kubeconfigexports, remotecommandsets]
     verbs: [list, watch]
   # Status is written with server-side apply only.
   - apiGroups: [kubeinvoke.io]
-    resources: [remotecommands/status, kubeconfigexports/status]
+    resources: [remotecommands/status, kubeconfigexports/status, remotecommandsets/status]
     verbs: [patch]
   # Read credential and file Secrets; write output and kubeconfig Secrets with server-side apply
   # (create for the first write); delete a kubeconfig Secret the export owns when its name or type

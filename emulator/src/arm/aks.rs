@@ -222,16 +222,19 @@ pub async fn run_command(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Resp
         },
         outcome: preset.clone(),
     };
-    ctx.state
-        .commands
-        .lock()
-        .expect("commands lock")
-        .insert(id.clone(), record);
-    *ctx.state
-        .stats()
-        .dispatches
-        .entry(req.command.clone())
-        .or_default() += 1;
+    let running = {
+        let mut commands = ctx.state.commands.lock().expect("commands lock");
+        commands.insert(id.clone(), record);
+        let now = Instant::now();
+        commands.values().filter(|r| r.visible_at > now).count() as u64
+    };
+    {
+        let mut stats = ctx.state.stats();
+        *stats.dispatches.entry(req.command.clone()).or_default() += 1;
+        // Commands whose result is not out yet, at most at once: what a fleet's maxConcurrency
+        // bounds.
+        stats.commands_running_peak = stats.commands_running_peak.max(running);
+    }
     // `resultsNotFound`: accepted, but the command pod never runs it (and its result is never
     // found).
     if preset.is_some() || c.results_not_found {

@@ -1,0 +1,275 @@
+//! Fleet runs end to end: a RemoteCommandSet over twenty emulated AKS clusters, served by the
+//! operator as the chart installs it. What ARM saw is read from the emulator: how many commands ran
+//! at once, and how many times each cluster was asked.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kubeinvoke::api::{RemoteCommand, RemoteCommandSet};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use support::emulator::{Emulator, aks_id, world};
+use support::release::Installed;
+use support::{rcmd, wait_until};
+
+/// One release's pods at a time on the 2-core node.
+static NODE: Mutex<()> = Mutex::const_new(());
+
+const FLEET: usize = 20;
+
+fn cluster(i: usize) -> String {
+    format!("aks-fleet-{i:02}")
+}
+
+/// Twenty clusters whose commands take `seconds`; `disabled` of them refuse run command.
+fn fleet_world(seconds: f64, disabled: &[usize]) -> String {
+    let lines: Vec<String> = (0..FLEET)
+        .map(|i| {
+            let extra = if disabled.contains(&i) {
+                ", disableRunCommand: true"
+            } else {
+                ""
+            };
+            format!(
+                "          - {{name: {}, commandDuration: {seconds}{extra}}}",
+                cluster(i)
+            )
+        })
+        .collect();
+    world(&lines.join("\n"), "")
+}
+
+fn set(name: &str, command: &str, concurrency: i64, max_errors: i64) -> RemoteCommandSet {
+    let ids: Vec<String> = (0..FLEET).map(|i| aks_id(&cluster(i))).collect();
+    serde_json::from_value(json!({
+        "apiVersion": "kubeinvoke.io/v1alpha1",
+        "kind": "RemoteCommandSet",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {"command": command, "timeoutSeconds": 300},
+            "targets": {"resourceIds": ids},
+            "maxConcurrency": concurrency,
+            "maxErrors": max_errors,
+        },
+    }))
+    .unwrap()
+}
+
+async fn create(client: &Client, ns: &str, set: &RemoteCommandSet) -> Api<RemoteCommandSet> {
+    let api = Api::<RemoteCommandSet>::namespaced(client.clone(), ns);
+    api.create(&PostParams::default(), set)
+        .await
+        .expect("create the RemoteCommandSet");
+    api
+}
+
+/// Waits until the set's reason is `reason` (and its status has seen its spec).
+async fn wait_reason(
+    api: &Api<RemoteCommandSet>,
+    name: &str,
+    reason: &str,
+    within: Duration,
+) -> Value {
+    wait_until(
+        within,
+        &format!("RemoteCommandSet {name} to reach {reason}"),
+        || async move {
+            let set = api.get(name).await.ok()?;
+            let status = serde_json::to_value(set.status.as_ref()?).ok()?;
+            let current = set.status.as_ref()?.observed_generation
+                == set.metadata.generation.unwrap_or_default();
+            (current && status["reason"] == reason).then_some(status)
+        },
+    )
+    .await
+}
+
+/// How many runCommand POSTs each cluster got, from the emulator's request log.
+async fn run_commands_per_cluster(emulator: &Emulator) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for entry in emulator
+        .requests()
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let path = entry["path"].as_str().unwrap_or_default();
+        if entry["method"] == "POST" && path.ends_with("/runCommand") {
+            let name = path.rsplit('/').nth(1).unwrap_or_default().to_string();
+            *counts.entry(name).or_default() += 1;
+        }
+    }
+    counts
+}
+
+async fn peak(emulator: &Emulator) -> u64 {
+    emulator.counters().await["commandsRunningPeak"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Twenty clusters, at most four commands at once; every cluster asked exactly once; a change of
+/// rate control after the end starts nothing.
+#[tokio::test]
+async fn a_fleet_run_keeps_to_max_concurrency_and_runs_each_target_once() {
+    let _turn = NODE.lock().await;
+    let (admin, ns) = rcmd::setup("fleet-conc").await;
+    let emulator = Emulator::start(&fleet_world(2.0, &[]), &[]);
+    let _op = Installed::install(&admin, &emulator, &ns).await;
+    let command = format!("echo patched {ns}");
+    let api = create(&admin, &ns, &set("patch", &command, 4, 0)).await;
+
+    let status = wait_reason(&api, "patch", "Completed", Duration::from_secs(240)).await;
+    assert_eq!(status["targetCount"], FLEET);
+    assert_eq!(status["succeeded"], FLEET);
+    assert_eq!(
+        (
+            status["failed"].as_i64(),
+            status["active"].as_i64(),
+            status["notStarted"].as_i64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert!(status["completionTime"].is_string());
+    let seen_peak = peak(&emulator).await;
+    assert!(
+        seen_peak <= 4,
+        "ARM saw {seen_peak} commands running at once; maxConcurrency is 4"
+    );
+    assert!(
+        seen_peak >= 2,
+        "the run used its concurrency (peak {seen_peak})"
+    );
+    let counts = run_commands_per_cluster(&emulator).await;
+    assert_eq!(counts.len(), FLEET, "{counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "each cluster asked once: {counts:?}"
+    );
+    let children = Api::<RemoteCommand>::namespaced(admin.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(children.items.len(), FLEET);
+
+    // Rate control is not a new run: raising maxConcurrency after the end sends nothing.
+    api.patch(
+        "patch",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"maxConcurrency": 10}})),
+    )
+    .await
+    .unwrap();
+    wait_reason(&api, "patch", "Completed", Duration::from_secs(60)).await;
+    assert_eq!(emulator.dispatches(&command).await, FLEET as u64);
+}
+
+/// Two clusters that refuse run command come first and `maxErrors` is 1: after the second failure
+/// nothing new starts and the other eighteen are `notStarted`; raising `maxErrors` resumes the run.
+#[tokio::test]
+async fn past_max_errors_launching_stops_and_the_rest_are_not_started() {
+    let _turn = NODE.lock().await;
+    let (admin, ns) = rcmd::setup("fleet-err").await;
+    let emulator = Emulator::start(&fleet_world(0.0, &[0, 1]), &[]);
+    let _op = Installed::install(&admin, &emulator, &ns).await;
+    let command = format!("echo careful {ns}");
+    let api = create(&admin, &ns, &set("careful", &command, 1, 1)).await;
+
+    let status = wait_reason(
+        &api,
+        "careful",
+        "MaxErrorsExceeded",
+        Duration::from_secs(180),
+    )
+    .await;
+    assert_eq!(
+        (
+            status["failed"].as_i64(),
+            status["succeeded"].as_i64(),
+            status["notStarted"].as_i64(),
+            status["active"].as_i64()
+        ),
+        (Some(2), Some(0), Some(18), Some(0)),
+        "{status}"
+    );
+    let failed = status["failedTargets"].as_array().unwrap();
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed.iter().all(|f| f["reason"] == "RunCommandDisabled"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        emulator.dispatches(&command).await,
+        0,
+        "nothing past the failures was sent"
+    );
+
+    api.patch(
+        "careful",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"maxErrors": 5, "maxConcurrency": 6}})),
+    )
+    .await
+    .unwrap();
+    let status = wait_reason(&api, "careful", "TargetsFailed", Duration::from_secs(180)).await;
+    assert_eq!(
+        (
+            status["failed"].as_i64(),
+            status["succeeded"].as_i64(),
+            status["notStarted"].as_i64()
+        ),
+        (Some(2), Some(18), Some(0)),
+        "{status}"
+    );
+    assert_eq!(emulator.dispatches(&command).await, 18);
+}
+
+/// The leader is killed while the fleet runs: the standby goes on from the set's status and the
+/// children; every cluster is asked exactly once and every target ends `Succeeded`.
+#[tokio::test]
+async fn an_operator_restart_mid_run_loses_nothing_and_repeats_nothing() {
+    let _turn = NODE.lock().await;
+    let (admin, ns) = rcmd::setup("fleet-restart").await;
+    let emulator = Emulator::start(&fleet_world(3.0, &[]), &[]);
+    let op = Installed::install(&admin, &emulator, &ns).await;
+    let command = format!("echo survived {ns}");
+    let api = create(&admin, &ns, &set("survive", &command, 5, 0)).await;
+
+    wait_until(
+        Duration::from_secs(120),
+        "a fleet run under way",
+        || async {
+            let s = api.get("survive").await.ok()?.status?;
+            (s.succeeded >= 3 && s.active > 0).then_some(())
+        },
+    )
+    .await;
+    let leader = op.leader().await;
+    Api::<Pod>::namespaced(admin.clone(), &op.release.namespace)
+        .delete(
+            &leader,
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("kill the leader pod");
+
+    let status = wait_reason(&api, "survive", "Completed", Duration::from_secs(300)).await;
+    assert_eq!(status["succeeded"], FLEET);
+    let counts = run_commands_per_cluster(&emulator).await;
+    assert_eq!(counts.len(), FLEET, "{counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "nothing sent twice: {counts:?}"
+    );
+    assert!(peak(&emulator).await <= 5);
+}
