@@ -7,9 +7,11 @@ mod api_version;
 mod auth;
 mod body_limit;
 mod command_pod;
+mod connected_cluster;
 mod container_group;
 pub mod hybrid;
 pub mod kubeconfig;
+mod list;
 pub mod path;
 mod run_admission;
 pub mod runner;
@@ -29,7 +31,7 @@ use serde_json::json;
 use crate::faults::{self, Injected, Kind, Scope};
 use crate::server::{ConnCtl, tag};
 use crate::state::Shared;
-use crate::world::World;
+use crate::world::{ResourceKind, World};
 use api_version::Provider;
 use auth::{authenticate, check_access};
 use path::{ClusterAction, Route};
@@ -44,6 +46,8 @@ pub struct Ctx {
     pub op: &'static str,
     /// Who is asking (from the bearer token).
     pub caller: crate::state::TokenInfo,
+    /// The `emptyListRate` fault drew this request: a listing answers empty.
+    pub empty_list: bool,
 }
 
 impl Ctx {
@@ -188,9 +192,19 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
         }
     }
     let ctl = parts.extensions.get::<ConnCtl>().cloned();
-    if let Some(r) = inject(&state, op, ctl, &method, &raw_path, &client, &scope_key).await {
-        return tag(r, op, Some(&client));
-    }
+    let request = Injectable {
+        op,
+        method: &method,
+        path: &raw_path,
+        route: &route,
+        token: &token,
+        scope_key: &scope_key,
+    };
+    let empty_list = match inject(&state, ctl, &request).await {
+        Injection::None => false,
+        Injection::EmptyList => true,
+        Injection::Respond(r) => return tag(r, op, Some(&client)),
+    };
     let query = parse_query(&parts.uri);
     let Some(api_version) = query.get("api-version").cloned().filter(|v| !v.is_empty()) else {
         let r = arm_error(
@@ -227,6 +241,7 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
                 body,
                 op,
                 caller: token.clone(),
+                empty_list,
             };
             let resp = dispatch(&ctx, &route, &method).await;
             let delay = faults::effective(&state.faults(), op)
@@ -287,22 +302,36 @@ fn remember_poll_urls(state: &Shared, resp: &Response, client: &str, request_pat
 /// (sent before the client could have read the 429) rather than early.
 const IN_FLIGHT_GRACE: Duration = Duration::from_millis(250);
 
+/// An authenticated ARM request as fault injection sees it.
+struct Injectable<'a> {
+    op: &'static str,
+    method: &'a str,
+    path: &'a str,
+    route: &'a Route,
+    token: &'a crate::state::TokenInfo,
+    /// Names the throttle bucket in the early-request bookkeeping.
+    scope_key: &'a str,
+}
+
+/// What fault injection decided for one request.
+enum Injection {
+    None,
+    /// Answer a listing with no resources (other operations go on as usual).
+    EmptyList,
+    Respond(Response),
+}
+
 /// Latency and injected faults for an authenticated ARM request.
-async fn inject(
-    state: &Shared,
-    op: &str,
-    ctl: Option<ConnCtl>,
-    method: &str,
-    path: &str,
-    client: &str,
-    scope_key: &str,
-) -> Option<Response> {
+async fn inject(state: &Shared, ctl: Option<ConnCtl>, req: &Injectable<'_>) -> Injection {
+    let (op, client) = (req.op, req.token.client_id.as_str());
     let spec = faults::effective(&state.faults(), op);
     if let Some(ms) = spec.latency_ms.filter(|ms| *ms > 0) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let draw = state.rng.lock().expect("rng lock").next_f64();
-    let kind = faults::pick(&spec, draw)?;
+    let Some(kind) = faults::pick(&spec, draw) else {
+        return Injection::None;
+    };
     let retry = spec
         .retry_after
         .clone()
@@ -310,8 +339,15 @@ async fn inject(
     if kind == Injected::Drop
         && let Some(ctl) = ctl
     {
-        crate::server::log_dropped(state, method, path, op, Some(client));
-        return Some(ctl.drop_connection().await);
+        crate::server::log_dropped(state, req.method, req.path, op, Some(client));
+        return Injection::Respond(ctl.drop_connection().await);
+    }
+    if kind == Injected::EmptyList {
+        if !matches!(req.route, Route::List { .. }) {
+            return Injection::None;
+        }
+        state.stats().injected_faults += 1;
+        return Injection::EmptyList;
     }
     let mut stats = state.stats();
     stats.injected_faults += 1;
@@ -321,7 +357,7 @@ async fn inject(
             if let Some(secs) = retry.seconds() {
                 let now = Instant::now();
                 stats.throttle_not_before.insert(
-                    (scope_key.to_string(), client.to_string()),
+                    (req.scope_key.to_string(), client.to_string()),
                     (now, crate::retry_after::not_before(now, secs)),
                 );
             }
@@ -338,6 +374,17 @@ async fn inject(
             "ServiceUnavailable",
             "The service is temporarily unavailable. (injected by kubeinvoke-emulator)",
         ),
+        // ARM's own denial, as if the role assignment were gone.
+        Injected::Error403 => {
+            let (action, scope) = auth::action_and_scope(req.route).unwrap_or_else(|| {
+                let scope = req
+                    .route
+                    .subscription()
+                    .map_or_else(|| "/".to_string(), |s| format!("/subscriptions/{s}"));
+                ("*/read".to_string(), scope)
+            });
+            auth::forbidden(req.token, &action, &scope)
+        }
         _ => arm_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalServerError",
@@ -347,7 +394,7 @@ async fn inject(
     if matches!(kind, Injected::Throttle | Injected::Error503) {
         retry.apply(resp.headers_mut());
     }
-    Some(resp)
+    Injection::Respond(resp)
 }
 
 async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
@@ -363,6 +410,35 @@ async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
     match (route, ctx.op) {
         (Route::Subscriptions, "arm.listSubscriptions") => subscriptions::list(ctx),
         (Route::Subscription { sub }, "arm.getSubscription") => subscriptions::get(ctx, sub),
+        (Route::List { sub, rg, kind }, "aks.list" | "arc.list" | "aci.list") => {
+            let provider = match kind {
+                ResourceKind::ManagedClusters => Provider::Aks,
+                ResourceKind::ConnectedClusters => Provider::Arc,
+                ResourceKind::ContainerGroups => Provider::Aci,
+            };
+            let location = rg
+                .as_deref()
+                .and_then(|rg| ctx.world.resource_group(sub, rg))
+                .map_or("westeurope", |g| g.location.as_str());
+            match api_version::check(ctx, provider, location) {
+                Ok(()) => list::list(ctx, sub, rg.as_deref(), *kind, ctx.empty_list),
+                Err(r) => r,
+            }
+        }
+        (Route::ConnectedCluster { scope, name }, "arc.get") => {
+            if let Err(r) = served_version(ctx, scope, Provider::Arc) {
+                return r;
+            }
+            if let Err(r) = require_rg(ctx, scope) {
+                return r;
+            }
+            match ctx.world.connected_cluster(&scope.sub, &scope.rg, name) {
+                Some(cc) => connected_cluster::get(ctx, scope, cc),
+                None => {
+                    resource_not_found("Microsoft.Kubernetes/connectedClusters", name, &scope.rg)
+                }
+            }
+        }
         (
             Route::Cluster {
                 scope,
