@@ -581,6 +581,11 @@ mod tests {
         let text = include_str!("../world.example.yaml");
         let w = World::parse(text).expect("world.example.yaml must parse");
         assert!(!w.subscriptions.is_empty());
+        let sub = &w.subscriptions[0].id;
+        let fleet = w
+            .managed_cluster(sub, "rg1", "fleet-250")
+            .expect("sets are expanded");
+        assert_eq!(fleet.tags["ring"], "1");
     }
 
     #[test]
