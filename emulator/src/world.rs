@@ -17,7 +17,7 @@ mod sets;
 pub use aci::{Container, ContainerGroup, ContainerGroupState, OsType};
 pub use aks::{CommandPod, ManagedCluster, PowerState};
 pub use edit::ResourceKind;
-pub use sets::ResourceSet;
+pub use sets::{ResourceSet, SubscriptionSet};
 
 pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000001";
 pub const DEFAULT_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
@@ -35,6 +35,9 @@ pub struct World {
     pub managed_identity: Option<ManagedIdentity>,
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
+    /// Generated subscriptions (a count and an id pattern); expanded when the world is parsed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_sets: Vec<SubscriptionSet>,
     /// Fault injection per operation name (or `*`); applied when the world is loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<BTreeMap<String, FaultSpec>>,
@@ -356,6 +359,9 @@ impl World {
 
     /// Replaces every resource set by the resources it generates.
     fn expand_sets(&mut self) -> Result<(), String> {
+        for set in std::mem::take(&mut self.subscription_sets) {
+            self.subscriptions.extend(set.expand()?);
+        }
         for sub in &mut self.subscriptions {
             for rg in &mut sub.resource_groups {
                 for set in std::mem::take(&mut rg.managed_cluster_sets) {
@@ -376,6 +382,14 @@ impl World {
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.list_paging.as_ref().is_some_and(|p| p.page_size == 0) {
             return Err("listPaging.pageSize must be at least 1".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        if let Some(dup) = self
+            .subscriptions
+            .iter()
+            .find(|s| !ids.insert(s.id.to_ascii_lowercase()))
+        {
+            return Err(format!("two subscriptions have the id '{}'", dup.id));
         }
         for sub in &self.subscriptions {
             for rg in &sub.resource_groups {
@@ -547,6 +561,7 @@ impl World {
                     ..Default::default()
                 }],
             }],
+            subscription_sets: Vec::new(),
             faults: None,
             budgets: None,
             oidc_issuers: Vec::new(),
@@ -586,6 +601,8 @@ mod tests {
             .managed_cluster(sub, "rg1", "fleet-250")
             .expect("sets are expanded");
         assert_eq!(fleet.tags["ring"], "1");
+        let generated = "10000000-0000-0000-0000-000000000002";
+        assert!(w.managed_cluster(generated, "fleet", "aks-50").is_some());
     }
 
     #[test]

@@ -111,7 +111,11 @@ async fn fleet() -> (Emulator, String) {
 
 #[tokio::test]
 async fn a_subscription_listing_pages_through_every_cluster_one_read_per_page() {
-    let (emu, t) = fleet().await;
+    let emu = start(&[]);
+    // Next to no refill, so the remaining reads count the pages alone.
+    let world = format!("{FLEET}\nbudgets: {{readBurst: 250, readRate: 0.001}}\n");
+    emu.put_world(&world).await;
+    let t = emu.arm_token().await;
     let got = pages(&emu, &t, &list_url(&emu, SUB, None, MC, "2025-10-01")).await;
     let all = items(&got);
     assert_eq!(got.len(), 3, "250 clusters at 100 a page");
@@ -321,4 +325,37 @@ async fn an_empty_first_page_with_a_next_link_and_a_small_page_size() {
     .await;
     assert_eq!(got.len(), 1 + 15, "an empty page, then 100 at 7 a page");
     assert_eq!(names(&items(&got)).len(), 100);
+}
+
+#[tokio::test]
+async fn five_hundred_clusters_over_ten_subscriptions_in_a_few_lines() {
+    let emu = start(&[]);
+    emu.put_world(
+        r#"
+tenants: [{id: 00000000-0000-0000-0000-000000000001}]
+principals:
+  - {tenantId: 00000000-0000-0000-0000-000000000001, clientId: 11111111-1111-1111-1111-111111111111, clientSecret: emulator-secret}
+subscriptionSets:
+  - count: 10
+    idPattern: "10000000-0000-0000-0000-{i:012}"
+    resourceGroups:
+      - name: fleet
+        managedClusterSets: [{count: 50, namePattern: "aks-{i:02}", tags: {env: prod}}]
+"#,
+    )
+    .await;
+    let t = emu.arm_token().await;
+    let mut total = 0;
+    for i in 1..=10 {
+        let sub = format!("10000000-0000-0000-0000-{i:012}");
+        let got = pages(&emu, &t, &list_url(&emu, &sub, None, MC, "2025-10-01")).await;
+        assert_eq!(
+            got[0].1, 249,
+            "each subscription has a read bucket of its own"
+        );
+        let all = items(&got);
+        assert!(all.iter().all(|c| c["id"].as_str().unwrap().contains(&sub)));
+        total += all.len();
+    }
+    assert_eq!(total, 500);
 }

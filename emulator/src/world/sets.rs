@@ -1,7 +1,8 @@
 //! Generated resources: a resource group's `managedClusterSets`, `connectedClusterSets` and
-//! `containerGroupSets` declare many resources at once (a count and a name pattern), so a world of
-//! hundreds of clusters stays a few lines. Sets are expanded into plain resources when the world
-//! is parsed; the world the control API shows holds the expanded resources only.
+//! `containerGroupSets` declare many resources at once (a count and a name pattern), and the
+//! world's `subscriptionSets` many subscriptions (a count and an id pattern), so a world of
+//! hundreds of clusters over tens of subscriptions stays a few lines. Sets are expanded into plain
+//! entries when the world is parsed; the world the control API shows holds those entries only.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,34 +29,80 @@ pub struct ResourceSet {
 impl ResourceSet {
     /// The resources of this set, each checked as a resource of type `T` would be.
     pub fn expand<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>, String> {
+        let generator = Generator {
+            kind,
+            count: self.count,
+            start: self.start,
+            pattern: &self.name_pattern,
+            key: "name",
+        };
+        generator.run(&self.template)
+    }
+}
+
+/// `count` subscriptions with ids made by `idPattern` (e.g. `00000000-0000-0000-0000-{i:012}`);
+/// every other field is a subscription field (`tenantId`, `resourceGroups` with their own sets…).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionSet {
+    pub count: u32,
+    pub id_pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u32>,
+    #[serde(flatten)]
+    pub template: Map<String, Value>,
+}
+
+impl SubscriptionSet {
+    pub fn expand<T: DeserializeOwned>(&self) -> Result<Vec<T>, String> {
+        let generator = Generator {
+            kind: "subscription",
+            count: self.count,
+            start: self.start,
+            pattern: &self.id_pattern,
+            key: "id",
+        };
+        generator.run(&self.template)
+    }
+}
+
+/// Makes `count` entries from a template, setting `key` from the pattern.
+struct Generator<'a> {
+    kind: &'a str,
+    count: u32,
+    start: Option<u32>,
+    pattern: &'a str,
+    key: &'a str,
+}
+
+impl Generator<'_> {
+    fn run<T: DeserializeOwned>(&self, template: &Map<String, Value>) -> Result<Vec<T>, String> {
+        let (kind, raw, key) = (self.kind, self.pattern, self.key);
         if self.count > MAX_SET_COUNT {
             return Err(format!(
-                "{kind} set '{}': count {} is above the limit of {MAX_SET_COUNT}",
-                self.name_pattern, self.count
+                "{kind} set '{raw}': count {} is above the limit of {MAX_SET_COUNT}",
+                self.count
             ));
         }
-        if self.template.contains_key("name") {
+        if template.contains_key(key) {
             return Err(format!(
-                "{kind} set '{}': a set names its resources with namePattern, not name",
-                self.name_pattern
+                "{kind} set '{raw}': a set makes its {key}s with its pattern, not {key}"
             ));
         }
-        let pattern = NamePattern::parse(&self.name_pattern)
-            .map_err(|e| format!("{kind} set '{}': {e}", self.name_pattern))?;
+        let pattern = NamePattern::parse(raw).map_err(|e| format!("{kind} set '{raw}': {e}"))?;
         if self.count > 1 && !pattern.has_index() {
             return Err(format!(
-                "{kind} set '{}': namePattern needs {{i}} when count is above 1",
-                self.name_pattern
+                "{kind} set '{raw}': the pattern needs {{i}} when count is above 1"
             ));
         }
         let start = self.start.unwrap_or(1);
         (0..self.count)
             .map(|n| {
                 let index = u64::from(start) + u64::from(n);
-                let mut fields = self.template.clone();
-                fields.insert("name".into(), Value::String(pattern.render(index)));
+                let mut fields = template.clone();
+                fields.insert(key.into(), Value::String(pattern.render(index)));
                 serde_json::from_value(Value::Object(fields))
-                    .map_err(|e| format!("{kind} set '{}': {e}", self.name_pattern))
+                    .map_err(|e| format!("{kind} set '{raw}': {e}"))
             })
             .collect()
     }
@@ -68,7 +115,7 @@ enum Piece {
     Index(usize),
 }
 
-/// A parsed `namePattern`: literal text and `{i}` / `{i:0N}` placeholders.
+/// A parsed `namePattern` or `idPattern`: literal text and `{i}` / `{i:0N}` placeholders.
 #[derive(Debug, PartialEq, Eq)]
 struct NamePattern(Vec<Piece>);
 
@@ -81,7 +128,7 @@ impl NamePattern {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
             let Some(close) = rest[open..].find('}') else {
-                return Err("an unclosed '{' in namePattern".into());
+                return Err("an unclosed '{' in the pattern".into());
             };
             let inner = &rest[open + 1..open + close];
             let width = match inner {
@@ -89,22 +136,22 @@ impl NamePattern {
                 _ => inner
                     .strip_prefix("i:0")
                     .and_then(|w| w.parse::<usize>().ok())
-                    .filter(|w| (1..=9).contains(w))
+                    .filter(|w| (1..=20).contains(w))
                     .ok_or_else(|| {
-                        format!("'{{{inner}}}' in namePattern: only {{i}} and {{i:0N}} (N 1-9)")
+                        format!("'{{{inner}}}' in the pattern: only {{i}} and {{i:0N}} (N 1-20)")
                     })?,
             };
             pieces.push(Piece::Index(width));
             rest = &rest[open + close + 1..];
         }
         if rest.contains('}') {
-            return Err("a '}' without '{' in namePattern".into());
+            return Err("a '}' without '{' in the pattern".into());
         }
         if !rest.is_empty() {
             pieces.push(Piece::Text(rest.to_string()));
         }
         if pieces.is_empty() {
-            return Err("namePattern is empty".into());
+            return Err("the pattern is empty".into());
         }
         Ok(NamePattern(pieces))
     }
@@ -139,7 +186,7 @@ mod tests {
         assert_eq!(p.render(7), "aks-007-eu");
         assert_eq!(p.render(1234), "aks-1234-eu");
         assert_eq!(NamePattern::parse("c{i}").unwrap().render(42), "c42");
-        for bad in ["", "a{", "a}", "{j}", "{i:3}", "{i:00}", "{i:010}"] {
+        for bad in ["", "a{", "a}", "{j}", "{i:3}", "{i:00}", "{i:021}"] {
             assert!(NamePattern::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -176,5 +223,16 @@ mod tests {
         assert!(named.expand::<ManagedCluster>("managedCluster").is_err());
         let huge = set("{count: 1000000, namePattern: 'c{i}'}");
         assert!(huge.expand::<ManagedCluster>("managedCluster").is_err());
+    }
+
+    #[test]
+    fn subscriptions_are_generated_with_their_resource_groups() {
+        let subs: SubscriptionSet = serde_saphyr::from_str(
+            "{count: 2, idPattern: '00000000-0000-0000-0000-{i:012}', resourceGroups: [{name: rg}]}",
+        )
+        .unwrap();
+        let subs: Vec<crate::world::Subscription> = subs.expand().unwrap();
+        assert_eq!(subs[1].id, "00000000-0000-0000-0000-000000000002");
+        assert_eq!(subs[1].resource_groups[0].name, "rg");
     }
 }
