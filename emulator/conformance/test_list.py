@@ -89,3 +89,15 @@ def test_a_denied_listing_raises_authorization_failed(aks, emu, world):
         assert e.value.error.code == "AuthorizationFailed"
     finally:
         emu.put("/faults", "{}")
+
+
+def test_az_aks_list_and_container_list_read_every_page(az, emu, world):
+    # The Azure CLI pins its own SDK versions (venv-az): it must page the same way.
+    add_fleet(emu, world)
+    clusters = az.json("aks", "list", "-o", "json")
+    assert len(clusters) == 180 + 70 + 3
+    assert {c["name"]: c["tags"] for c in clusters}["edge-07"] == {"env": "dev"}
+    in_group = az.json("aks", "list", "-g", "rg-fleet", "-o", "json")
+    assert len(in_group) == 70
+    groups = az.json("container", "list", "-o", "json")
+    assert len(groups) == 130 + 1
