@@ -11,11 +11,13 @@ use crate::faults::{Budgets, FaultSpec};
 
 mod aci;
 mod aks;
+mod arc;
 mod edit;
 mod sets;
 
 pub use aci::{Container, ContainerGroup, ContainerGroupState, OsType};
 pub use aks::{CommandPod, ManagedCluster, PowerState};
+pub use arc::{ConnectedCluster, LroError};
 pub use edit::ResourceKind;
 pub use sets::{ResourceSet, SubscriptionSet};
 
@@ -265,37 +267,6 @@ pub enum KubeconfigFault {
     ProxyUrl,
     /// The user runs a credential plugin that is not kubelogin (`sh -c …`).
     ForeignExec,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConnectedCluster {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// ARM tags, shown by GET and the list operations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
-    /// `properties.kubernetesVersion` of the connected cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubernetes_version: Option<String>,
-    /// In-progress polls before the operation finishes (default 2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lro_polls: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lro_error: Option<LroError>,
-    #[serde(default)]
-    pub kubeconfig: KubeconfigSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig_fault: Option<KubeconfigFault>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LroError {
-    pub code: String,
-    #[serde(default)]
-    pub message: String,
 }
 
 impl ResourceGroup {

@@ -10,6 +10,7 @@ mod command_pod;
 mod connected_cluster;
 mod container_group;
 pub mod hybrid;
+mod inject;
 pub mod kubeconfig;
 mod list;
 pub mod path;
@@ -28,12 +29,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::faults::{self, Injected, Kind, Scope};
+use crate::faults::{self, Kind, Scope};
 use crate::server::{ConnCtl, tag};
 use crate::state::Shared;
 use crate::world::{ResourceKind, World};
 use api_version::Provider;
 use auth::{authenticate, check_access};
+use inject::{Injectable, Injection, inject};
 use path::{ClusterAction, Route};
 
 /// Everything a resource-provider handler needs about one authenticated request.
@@ -301,101 +303,6 @@ fn remember_poll_urls(state: &Shared, resp: &Response, client: &str, request_pat
 /// How long after a 429 answer a request of the same principal still counts as already in flight
 /// (sent before the client could have read the 429) rather than early.
 const IN_FLIGHT_GRACE: Duration = Duration::from_millis(250);
-
-/// An authenticated ARM request as fault injection sees it.
-struct Injectable<'a> {
-    op: &'static str,
-    method: &'a str,
-    path: &'a str,
-    route: &'a Route,
-    token: &'a crate::state::TokenInfo,
-    /// Names the throttle bucket in the early-request bookkeeping.
-    scope_key: &'a str,
-}
-
-/// What fault injection decided for one request.
-enum Injection {
-    None,
-    /// Answer a listing with no resources (other operations go on as usual).
-    EmptyList,
-    Respond(Response),
-}
-
-/// Latency and injected faults for an authenticated ARM request.
-async fn inject(state: &Shared, ctl: Option<ConnCtl>, req: &Injectable<'_>) -> Injection {
-    let (op, client) = (req.op, req.token.client_id.as_str());
-    let spec = faults::effective(&state.faults(), op);
-    if let Some(ms) = spec.latency_ms.filter(|ms| *ms > 0) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    let draw = state.rng.lock().expect("rng lock").next_f64();
-    let Some(kind) = faults::pick(&spec, draw) else {
-        return Injection::None;
-    };
-    let retry = spec
-        .retry_after
-        .clone()
-        .unwrap_or_else(|| state.settings.retry_after.clone());
-    if kind == Injected::Drop
-        && let Some(ctl) = ctl
-    {
-        crate::server::log_dropped(state, req.method, req.path, op, Some(client));
-        return Injection::Respond(ctl.drop_connection().await);
-    }
-    if kind == Injected::EmptyList {
-        if !matches!(req.route, Route::List { .. }) {
-            return Injection::None;
-        }
-        state.stats().injected_faults += 1;
-        return Injection::EmptyList;
-    }
-    let mut stats = state.stats();
-    stats.injected_faults += 1;
-    let mut resp = match kind {
-        Injected::Throttle => {
-            stats.throttled429 += 1;
-            if let Some(secs) = retry.seconds() {
-                let now = Instant::now();
-                stats.throttle_not_before.insert(
-                    (req.scope_key.to_string(), client.to_string()),
-                    (now, crate::retry_after::not_before(now, secs)),
-                );
-            }
-            arm_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                format!(
-                    "The request is being throttled. Please retry after {retry} seconds. (injected by kubeinvoke-emulator)"
-                ),
-            )
-        }
-        Injected::Error503 => arm_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable. (injected by kubeinvoke-emulator)",
-        ),
-        // ARM's own denial, as if the role assignment were gone.
-        Injected::Error403 => {
-            let (action, scope) = auth::action_and_scope(req.route).unwrap_or_else(|| {
-                let scope = req
-                    .route
-                    .subscription()
-                    .map_or_else(|| "/".to_string(), |s| format!("/subscriptions/{s}"));
-                ("*/read".to_string(), scope)
-            });
-            auth::forbidden(req.token, &action, &scope)
-        }
-        _ => arm_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
-            "Encountered internal server error. (injected by kubeinvoke-emulator)",
-        ),
-    };
-    if matches!(kind, Injected::Throttle | Injected::Error503) {
-        retry.apply(resp.headers_mut());
-    }
-    Injection::Respond(resp)
-}
 
 async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
     let not_served = || {
