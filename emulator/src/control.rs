@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::faults::{FaultConfig, validate_faults};
 use crate::state::Shared;
-use crate::world::World;
+use crate::world::{ResourceKind, World};
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -22,6 +22,10 @@ pub fn router() -> Router<Shared> {
         .route("/world", get(get_world).put(put_world))
         .route("/faults", get(get_faults).put(put_faults))
         .route("/exec-sessions", get(exec_sessions))
+        .route(
+            "/subscriptions/{sub}/resourceGroups/{rg}/{kind}/{name}",
+            axum::routing::put(put_resource).delete(delete_resource),
+        )
 }
 
 fn bad(msg: String) -> Response {
@@ -71,6 +75,66 @@ async fn put_world(State(s): State<Shared>, body: String) -> Response {
         Ok(()) => axum::Json(json!({"applied": true})).into_response(),
         Err(e) => bad(e),
     }
+}
+
+type ResourcePath = Path<(String, String, String, String)>;
+
+fn resource_kind(kind: &str) -> Result<ResourceKind, Response> {
+    ResourceKind::parse(kind).ok_or_else(|| {
+        bad(format!(
+            "unknown collection '{kind}' (managedClusters, connectedClusters, containerGroups)"
+        ))
+    })
+}
+
+/// Adds or replaces one resource (body: its world fields, YAML or JSON). Unlike `PUT /world`, the
+/// rest of the world, its clock, faults and budgets stay as they are.
+async fn put_resource(
+    State(s): State<Shared>,
+    Path((sub, rg, kind, name)): ResourcePath,
+    body: String,
+) -> Response {
+    let kind = match resource_kind(&kind) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let fields: serde_json::Value = match serde_saphyr::from_str(&body) {
+        Ok(serde_json::Value::Null) => json!({}),
+        Ok(v) => v,
+        Err(e) => return bad(format!("invalid resource: {e}")),
+    };
+    let mut current = s.world.write().expect("world lock");
+    let mut world = current.as_ref().clone();
+    match world.put_resource(&sub, &rg, kind, &name, fields) {
+        Ok(created) => {
+            *current = Arc::new(world);
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, axum::Json(json!({"applied": true}))).into_response()
+        }
+        Err(e) => bad(e),
+    }
+}
+
+async fn delete_resource(
+    State(s): State<Shared>,
+    Path((sub, rg, kind, name)): ResourcePath,
+) -> Response {
+    let kind = match resource_kind(&kind) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let mut current = s.world.write().expect("world lock");
+    let mut world = current.as_ref().clone();
+    if !world.remove_resource(&sub, &rg, kind, &name) {
+        let msg = format!("no {name} in {sub}/{rg}");
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": msg}))).into_response();
+    }
+    *current = Arc::new(world);
+    axum::Json(json!({"deleted": true})).into_response()
 }
 
 async fn get_faults(State(s): State<Shared>) -> Response {

@@ -35,6 +35,13 @@ pub struct FaultSpec {
     /// Rate of connections closed without any response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_rate: Option<f64>,
+    /// Rate of injected 403 AuthorizationFailed (as when a role assignment was removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error403_rate: Option<f64>,
+    /// List operations only: rate of answers `200 {"value": []}` whatever the world holds (a
+    /// listing that wrongly looks empty); other operations ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_list_rate: Option<f64>,
 }
 
 impl FaultSpec {
@@ -47,6 +54,8 @@ impl FaultSpec {
             error500_rate: over.error500_rate.or(self.error500_rate),
             error503_rate: over.error503_rate.or(self.error503_rate),
             drop_rate: over.drop_rate.or(self.drop_rate),
+            error403_rate: over.error403_rate.or(self.error403_rate),
+            empty_list_rate: over.empty_list_rate.or(self.empty_list_rate),
         }
     }
 
@@ -56,6 +65,8 @@ impl FaultSpec {
             self.error500_rate,
             self.error503_rate,
             self.drop_rate,
+            self.error403_rate,
+            self.empty_list_rate,
         ]
         .into_iter()
         .flatten()
@@ -91,6 +102,8 @@ pub enum Injected {
     Throttle,
     Error500,
     Error503,
+    Error403,
+    EmptyList,
 }
 
 /// Picks the fault (if any) for one request given a uniform draw in [0, 1).
@@ -101,6 +114,8 @@ pub fn pick(spec: &FaultSpec, draw: f64) -> Option<Injected> {
         (spec.throttle_rate, Injected::Throttle),
         (spec.error500_rate, Injected::Error500),
         (spec.error503_rate, Injected::Error503),
+        (spec.error403_rate, Injected::Error403),
+        (spec.empty_list_rate, Injected::EmptyList),
     ] {
         edge += rate.unwrap_or(0.0);
         if draw < edge {

@@ -239,6 +239,7 @@ async fn main() {
         error500_rate: cli.error500_rate,
         error503_rate: cli.error503_rate,
         drop_rate: cli.drop_rate,
+        ..FaultSpec::default()
     };
     if flag_spec != FaultSpec::default() {
         for op in &cli.fault_ops {
@@ -251,6 +252,7 @@ async fn main() {
                 error500_rate: flag_spec.error500_rate.or(entry.error500_rate),
                 error503_rate: flag_spec.error503_rate.or(entry.error503_rate),
                 drop_rate: flag_spec.drop_rate.or(entry.drop_rate),
+                ..entry.clone()
             };
         }
     }

@@ -11,9 +11,15 @@ use crate::faults::{Budgets, FaultSpec};
 
 mod aci;
 mod aks;
+mod arc;
+mod edit;
+mod sets;
 
 pub use aci::{Container, ContainerGroup, ContainerGroupState, OsType};
 pub use aks::{CommandPod, ManagedCluster, PowerState};
+pub use arc::{ConnectedCluster, LroError};
+pub use edit::ResourceKind;
+pub use sets::{ResourceSet, SubscriptionSet};
 
 pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000001";
 pub const DEFAULT_CLIENT: &str = "11111111-1111-1111-1111-111111111111";
@@ -31,6 +37,9 @@ pub struct World {
     pub managed_identity: Option<ManagedIdentity>,
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
+    /// Generated subscriptions (a count and an id pattern); expanded when the world is parsed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscription_sets: Vec<SubscriptionSet>,
     /// Fault injection per operation name (or `*`); applied when the world is loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<BTreeMap<String, FaultSpec>>,
@@ -41,6 +50,37 @@ pub struct World {
     /// service-account issuer), each with its JSON Web Key Set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oidc_issuers: Vec<OidcIssuer>,
+    /// How list operations page their answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_paging: Option<ListPaging>,
+}
+
+/// Paging of the list operations (managedClusters, connectedClusters, containerGroups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListPaging {
+    /// Resources per page. ARM leaves the page size to each resource provider and none of the
+    /// three documents its size: 100 is the emulator's choice.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// The first page of every listing is empty but has a `nextLink`, which ARM's RPC allows
+    /// ("Returning zero records with NextLink is an acceptable response"): a client must not
+    /// stop at an empty page.
+    #[serde(default)]
+    pub empty_first_page: bool,
+}
+
+fn default_page_size() -> usize {
+    100
+}
+
+impl Default for ListPaging {
+    fn default() -> Self {
+        ListPaging {
+            page_size: default_page_size(),
+            empty_first_page: false,
+        }
+    }
 }
 
 /// An issuer and its signing keys (`GET <api server>/openid/v1/jwks` for Kubernetes).
@@ -174,6 +214,13 @@ pub struct ResourceGroup {
     pub container_groups: Vec<ContainerGroup>,
     #[serde(default)]
     pub connected_clusters: Vec<ConnectedCluster>,
+    /// Generated managed clusters (a count and a name pattern); expanded when the world is parsed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_cluster_sets: Vec<ResourceSet>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected_cluster_sets: Vec<ResourceSet>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_group_sets: Vec<ResourceSet>,
 }
 
 fn default_location() -> String {
@@ -222,29 +269,45 @@ pub enum KubeconfigFault {
     ForeignExec,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConnectedCluster {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// In-progress polls before the operation finishes (default 2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lro_polls: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lro_error: Option<LroError>,
-    #[serde(default)]
-    pub kubeconfig: KubeconfigSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig_fault: Option<KubeconfigFault>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LroError {
-    pub code: String,
-    #[serde(default)]
-    pub message: String,
+impl ResourceGroup {
+    /// ARM names are unique per type within a resource group, whatever their case.
+    fn check_unique_names(&self) -> Result<(), String> {
+        let kinds: [(&str, Vec<&str>); 3] = [
+            (
+                "managed cluster",
+                self.managed_clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+            (
+                "connected cluster",
+                self.connected_clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+            (
+                "container group",
+                self.container_groups
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+        ];
+        for (kind, names) in kinds {
+            let mut seen = std::collections::HashSet::new();
+            for name in names {
+                if !seen.insert(name.to_ascii_lowercase()) {
+                    return Err(format!(
+                        "resource group {}: two {kind}s are named '{name}'",
+                        self.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Subscription {
@@ -259,14 +322,49 @@ fn eq(a: &str, b: &str) -> bool {
 
 impl World {
     pub fn parse(text: &str) -> Result<World, String> {
-        let world: World = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let mut world: World = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        world.expand_sets()?;
         world.validate()?;
         Ok(world)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Replaces every resource set by the resources it generates.
+    fn expand_sets(&mut self) -> Result<(), String> {
+        for set in std::mem::take(&mut self.subscription_sets) {
+            self.subscriptions.extend(set.expand()?);
+        }
+        for sub in &mut self.subscriptions {
+            for rg in &mut sub.resource_groups {
+                for set in std::mem::take(&mut rg.managed_cluster_sets) {
+                    rg.managed_clusters.extend(set.expand("managedCluster")?);
+                }
+                for set in std::mem::take(&mut rg.connected_cluster_sets) {
+                    rg.connected_clusters
+                        .extend(set.expand("connectedCluster")?);
+                }
+                for set in std::mem::take(&mut rg.container_group_sets) {
+                    rg.container_groups.extend(set.expand("containerGroup")?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.list_paging.as_ref().is_some_and(|p| p.page_size == 0) {
+            return Err("listPaging.pageSize must be at least 1".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        if let Some(dup) = self
+            .subscriptions
+            .iter()
+            .find(|s| !ids.insert(s.id.to_ascii_lowercase()))
+        {
+            return Err(format!("two subscriptions have the id '{}'", dup.id));
+        }
         for sub in &self.subscriptions {
             for rg in &sub.resource_groups {
+                rg.check_unique_names()?;
                 for c in &rg.managed_clusters {
                     let k = &c.kubeconfig;
                     let complete = k.server.is_some()
@@ -314,6 +412,10 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    pub fn list_paging(&self) -> ListPaging {
+        self.list_paging.clone().unwrap_or_default()
     }
 
     pub fn tenant_exists(&self, id: &str) -> bool {
@@ -427,11 +529,14 @@ impl World {
                         name: "arc1".to_string(),
                         ..Default::default()
                     }],
+                    ..Default::default()
                 }],
             }],
+            subscription_sets: Vec::new(),
             faults: None,
             budgets: None,
             oidc_issuers: Vec::new(),
+            list_paging: None,
         }
     }
 }
@@ -462,6 +567,13 @@ mod tests {
         let text = include_str!("../world.example.yaml");
         let w = World::parse(text).expect("world.example.yaml must parse");
         assert!(!w.subscriptions.is_empty());
+        let sub = &w.subscriptions[0].id;
+        let fleet = w
+            .managed_cluster(sub, "rg1", "fleet-250")
+            .expect("sets are expanded");
+        assert_eq!(fleet.tags["ring"], "1");
+        let generated = "10000000-0000-0000-0000-000000000002";
+        assert!(w.managed_cluster(generated, "fleet", "aks-50").is_some());
     }
 
     #[test]

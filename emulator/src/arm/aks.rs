@@ -47,6 +47,12 @@ fn default_fqdn(c: &ManagedCluster, loc: &str) -> String {
 }
 
 pub fn get(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
+    axum::Json(body(ctx, scope, c)).into_response()
+}
+
+/// The cluster as `GET` shows it, and as each item of a list shows it (the swagger's list result
+/// holds `ManagedCluster` items: aks/stable/2025-10-01/examples/ManagedClustersList.json).
+pub fn body(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> serde_json::Value {
     let loc = location(ctx, scope, c);
     let fqdn = default_fqdn(c, &loc);
     let version = c
@@ -86,7 +92,7 @@ pub fn get(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
             "adminGroupObjectIDs": null,
         });
     }
-    let body = json!({
+    let mut body = json!({
         "id": cluster_path(scope, c),
         "location": loc,
         "name": c.name,
@@ -95,7 +101,10 @@ pub fn get(ctx: &Ctx, scope: &RgScope, c: &ManagedCluster) -> Response {
         "identity": {"type": "SystemAssigned"},
         "properties": props,
     });
-    axum::Json(body).into_response()
+    if !c.tags.is_empty() {
+        body["tags"] = json!(c.tags);
+    }
+    body
 }
 
 #[derive(Deserialize)]

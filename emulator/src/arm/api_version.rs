@@ -16,6 +16,8 @@ pub enum Provider {
     Aks,
     /// Microsoft.ContainerInstance/containerGroups
     Aci,
+    /// Microsoft.Kubernetes/connectedClusters (any well-formed version is served)
+    Arc,
 }
 
 impl Provider {
@@ -23,6 +25,7 @@ impl Provider {
         match self {
             Provider::Aks => "managedClusters",
             Provider::Aci => "containerGroups",
+            Provider::Arc => "connectedClusters",
         }
     }
 
@@ -32,6 +35,7 @@ impl Provider {
         match self {
             Provider::Aks => &["2025-10-01", "2026-06-01", "2026-08-01"],
             Provider::Aci => &["2023-05-01", "2024-05-01-preview", "2025-09-01"],
+            Provider::Arc => &["2024-01-01"],
         }
     }
 }
@@ -62,9 +66,10 @@ fn well_formed(v: &str) -> bool {
 /// Checks the request's api-version for `provider`; `location` is the resource group's.
 pub fn check(ctx: &Ctx, provider: Provider, location: &str) -> Result<(), Response> {
     let v = &ctx.api_version;
-    let configured = match provider {
+    let configured: &[String] = match provider {
         Provider::Aks => &ctx.state.settings.aks_api_versions,
         Provider::Aci => &ctx.state.settings.aci_api_versions,
+        Provider::Arc => &[],
     };
     let listed: Vec<&str> = if configured.is_empty() {
         provider.known().to_vec()

@@ -93,7 +93,7 @@ pub(super) fn authenticate(state: &Shared, headers: &HeaderMap) -> Result<TokenI
 }
 
 /// The RBAC action and scope a route needs.
-fn action_and_scope(route: &Route) -> Option<(String, String)> {
+pub(super) fn action_and_scope(route: &Route) -> Option<(String, String)> {
     let rg_prefix = |s: &path::RgScope| format!("/subscriptions/{}/resourceGroups/{}", s.sub, s.rg);
     match route {
         Route::Cluster {
@@ -165,6 +165,21 @@ fn action_and_scope(route: &Route) -> Option<(String, String)> {
                 rg_prefix(scope)
             ),
         )),
+        // A listing needs the type's read action over the subscription or the resource group.
+        Route::List { sub, rg, kind } => Some((
+            format!("{}/read", kind.arm_type()),
+            match rg {
+                Some(rg) => format!("/subscriptions/{sub}/resourceGroups/{rg}"),
+                None => format!("/subscriptions/{sub}"),
+            },
+        )),
+        Route::ConnectedCluster { scope, name } => Some((
+            "Microsoft.Kubernetes/connectedClusters/read".to_string(),
+            format!(
+                "{}/providers/Microsoft.Kubernetes/connectedClusters/{name}",
+                rg_prefix(scope)
+            ),
+        )),
         _ => None,
     }
 }
@@ -178,7 +193,7 @@ fn action_allowed(allowed: &[String], action: &str) -> bool {
     })
 }
 
-fn forbidden(token: &TokenInfo, action: &str, scope: &str) -> Response {
+pub(super) fn forbidden(token: &TokenInfo, action: &str, scope: &str) -> Response {
     arm_error(
         StatusCode::FORBIDDEN,
         "AuthorizationFailed",

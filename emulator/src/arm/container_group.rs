@@ -24,6 +24,18 @@ fn state_name(s: ContainerGroupState) -> &'static str {
 /// `properties.containers[].{name, properties}`, `osType`, `provisioningState`,
 /// `instanceView.state`.
 pub fn get(ctx: &Ctx, scope: &RgScope, cg: &ContainerGroup) -> Response {
+    axum::Json(body(ctx, scope, cg, true)).into_response()
+}
+
+/// The group as GET shows it (`instance_view`) or as a list item: a list answers the swagger's
+/// `ListResultContainerGroup`, the group without `instanceView` (example
+/// stable/2025-09-01/examples/ContainerGroupsList.json has none).
+pub fn body(
+    ctx: &Ctx,
+    scope: &RgScope,
+    cg: &ContainerGroup,
+    instance_view: bool,
+) -> serde_json::Value {
     let location = ctx
         .world
         .resource_group(&scope.sub, &scope.rg)
@@ -41,7 +53,7 @@ pub fn get(ctx: &Ctx, scope: &RgScope, cg: &ContainerGroup) -> Response {
             }})
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "id": format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerInstance/containerGroups/{}",
             scope.sub, scope.rg, cg.name
@@ -57,10 +69,15 @@ pub fn get(ctx: &Ctx, scope: &RgScope, cg: &ContainerGroup) -> Response {
                 OsType::Linux => "Linux",
                 OsType::Windows => "Windows",
             },
-            "instanceView": {"events": [], "state": state_name(cg.state)},
         },
     });
-    axum::Json(body).into_response()
+    if instance_view {
+        body["properties"]["instanceView"] = json!({"events": [], "state": state_name(cg.state)});
+    }
+    if !cg.tags.is_empty() {
+        body["tags"] = json!(cg.tags);
+    }
+    body
 }
 
 /// Exec needs a running group. What ACI answers otherwise is not documented: the emulator says

@@ -7,9 +7,12 @@ mod api_version;
 mod auth;
 mod body_limit;
 mod command_pod;
+mod connected_cluster;
 mod container_group;
 pub mod hybrid;
+mod inject;
 pub mod kubeconfig;
+mod list;
 pub mod path;
 mod run_admission;
 pub mod runner;
@@ -26,12 +29,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::faults::{self, Injected, Kind, Scope};
+use crate::faults::{self, Kind, Scope};
 use crate::server::{ConnCtl, tag};
 use crate::state::Shared;
-use crate::world::World;
+use crate::world::{ResourceKind, World};
 use api_version::Provider;
 use auth::{authenticate, check_access};
+use inject::{Injectable, Injection, inject};
 use path::{ClusterAction, Route};
 
 /// Everything a resource-provider handler needs about one authenticated request.
@@ -44,6 +48,8 @@ pub struct Ctx {
     pub op: &'static str,
     /// Who is asking (from the bearer token).
     pub caller: crate::state::TokenInfo,
+    /// The `emptyListRate` fault drew this request: a listing answers empty.
+    pub empty_list: bool,
 }
 
 impl Ctx {
@@ -188,9 +194,19 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
         }
     }
     let ctl = parts.extensions.get::<ConnCtl>().cloned();
-    if let Some(r) = inject(&state, op, ctl, &method, &raw_path, &client, &scope_key).await {
-        return tag(r, op, Some(&client));
-    }
+    let request = Injectable {
+        op,
+        method: &method,
+        path: &raw_path,
+        route: &route,
+        token: &token,
+        scope_key: &scope_key,
+    };
+    let empty_list = match inject(&state, ctl, &request).await {
+        Injection::None => false,
+        Injection::EmptyList => true,
+        Injection::Respond(r) => return tag(r, op, Some(&client)),
+    };
     let query = parse_query(&parts.uri);
     let Some(api_version) = query.get("api-version").cloned().filter(|v| !v.is_empty()) else {
         let r = arm_error(
@@ -227,6 +243,7 @@ pub async fn handle(State(state): State<Shared>, req: Request) -> Response {
                 body,
                 op,
                 caller: token.clone(),
+                empty_list,
             };
             let resp = dispatch(&ctx, &route, &method).await;
             let delay = faults::effective(&state.faults(), op)
@@ -287,69 +304,6 @@ fn remember_poll_urls(state: &Shared, resp: &Response, client: &str, request_pat
 /// (sent before the client could have read the 429) rather than early.
 const IN_FLIGHT_GRACE: Duration = Duration::from_millis(250);
 
-/// Latency and injected faults for an authenticated ARM request.
-async fn inject(
-    state: &Shared,
-    op: &str,
-    ctl: Option<ConnCtl>,
-    method: &str,
-    path: &str,
-    client: &str,
-    scope_key: &str,
-) -> Option<Response> {
-    let spec = faults::effective(&state.faults(), op);
-    if let Some(ms) = spec.latency_ms.filter(|ms| *ms > 0) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    let draw = state.rng.lock().expect("rng lock").next_f64();
-    let kind = faults::pick(&spec, draw)?;
-    let retry = spec
-        .retry_after
-        .clone()
-        .unwrap_or_else(|| state.settings.retry_after.clone());
-    if kind == Injected::Drop
-        && let Some(ctl) = ctl
-    {
-        crate::server::log_dropped(state, method, path, op, Some(client));
-        return Some(ctl.drop_connection().await);
-    }
-    let mut stats = state.stats();
-    stats.injected_faults += 1;
-    let mut resp = match kind {
-        Injected::Throttle => {
-            stats.throttled429 += 1;
-            if let Some(secs) = retry.seconds() {
-                let now = Instant::now();
-                stats.throttle_not_before.insert(
-                    (scope_key.to_string(), client.to_string()),
-                    (now, crate::retry_after::not_before(now, secs)),
-                );
-            }
-            arm_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                format!(
-                    "The request is being throttled. Please retry after {retry} seconds. (injected by kubeinvoke-emulator)"
-                ),
-            )
-        }
-        Injected::Error503 => arm_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable. (injected by kubeinvoke-emulator)",
-        ),
-        _ => arm_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
-            "Encountered internal server error. (injected by kubeinvoke-emulator)",
-        ),
-    };
-    if matches!(kind, Injected::Throttle | Injected::Error503) {
-        retry.apply(resp.headers_mut());
-    }
-    Some(resp)
-}
-
 async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
     let not_served = || {
         arm_error(
@@ -363,6 +317,35 @@ async fn dispatch(ctx: &Ctx, route: &Route, method: &str) -> Response {
     match (route, ctx.op) {
         (Route::Subscriptions, "arm.listSubscriptions") => subscriptions::list(ctx),
         (Route::Subscription { sub }, "arm.getSubscription") => subscriptions::get(ctx, sub),
+        (Route::List { sub, rg, kind }, "aks.list" | "arc.list" | "aci.list") => {
+            let provider = match kind {
+                ResourceKind::ManagedClusters => Provider::Aks,
+                ResourceKind::ConnectedClusters => Provider::Arc,
+                ResourceKind::ContainerGroups => Provider::Aci,
+            };
+            let location = rg
+                .as_deref()
+                .and_then(|rg| ctx.world.resource_group(sub, rg))
+                .map_or("westeurope", |g| g.location.as_str());
+            match api_version::check(ctx, provider, location) {
+                Ok(()) => list::list(ctx, sub, rg.as_deref(), *kind, ctx.empty_list),
+                Err(r) => r,
+            }
+        }
+        (Route::ConnectedCluster { scope, name }, "arc.get") => {
+            if let Err(r) = served_version(ctx, scope, Provider::Arc) {
+                return r;
+            }
+            if let Err(r) = require_rg(ctx, scope) {
+                return r;
+            }
+            match ctx.world.connected_cluster(&scope.sub, &scope.rg, name) {
+                Some(cc) => connected_cluster::get(ctx, scope, cc),
+                None => {
+                    resource_not_found("Microsoft.Kubernetes/connectedClusters", name, &scope.rg)
+                }
+            }
+        }
         (
             Route::Cluster {
                 scope,

@@ -2,6 +2,8 @@
 
 use percent_encoding::percent_decode_str;
 
+use crate::world::ResourceKind;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RgScope {
     pub sub: String,
@@ -57,6 +59,14 @@ pub enum Route {
         /// `operationResults` (Location) rather than `operationStatuses` (Azure-AsyncOperation).
         result: bool,
     },
+    /// `GET` of a resource collection: a subscription's (`rg` None) or a resource group's.
+    List {
+        sub: String,
+        rg: Option<String>,
+        kind: ResourceKind,
+    },
+    /// `Microsoft.Kubernetes/connectedClusters/{name}` itself.
+    ConnectedCluster { scope: RgScope, name: String },
     /// Anything else; carries what scope it names so the right 404 can be chosen.
     Other {
         sub: Option<String>,
@@ -68,6 +78,41 @@ pub enum Route {
 
 fn is(s: &str, want: &str) -> bool {
     s.eq_ignore_ascii_case(want)
+}
+
+/// The resource type `{namespace}/{type}` of a listable collection.
+pub fn listable(ns: &str, ty: &str) -> Option<ResourceKind> {
+    [
+        (
+            "Microsoft.ContainerService",
+            "managedClusters",
+            ResourceKind::ManagedClusters,
+        ),
+        (
+            "Microsoft.Kubernetes",
+            "connectedClusters",
+            ResourceKind::ConnectedClusters,
+        ),
+        (
+            "Microsoft.ContainerInstance",
+            "containerGroups",
+            ResourceKind::ContainerGroups,
+        ),
+    ]
+    .into_iter()
+    .find(|(n, t, _)| is(ns, n) && is(ty, t))
+    .map(|(_, _, kind)| kind)
+}
+
+impl ResourceKind {
+    /// `{namespace}/{type}` as ARM spells it in ids and RBAC actions.
+    pub fn arm_type(self) -> &'static str {
+        match self {
+            ResourceKind::ManagedClusters => "Microsoft.ContainerService/managedClusters",
+            ResourceKind::ConnectedClusters => "Microsoft.Kubernetes/connectedClusters",
+            ResourceKind::ContainerGroups => "Microsoft.ContainerInstance/containerGroups",
+        }
+    }
 }
 
 pub fn segments(path: &str) -> Vec<String> {
@@ -121,6 +166,16 @@ pub fn parse(path: &str) -> Route {
     if let Some(r) = hybrid_poll(2) {
         return r;
     }
+    if n == 5
+        && is(seg(2), "providers")
+        && let Some(kind) = listable(seg(3), seg(4))
+    {
+        return Route::List {
+            sub,
+            rg: None,
+            kind,
+        };
+    }
     if !is(seg(2), "resourceGroups") || n < 4 {
         return Route::Other {
             sub: Some(sub),
@@ -137,6 +192,16 @@ pub fn parse(path: &str) -> Route {
         rg: Some(seg(3).to_string()),
         resource,
     };
+    if n == 7
+        && is(seg(4), "providers")
+        && let Some(kind) = listable(seg(5), seg(6))
+    {
+        return Route::List {
+            sub: sub.clone(),
+            rg: Some(seg(3).to_string()),
+            kind,
+        };
+    }
     if n < 8 || !is(seg(4), "providers") {
         return other(None);
     }
@@ -187,6 +252,9 @@ pub fn parse(path: &str) -> Route {
             admin: is(action, "listAdminKubeconfig"),
         };
     }
+    if is(ns, "Microsoft.Kubernetes") && is(ty, "connectedClusters") && rest.is_empty() {
+        return Route::ConnectedCluster { scope, name };
+    }
     other(Some((ns.to_string(), ty.to_string(), name)))
 }
 
@@ -212,6 +280,12 @@ impl Route {
             Route::ContainerGroup { whole: true, .. } if get => "aci.get",
             Route::HybridPoll { result: false, .. } if get => "hybrid.operationStatus",
             Route::HybridPoll { result: true, .. } if get => "hybrid.operationResult",
+            Route::List { kind, .. } if get => match kind {
+                ResourceKind::ManagedClusters => "aks.list",
+                ResourceKind::ConnectedClusters => "arc.list",
+                ResourceKind::ContainerGroups => "aci.list",
+            },
+            Route::ConnectedCluster { .. } if get => "arc.get",
             _ => "arm.other",
         }
     }
@@ -221,7 +295,9 @@ impl Route {
             Route::Cluster { scope, .. }
             | Route::Container { scope, .. }
             | Route::ContainerGroup { scope, .. }
-            | Route::HybridList { scope, .. } => Some(&scope.sub),
+            | Route::HybridList { scope, .. }
+            | Route::ConnectedCluster { scope, .. } => Some(&scope.sub),
+            Route::List { sub, .. } => Some(sub),
             Route::Subscription { sub } => Some(sub),
             Route::HybridPoll { sub, .. } => sub.as_deref(),
             Route::Subscriptions => None,
@@ -314,6 +390,33 @@ mod tests {
         assert_eq!(r.subscription(), Some("s1"));
         assert!(matches!(
             parse("/subscriptions/s1/resourceGroups"),
+            Route::Other { .. }
+        ));
+    }
+
+    #[test]
+    fn list_routes() {
+        let r = parse("/subscriptions/s1/providers/microsoft.containerservice/MANAGEDCLUSTERS");
+        assert_eq!(
+            r,
+            Route::List {
+                sub: "s1".into(),
+                rg: None,
+                kind: ResourceKind::ManagedClusters
+            }
+        );
+        assert_eq!(r.op("GET"), "aks.list");
+        assert_eq!(r.op("POST"), "arm.other");
+        assert_eq!(r.subscription(), Some("s1"));
+        let r = parse(&format!("{RG}/Microsoft.Kubernetes/connectedClusters"));
+        assert!(matches!(r, Route::List { rg: Some(ref g), .. } if g == "rg1"));
+        assert_eq!(r.op("GET"), "arc.list");
+        let r = parse("/subscriptions/s1/providers/Microsoft.ContainerInstance/containerGroups");
+        assert_eq!(r.op("GET"), "aci.list");
+        let r = parse(&format!("{RG}/Microsoft.Kubernetes/connectedClusters/arc1"));
+        assert_eq!(r.op("GET"), "arc.get");
+        assert!(matches!(
+            parse("/subscriptions/s1/providers/Microsoft.Compute/virtualMachines"),
             Route::Other { .. }
         ));
     }

@@ -1,11 +1,16 @@
 //! Container groups in the world: their containers (with logs), state and operating system.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerGroup {
     pub name: String,
+    /// ARM tags, shown by GET and the list operations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub containers: Vec<Container>,
     /// `properties.instanceView.state`; exec needs `Running`.

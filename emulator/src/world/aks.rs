@@ -13,6 +13,9 @@ pub struct ManagedCluster {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// ARM tags, shown by GET and the list operations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub aad_managed: bool,
     #[serde(default)]
