@@ -14,7 +14,7 @@ use kubeinvoke::api::{RemoteCommand, RemoteCommandSet};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use support::emulator::{Emulator, aks_id, world};
+use support::emulator::{Emulator, SUBSCRIPTION, aks_id, world};
 use support::release::Installed;
 use support::{rcmd, wait_until};
 
@@ -272,4 +272,53 @@ async fn an_operator_restart_mid_run_loses_nothing_and_repeats_nothing() {
         "nothing sent twice: {counts:?}"
     );
     assert!(peak(&emulator).await <= 5);
+}
+
+/// A selector over a subscription lists every cluster page by page (five to a page) and runs on
+/// the twelve tagged `env: prod` only; `maxConcurrency: 25%` is three at once.
+#[tokio::test]
+async fn a_selector_runs_on_the_tagged_clusters_it_lists_page_by_page() {
+    let _turn = NODE.lock().await;
+    let (admin, ns) = rcmd::setup("fleet-sel").await;
+    let sets = "        managedClusterSets:\n          - {count: 12, namePattern: \"aks-prod-{i:02}\", tags: {env: prod}, commandDuration: 1}\n          - {count: 10, namePattern: \"aks-dev-{i:02}\", tags: {env: dev}}";
+    let world = format!("{}listPaging: {{pageSize: 5}}\n", world(sets, ""));
+    let emulator = Emulator::start(&world, &[]);
+    let _op = Installed::install(&admin, &emulator, &ns).await;
+    let command = format!("echo selected {ns}");
+    let set: RemoteCommandSet = serde_json::from_value(json!({
+        "apiVersion": "kubeinvoke.io/v1alpha1",
+        "kind": "RemoteCommandSet",
+        "metadata": {"name": "prod"},
+        "spec": {
+            "template": {"command": command, "timeoutSeconds": 300},
+            "targets": {"selector": {"subscriptions": [SUBSCRIPTION], "matchTags": {"ENV": "prod"}}},
+            "maxConcurrency": "25%",
+        },
+    }))
+    .unwrap();
+    let api = create(&admin, &ns, &set).await;
+
+    let status = wait_reason(&api, "prod", "Completed", Duration::from_secs(240)).await;
+    assert_eq!(status["targetCount"], 12, "{status}");
+    let targets: Vec<&str> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        targets.iter().all(|t| t.contains("/aks-prod-")),
+        "{targets:?}"
+    );
+    let counts = run_commands_per_cluster(&emulator).await;
+    assert_eq!(counts.len(), 12, "{counts:?}");
+    assert!(
+        counts.keys().all(|c| c.starts_with("aks-prod-")) && counts.values().all(|n| *n == 1),
+        "{counts:?}"
+    );
+    assert!(peak(&emulator).await <= 3);
+    let pages = emulator.counters().await["requests"]["aks.list"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(pages >= 5, "the listing read every page ({pages} requests)");
 }
