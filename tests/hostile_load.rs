@@ -77,8 +77,24 @@ async fn configmaps_of_a_mebibyte_cannot_exhaust_the_operators_memory() {
         "{}",
         rcmd::message(&rc)
     );
+    // Each of them must first read its sources, paid from the namespace's quarter of the budget
+    // that the sixty heavy runs share too (released one per ARM write, every 5 s): their turn
+    // comes within a few minutes, well inside their own timeout.
     for i in 0..10 {
-        let rc = wait_finished(&admin, &attacker, &format!("over-{i}")).await;
+        let rc = rcmd::wait_for_within(
+            &admin,
+            &attacker,
+            &format!("over-{i}"),
+            "a terminal phase",
+            std::time::Duration::from_secs(240),
+            |rc| {
+                rc.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(|p| p.is_terminal())
+            },
+        )
+        .await;
         assert_eq!(
             outcome(&rc),
             ("Failed".into(), "ContextTooLarge".into()),

@@ -44,19 +44,27 @@ pub async fn wait_for(
     what: &str,
     check: impl Fn(&RemoteCommand) -> bool,
 ) -> RemoteCommand {
+    wait_for_within(client, ns, name, what, Duration::from_secs(60), check).await
+}
+
+/// [`wait_for`] with its own deadline.
+pub async fn wait_for_within(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&RemoteCommand) -> bool,
+) -> RemoteCommand {
     let api = Api::<RemoteCommand>::namespaced(client.clone(), ns);
-    wait_until(
-        Duration::from_secs(60),
-        &format!("{ns}/{name}: {what}"),
-        || {
-            let api = api.clone();
-            let check = &check;
-            async move {
-                let rc = api.get_opt(name).await.ok()??;
-                check(&rc).then_some(rc)
-            }
-        },
-    )
+    wait_until(within, &format!("{ns}/{name}: {what}"), || {
+        let api = api.clone();
+        let check = &check;
+        async move {
+            let rc = api.get_opt(name).await.ok()??;
+            check(&rc).then_some(rc)
+        }
+    })
     .await
 }
 
