@@ -526,8 +526,10 @@ async fn service_account_is_refused_what_the_chart_does_not_grant() {
         vec!["create", "pods", "-n", &ns],
         vec!["list", "configmaps", "-n", "default"],
         vec!["delete", "configmaps", "-n", "default"],
-        vec!["create", "remotecommands.kubeinvoke.io", "-n", "default"],
+        // It creates a RemoteCommandSet's children, but never changes a run's spec.
         vec!["patch", "remotecommands.kubeinvoke.io", "-n", "default"],
+        vec!["update", "remotecommands.kubeinvoke.io", "-n", "default"],
+        vec!["create", "remotecommandsets.kubeinvoke.io", "-n", "default"],
         vec![
             "update",
             "remotecommands.kubeinvoke.io",

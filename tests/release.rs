@@ -184,11 +184,13 @@ async fn a_helm_upgrade_updates_the_crds_and_an_uninstall_keeps_them() {
     let (admin, ns) = rcmd::setup("crds-upgrade").await;
     let emulator = Emulator::start(&world("", ""), &[]);
     let release_ns = format!("{ns}-op");
-    let crds = [
-        "remotecommands.kubeinvoke.io",
-        "kubeconfigexports.kubeinvoke.io",
-    ];
-    for crd in crds {
+    // Every CRD the harness applied: 0.1.0's two, and those added since.
+    let names: Vec<String> = kubeinvoke::api::crds::all()
+        .into_iter()
+        .filter_map(|crd| crd.metadata.name)
+        .collect();
+    let crds: Vec<&str> = names.iter().map(String::as_str).collect();
+    for &crd in &crds {
         Cluster::get().kubectl_ok(&[
             "label",
             "crd",
@@ -230,7 +232,7 @@ async fn a_helm_upgrade_updates_the_crds_and_an_uninstall_keeps_them() {
         .install(&op.release, &["--wait", "--timeout", "2m"])
         .unwrap_or_else(|e| panic!("helm upgrade to the later chart: {e}"));
     let api = Api::<CustomResourceDefinition>::all(admin.clone());
-    for crd in crds {
+    for &crd in &crds {
         assert_eq!(
             crd_annotation(&api, crd, marker).await.as_deref(),
             Some("2"),
@@ -265,7 +267,7 @@ async fn a_helm_upgrade_updates_the_crds_and_an_uninstall_keeps_them() {
         },
     )
     .await;
-    for crd in crds {
+    for &crd in &crds {
         let kept = api
             .get(crd)
             .await
