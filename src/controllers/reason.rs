@@ -205,19 +205,7 @@ mod tests {
     #[test]
     fn readme_documents_exactly_the_reasons_in_code() {
         let readme = include_str!("../../README.md");
-        let table = readme
-            .split("### Reasons")
-            .nth(1)
-            .expect("README has a '### Reasons' section");
-        let mut documented = BTreeSet::new();
-        let rows = table
-            .lines()
-            .skip_while(|l| !l.starts_with("| `"))
-            .take_while(|l| l.starts_with("| `"));
-        for line in rows {
-            let first = line.split('|').nth(1).unwrap_or_default();
-            documented.extend(backticked(first));
-        }
+        let mut documented: BTreeSet<String> = first_column(readme, "### Reasons").collect();
         let kcx = readme
             .split("`expiresAt`")
             .nth(1)
@@ -229,18 +217,7 @@ mod tests {
             .and_then(|rest| rest.split(')').next())
             .expect("README's KubeconfigExport status lists its reasons");
         documented.extend(backticked(kcx));
-        let fleet = readme
-            .split("### Fleet run reasons")
-            .nth(1)
-            .expect("README has a '### Fleet run reasons' section");
-        let rows = fleet
-            .lines()
-            .skip_while(|l| !l.starts_with("| `"))
-            .take_while(|l| l.starts_with("| `"));
-        for line in rows {
-            let first = line.split('|').nth(1).unwrap_or_default();
-            documented.extend(backticked(first));
-        }
+        documented.extend(first_column(readme, "### Fleet run reasons"));
         let in_code: BTreeSet<String> = Reason::ALL
             .iter()
             .filter(|r| !matches!(r, Reason::Conflict | Reason::Pending))
@@ -282,6 +259,17 @@ mod tests {
             missing.is_empty() && unknown.is_empty(),
             "docs/operate.md's runbook differs from the code: no row for {missing:?}, rows for unknown {unknown:?}"
         );
+    }
+
+    /// The backticked names in the first column of the first table after `heading` in `doc`.
+    fn first_column<'a>(doc: &'a str, heading: &str) -> impl Iterator<Item = String> + 'a {
+        doc.split(heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("README has a '{heading}' section"))
+            .lines()
+            .skip_while(|l| !l.starts_with("| `"))
+            .take_while(|l| l.starts_with("| `"))
+            .flat_map(|line| backticked(line.split('|').nth(1).unwrap_or_default()))
     }
 
     fn backticked(text: &str) -> Vec<String> {
