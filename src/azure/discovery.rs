@@ -181,19 +181,23 @@ mod tests {
         (testutil::client(&base), pages)
     }
 
-    #[tokio::test]
-    async fn follows_next_link_to_the_last_page_one_read_each() {
-        let (arm, pages) = fake().await;
-        let found = list(
-            &arm,
+    /// Every managed cluster of subscription `SUB`, at most `max_items`.
+    async fn list_subscription(arm: &ArmClient, max_items: usize) -> Result<Vec<Listed>, ArmError> {
+        list(
+            arm,
             &ctx(Duration::from_secs(10)),
             MANAGED_CLUSTERS,
             SUB,
             None,
-            100,
+            max_items,
         )
         .await
-        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn follows_next_link_to_the_last_page_one_read_each() {
+        let (arm, pages) = fake().await;
+        let found = list_subscription(&arm, 100).await.unwrap();
         assert_eq!(found.len(), 6);
         assert_eq!(pages.served.load(Ordering::SeqCst), 3);
         assert!(found[5].id.ends_with("/aks-5"));
@@ -203,16 +207,7 @@ mod tests {
     #[tokio::test]
     async fn more_than_the_bound_is_an_error_not_a_partial_list() {
         let (arm, _) = fake().await;
-        let err = list(
-            &arm,
-            &ctx(Duration::from_secs(10)),
-            MANAGED_CLUSTERS,
-            SUB,
-            None,
-            3,
-        )
-        .await
-        .unwrap_err();
+        let err = list_subscription(&arm, 3).await.unwrap_err();
         assert!(err.to_string().contains("more than 3"), "{err}");
     }
 
@@ -220,16 +215,7 @@ mod tests {
     async fn a_next_link_to_another_host_is_refused_without_sending_the_token_there() {
         let (arm, pages) = fake().await;
         *pages.next_host.lock().unwrap() = Some("http://elsewhere.invalid".into());
-        let err = list(
-            &arm,
-            &ctx(Duration::from_secs(10)),
-            MANAGED_CLUSTERS,
-            SUB,
-            None,
-            100,
-        )
-        .await
-        .unwrap_err();
+        let err = list_subscription(&arm, 100).await.unwrap_err();
         assert!(err.to_string().contains("not the ARM endpoint"), "{err}");
         assert_eq!(pages.served.load(Ordering::SeqCst), 1);
     }

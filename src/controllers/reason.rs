@@ -218,11 +218,7 @@ mod tests {
             .expect("README's KubeconfigExport status lists its reasons");
         documented.extend(backticked(kcx));
         documented.extend(first_column(readme, "### Fleet run reasons"));
-        let in_code: BTreeSet<String> = Reason::ALL
-            .iter()
-            .filter(|r| !matches!(r, Reason::Conflict | Reason::Pending))
-            .map(|r| r.as_str().to_string())
-            .collect();
+        let in_code = written_reasons();
         let missing: Vec<_> = in_code.difference(&documented).collect();
         let unknown: Vec<_> = documented.difference(&in_code).collect();
         assert!(
@@ -248,17 +244,23 @@ mod tests {
         }
         let documented: BTreeSet<String> = rows.iter().cloned().collect();
         assert_eq!(rows.len(), documented.len(), "a reason has two rows");
-        let in_code: BTreeSet<String> = Reason::ALL
-            .iter()
-            .filter(|r| !matches!(r, Reason::Conflict | Reason::Pending))
-            .map(|r| r.as_str().to_string())
-            .collect();
+        let in_code = written_reasons();
         let missing: Vec<_> = in_code.difference(&documented).collect();
         let unknown: Vec<_> = documented.difference(&in_code).collect();
         assert!(
             missing.is_empty() && unknown.is_empty(),
             "docs/operate.md's runbook differs from the code: no row for {missing:?}, rows for unknown {unknown:?}"
         );
+    }
+
+    /// Every reason a status can show: not `Conflict` (a lost write race, internal) nor `Pending`
+    /// (never written).
+    fn written_reasons() -> BTreeSet<String> {
+        Reason::ALL
+            .iter()
+            .filter(|r| !matches!(r, Reason::Conflict | Reason::Pending))
+            .map(|r| r.as_str().to_string())
+            .collect()
     }
 
     /// The backticked names in the first column of the first table after `heading` in `doc`.
