@@ -8,14 +8,19 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use super::{KubeconfigExport, RemoteCommand, RemoteCommandSet};
+use super::{KubeconfigExport, KubeconfigExportSet, RemoteCommand, RemoteCommandSet};
 
 /// Every CRD of kubeinvoke, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![remote_command(), kubeconfig_export(), remote_command_set()]
-        .into_iter()
-        .map(kept)
-        .collect()
+    vec![
+        remote_command(),
+        kubeconfig_export(),
+        remote_command_set(),
+        kubeconfig_export_set(),
+    ]
+    .into_iter()
+    .map(kept)
+    .collect()
 }
 
 /// Deleting a CRD deletes every object of its kind, and with them the Secrets they own (exported
@@ -53,6 +58,16 @@ pub fn remote_command() -> CustomResourceDefinition {
 /// The `RemoteCommandSet` CRD.
 pub fn remote_command_set() -> CustomResourceDefinition {
     let mut crd = RemoteCommandSet::crd();
+    edit_schema(&mut crd, |schema| {
+        default_status(schema);
+        object_types(schema);
+    });
+    crd
+}
+
+/// The `KubeconfigExportSet` CRD.
+pub fn kubeconfig_export_set() -> CustomResourceDefinition {
+    let mut crd = KubeconfigExportSet::crd();
     edit_schema(&mut crd, |schema| {
         default_status(schema);
         object_types(schema);

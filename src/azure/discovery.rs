@@ -25,6 +25,18 @@ pub struct Listable {
     /// Operation name of the per-resource-group list.
     pub by_resource_group: &'static str,
     pub api_version: &'static str,
+    /// Only resources of this `kind` (compared without regard to case); `None`: every one.
+    pub kind: Option<&'static str>,
+}
+
+impl Listable {
+    /// Whether a listed resource of `kind` is one of these.
+    pub fn selects_kind(&self, kind: Option<&str>) -> bool {
+        match self.kind {
+            None => true,
+            Some(want) => kind.is_some_and(|k| k.eq_ignore_ascii_case(want)),
+        }
+    }
 }
 
 /// AKS clusters.
@@ -33,6 +45,7 @@ pub const MANAGED_CLUSTERS: Listable = Listable {
     by_subscription: "ManagedClusters_List",
     by_resource_group: "ManagedClusters_ListByResourceGroup",
     api_version: super::aks::DEFAULT_API_VERSION,
+    kind: None,
 };
 
 /// Azure Container Instances container groups.
@@ -41,12 +54,27 @@ pub const CONTAINER_GROUPS: Listable = Listable {
     by_subscription: "ContainerGroups_List",
     by_resource_group: "ContainerGroups_ListByResourceGroup",
     api_version: super::aci::DEFAULT_API_VERSION,
+    kind: None,
 };
 
-/// One listed resource: its id and tags (the rest of its body is not kept).
+/// Arc-connected clusters that are AKS enabled by Azure Arc: HybridKubernetes lists every
+/// connected cluster, and only those of kind `ProvisionedCluster` have the HybridContainerService
+/// provisioned cluster whose kubeconfig can be listed (azure-rest-api-specs: hybridkubernetes
+/// `ConnectedCluster_ListBySubscription`, stable 2024-01-01; the `kind` property).
+pub const CONNECTED_CLUSTERS: Listable = Listable {
+    provider_type: "Microsoft.Kubernetes/connectedClusters",
+    by_subscription: "ConnectedCluster_ListBySubscription",
+    by_resource_group: "ConnectedCluster_ListByResourceGroup",
+    api_version: "2024-01-01",
+    kind: Some("ProvisionedCluster"),
+};
+
+/// One listed resource: its id, kind and tags (the rest of its body is not kept).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Listed {
     pub id: String,
+    #[serde(default)]
+    pub kind: Option<String>,
     #[serde(default)]
     pub tags: Option<BTreeMap<String, String>>,
 }

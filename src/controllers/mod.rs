@@ -12,6 +12,7 @@ pub mod reason;
 pub mod references;
 pub mod remote_command;
 pub mod remote_command_set;
+pub mod selector;
 pub mod service_account_tokens;
 
 use std::future::Future;
