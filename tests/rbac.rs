@@ -24,7 +24,9 @@ use support::{Cluster, credential_secret, install_crds, namespace, rcmd, repo_ro
 ///
 /// - `remotecommands`: list + watch (controller), get (re-read before writing a late ACI result),
 ///   delete (`spec.ttlSecondsAfterFinished`), create (a RemoteCommandSet's children);
-///   `kubeconfigexports`, `remotecommandsets`: list + watch (controllers).
+///   `kubeconfigexports`: list + watch (controller), create + patch + delete (a
+///   KubeconfigExportSet's children: server-side apply, pruning); `remotecommandsets`,
+///   `kubeconfigexportsets`: list + watch (controllers).
 /// - `*/status`: patch (status is written with server-side apply).
 /// - `secrets`: get (credential and file Secrets, output/kubeconfig Secret ownership), create and
 ///   patch (server-side apply of output and kubeconfig Secrets; apply needs `create` for the first
@@ -44,11 +46,17 @@ const NEEDED: &[(&str, &str, &str, &str)] = &[
     ("kubeinvoke.io", "remotecommands", "*", "delete"),
     ("kubeinvoke.io", "kubeconfigexports", "*", "list"),
     ("kubeinvoke.io", "kubeconfigexports", "*", "watch"),
+    ("kubeinvoke.io", "kubeconfigexports", "*", "create"),
+    ("kubeinvoke.io", "kubeconfigexports", "*", "patch"),
+    ("kubeinvoke.io", "kubeconfigexports", "*", "delete"),
     ("kubeinvoke.io", "remotecommandsets", "*", "list"),
     ("kubeinvoke.io", "remotecommandsets", "*", "watch"),
+    ("kubeinvoke.io", "kubeconfigexportsets", "*", "list"),
+    ("kubeinvoke.io", "kubeconfigexportsets", "*", "watch"),
     ("kubeinvoke.io", "remotecommands/status", "*", "patch"),
     ("kubeinvoke.io", "kubeconfigexports/status", "*", "patch"),
     ("kubeinvoke.io", "remotecommandsets/status", "*", "patch"),
+    ("kubeinvoke.io", "kubeconfigexportsets/status", "*", "patch"),
     ("", "secrets", "*", "get"),
     ("", "secrets", "*", "create"),
     ("", "secrets", "*", "patch"),
@@ -445,6 +453,10 @@ async fn edit_cannot_run_commands_without_the_runner_role() {
     assert!(alice(&["get", "remotecommands.kubeinvoke.io"]));
     assert!(alice(&["delete", "remotecommands.kubeinvoke.io"]));
     assert!(
+        alice(&["create", "kubeconfigexportsets.kubeinvoke.io"]),
+        "edit may export the kubeconfigs of a fleet, as of one cluster"
+    );
+    assert!(
         !alice(&["create", "remotecommands.kubeinvoke.io"]),
         "edit may run commands"
     );
@@ -538,7 +550,21 @@ async fn service_account_is_refused_what_the_chart_does_not_grant() {
             "default",
         ],
         vec!["get", "kubeconfigexports.kubeinvoke.io", "-n", "default"],
-        vec!["delete", "kubeconfigexports.kubeinvoke.io", "-n", "default"],
+        // It manages a KubeconfigExportSet's children, but never replaces a spec wholesale nor
+        // creates a fleet.
+        vec!["update", "kubeconfigexports.kubeinvoke.io", "-n", "default"],
+        vec![
+            "create",
+            "kubeconfigexportsets.kubeinvoke.io",
+            "-n",
+            "default",
+        ],
+        vec![
+            "patch",
+            "kubeconfigexportsets.kubeinvoke.io",
+            "-n",
+            "default",
+        ],
         vec!["create", "leases.coordination.k8s.io", "-n", "default"],
         vec!["patch", &other_lease, "-n", &ns],
         vec!["delete", "leases.coordination.k8s.io", "-n", &ns],

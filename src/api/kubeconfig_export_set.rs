@@ -226,6 +226,7 @@ pub struct KubeconfigExportSetStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AbsentCluster {
+    /// ARM resource ID of the cluster.
     pub resource_id: String,
     /// Successful listings in a row without it.
     pub listings: i32,
@@ -235,10 +236,13 @@ pub struct AbsentCluster {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailedCluster {
+    /// ARM resource ID of the cluster.
     pub resource_id: String,
     /// Its KubeconfigExport (none when it could not have one, e.g. `SecretConflict`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// Why: its export's reason, `SecretConflict` (another cluster has its Secret name) or
+    /// `Conflict` (a KubeconfigExport of its name that the set does not control).
     pub reason: String,
 }
 

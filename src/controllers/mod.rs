@@ -6,6 +6,7 @@ pub mod context;
 pub mod events;
 pub mod grants;
 pub mod kubeconfig_export;
+pub mod kubeconfig_export_set;
 pub mod limits;
 pub mod owned;
 pub mod reason;
@@ -27,7 +28,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use serde::de::DeserializeOwned;
 
-use crate::api::{KubeconfigExport, RemoteCommand, RemoteCommandSet};
+use crate::api::{KubeconfigExport, KubeconfigExportSet, RemoteCommand, RemoteCommandSet};
 use crate::server::Probes;
 use context::Context;
 use reason::Failure;
@@ -59,6 +60,7 @@ where
     let mut command_stores = Vec::new();
     let mut export_stores = Vec::new();
     let mut set_stores = Vec::new();
+    let mut export_set_stores = Vec::new();
     for scope in &scopes {
         let (commands, command_store) =
             trigger::<RemoteCommand>(&ctx, scope, spec_or_reopened, slim_finished_run);
@@ -68,6 +70,8 @@ where
         // The fleet runs of this scope read their children from this cache.
         let commands_seen = command_store.clone();
         export_stores.push(export_store.clone());
+        // The fleet exports of this scope read their children from this cache.
+        let exports_seen = export_store.clone();
         let remote_commands = Controller::for_stream(commands, command_store)
             .with_config(config.clone())
             .graceful_shutdown_on(shutdown())
@@ -103,7 +107,11 @@ where
         set_stores.push(set_store.clone());
         let launched = Arc::new(remote_command_set::children::Launched::default());
         let remote_command_sets = Controller::for_stream(sets, set_store)
-            .owns_stream(set_children(&ctx, scope))
+            .owns_stream(children_of::<RemoteCommand>(
+                &ctx,
+                scope,
+                remote_command_set::children::RUN_LABEL,
+            ))
             .with_config(config.clone().debounce(SET_DEBOUNCE))
             .graceful_shutdown_on(shutdown())
             .run(
@@ -123,10 +131,34 @@ where
                 ctx.clone(),
             )
             .for_each(|_| async {});
-        controllers.push(futures::future::join3(
+        let (export_sets, export_set_store) =
+            trigger::<KubeconfigExportSet>(&ctx, scope, predicates::generation, |_| {});
+        export_set_stores.push(export_set_store.clone());
+        let kubeconfig_export_sets = Controller::for_stream(export_sets, export_set_store)
+            .owns_stream(children_of::<KubeconfigExport>(
+                &ctx,
+                scope,
+                kubeconfig_export_set::children::SET_LABEL,
+            ))
+            .with_config(config.clone().debounce(SET_DEBOUNCE))
+            .graceful_shutdown_on(shutdown())
+            .run(
+                move |set, ctx| {
+                    measured(
+                        kubeconfig_export_set::CONTROLLER,
+                        kubeconfig_export_set::reconcile(set, ctx.clone(), exports_seen.clone()),
+                        ctx,
+                    )
+                },
+                kubeconfig_export_set::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {});
+        controllers.push(futures::future::join4(
             remote_commands,
             kubeconfig_exports,
             remote_command_sets,
+            kubeconfig_export_sets,
         ));
     }
     {
@@ -152,8 +184,10 @@ where
             let exports =
                 futures::future::join_all(export_stores.iter().map(|s| s.wait_until_ready()));
             let sets = futures::future::join_all(set_stores.iter().map(|s| s.wait_until_ready()));
-            let (a, b, c) = futures::join!(commands, exports, sets);
-            a.iter().chain(&b).chain(&c).all(Result::is_ok)
+            let export_sets =
+                futures::future::join_all(export_set_stores.iter().map(|s| s.wait_until_ready()));
+            let (a, b, c, d) = futures::join!(commands, exports, sets, export_sets);
+            a.iter().chain(&b).chain(&c).chain(&d).all(Result::is_ok)
         };
         tokio::select! {
             true = synced => {
@@ -186,21 +220,29 @@ const LIST_PAGE_SIZE: u32 = 25;
 /// A fleet run's children finishing together wake it once.
 const SET_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// What wakes a RemoteCommandSet: any change of one of its RemoteCommands (they carry the run
-/// label), seen as metadata only (the RemoteCommand cache has the rest).
-fn set_children(
+/// What wakes a fleet kind: any change of one of its children (they carry `label`), seen as
+/// metadata only (the children's own cache has the rest).
+fn children_of<K>(
     ctx: &Context,
     namespace: &Option<String>,
-) -> impl futures::Stream<Item = Result<kube::core::PartialObjectMeta<RemoteCommand>, watcher::Error>>
-+ Send
-+ 'static {
+    label: &str,
+) -> impl futures::Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     // An Api of PartialObjectMeta asks the API server for metadata only.
-    let api: Api<kube::core::PartialObjectMeta<RemoteCommand>> = match namespace {
+    let api: Api<kube::core::PartialObjectMeta<K>> = match namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
     let config = watcher::Config::default()
-        .labels(remote_command_set::children::RUN_LABEL)
+        .labels(label)
         .page_size(LIST_PAGE_SIZE);
     watcher(api, config).default_backoff().touched_objects()
 }

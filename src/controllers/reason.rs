@@ -47,6 +47,8 @@ pub enum Reason {
     TargetsFailed,
     /// A fleet run stopped launching: more targets failed than `maxErrors` allows.
     MaxErrorsExceeded,
+    /// Some exports of a KubeconfigExportSet failed (its `status.failedClusters`).
+    ExportsFailed,
 }
 
 impl Reason {
@@ -86,6 +88,7 @@ impl Reason {
         Reason::ArmOperationFailed,
         Reason::TargetsFailed,
         Reason::MaxErrorsExceeded,
+        Reason::ExportsFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +127,7 @@ impl Reason {
             Reason::Suspended => "Suspended",
             Reason::TargetsFailed => "TargetsFailed",
             Reason::MaxErrorsExceeded => "MaxErrorsExceeded",
+            Reason::ExportsFailed => "ExportsFailed",
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The emulator as a child process of a test: started on a free loopback port with a world of the
 //! test's choosing, read through its control API, stopped when dropped.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Cluster, repo_root, scratch_dir};
 
@@ -62,6 +63,37 @@ subscriptions:
 {extra_connected}
 "#,
     )
+}
+
+/// Client id of the emulator's managed identity (see [`with_managed_identity`]).
+pub const MANAGED_IDENTITY: &str = "22222222-2222-2222-2222-222222222222";
+/// The header its token endpoint wants.
+pub const IDENTITY_HEADER: &str = "emulator-identity-header";
+
+/// `world` with a managed identity, which an operator installed with [`managed_identity_env`] (and
+/// `operatorIdentity: managed`) uses as its own identity.
+pub fn with_managed_identity(world: &str) -> String {
+    format!(
+        "{world}managedIdentity: {{clientId: \"{MANAGED_IDENTITY}\", tenantId: \"{TENANT}\", header: \"{IDENTITY_HEADER}\"}}\n"
+    )
+}
+
+/// The chart's `extraEnv` for an operator whose own identity is the emulator's managed identity,
+/// with the test cluster's API server address: a values file's `extraEnv` replaces the one
+/// `Installed` sets rather than extending it.
+pub fn managed_identity_env(emulator: &Emulator) -> Value {
+    let port = Cluster::get()
+        .server
+        .rsplit(':')
+        .next()
+        .expect("API server port")
+        .to_string();
+    json!([
+        {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": port},
+        {"name": "IDENTITY_ENDPOINT", "value": format!("{}/msi/token", emulator.arm)},
+        {"name": "IDENTITY_HEADER", "value": IDENTITY_HEADER},
+    ])
 }
 
 /// `world` with federated principals added, each `(client id, namespace, ServiceAccount)` trusting
@@ -230,9 +262,71 @@ impl Emulator {
         );
     }
 
+    /// Adds (or replaces) one resource of `kind` (`managedClusters`, `connectedClusters`,
+    /// `containerGroups`) in resource group `rg` of the test subscription, at run time; `fields`
+    /// are its world fields (YAML flow).
+    pub async fn put_resource(&self, rg: &str, kind: &str, name: &str, fields: &str) {
+        let url = format!(
+            "{}/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}/{kind}/{name}",
+            self.control
+        );
+        let resp = self
+            .http
+            .put(url)
+            .body(fields.to_string())
+            .send()
+            .await
+            .expect("PUT resource");
+        assert!(
+            resp.status().is_success(),
+            "PUT {kind}/{name}: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Removes one resource, as [`Emulator::put_resource`] names it.
+    pub async fn delete_resource(&self, rg: &str, kind: &str, name: &str) {
+        let url = format!(
+            "{}/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}/{kind}/{name}",
+            self.control
+        );
+        let resp = self.http.delete(url).send().await.expect("DELETE resource");
+        assert!(
+            resp.status().is_success(),
+            "DELETE {kind}/{name}: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+
     /// How many times ARM was asked to run exactly `command`.
     pub async fn dispatches(&self, command: &str) -> u64 {
         self.counters().await["dispatches"][command]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// How many runCommand POSTs each AKS cluster got, by cluster name, from the request log.
+    pub async fn run_commands_per_cluster(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for entry in self
+            .requests()
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let path = entry["path"].as_str().unwrap_or_default();
+            if entry["method"] == "POST" && path.ends_with("/runCommand") {
+                let name = path.rsplit('/').nth(1).unwrap_or_default().to_string();
+                *counts.entry(name).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// The most AKS commands that ran at once.
+    pub async fn commands_running_peak(&self) -> u64 {
+        self.counters().await["commandsRunningPeak"]
             .as_u64()
             .unwrap_or(0)
     }

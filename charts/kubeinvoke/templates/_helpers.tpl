@@ -56,13 +56,18 @@ one-namespace form) when set. Empty: all namespaces.
   - apiGroups: [kubeinvoke.io]
     resources: [remotecommands]
     verbs: [get, list, watch, create, delete]
-  # Watch KubeconfigExports and RemoteCommandSets (the reconcilers read them from the watch cache).
+  # Watch KubeconfigExports; create, change (server-side apply) and delete the ones a
+  # KubeconfigExportSet controls (one per cluster its selector finds).
   - apiGroups: [kubeinvoke.io]
-    resources: [kubeconfigexports, remotecommandsets]
+    resources: [kubeconfigexports]
+    verbs: [list, watch, create, patch, delete]
+  # Watch the fleet kinds (the reconcilers read them from the watch cache).
+  - apiGroups: [kubeinvoke.io]
+    resources: [remotecommandsets, kubeconfigexportsets]
     verbs: [list, watch]
   # Status is written with server-side apply only.
   - apiGroups: [kubeinvoke.io]
-    resources: [remotecommands/status, kubeconfigexports/status, remotecommandsets/status]
+    resources: [remotecommands/status, kubeconfigexports/status, remotecommandsets/status, kubeconfigexportsets/status]
     verbs: [patch]
   # Read credential and file Secrets; write output and kubeconfig Secrets with server-side apply
   # (create for the first write); delete a kubeconfig Secret the export owns when its name or type
