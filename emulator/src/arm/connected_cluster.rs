@@ -30,7 +30,8 @@ pub fn body(ctx: &Ctx, scope: &RgScope, cc: &ConnectedCluster) -> Value {
         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Kubernetes/connectedClusters/{}",
         scope.sub, scope.rg, cc.name
     );
-    json!({
+    let distribution = if cc.plain { "generic" } else { "AKS" };
+    let mut body = json!({
         "id": id,
         "name": cc.name,
         "type": "Microsoft.Kubernetes/connectedClusters",
@@ -41,7 +42,6 @@ pub fn body(ctx: &Ctx, scope: &RgScope, cc: &ConnectedCluster) -> Value {
             "principalId": crate::world::derived_object_id(&id),
             "tenantId": tenant,
         },
-        "kind": "ProvisionedCluster",
         "properties": {
             "agentPublicKeyCertificate": "",
             "kubernetesVersion": cc.kubernetes_version.clone().unwrap_or_else(|| "1.33.2".into()),
@@ -49,11 +49,16 @@ pub fn body(ctx: &Ctx, scope: &RgScope, cc: &ConnectedCluster) -> Value {
             "agentVersion": "1.21.10",
             "provisioningState": "Succeeded",
             "connectivityStatus": "Connected",
-            "distribution": "AKS",
+            "distribution": distribution,
             "privateLinkState": "Disabled",
             "azureHybridBenefit": "NotApplicable",
         },
-    })
+    });
+    // A plain Arc-enabled cluster has no `kind`.
+    if !cc.plain {
+        body["kind"] = json!("ProvisionedCluster");
+    }
+    body
 }
 
 pub fn get(ctx: &Ctx, scope: &RgScope, cc: &ConnectedCluster) -> Response {

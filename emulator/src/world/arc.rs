@@ -16,6 +16,10 @@ pub struct ConnectedCluster {
     /// ARM tags, shown by GET and the list operations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// True: a plain Arc-enabled cluster (no `kind`, distribution `generic`), not AKS enabled by
+    /// Azure Arc; listings show it, a fleet of AKS Arc clusters must leave it out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain: bool,
     /// `properties.kubernetesVersion` of the connected cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
