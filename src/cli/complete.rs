@@ -3,7 +3,7 @@
 //! the word to complete, and reads one candidate a line (`value<TAB>description`) ending with
 //! `:<directive>` (cobra's protocol). This binary answers when it is called by that name (a link
 //! to it) or as `kubectl-invoke __complete WORDS…`. Subcommands, flags and fixed values come from
-//! the same clap definition as the commands; run names, KubeconfigExports, namespaces and contexts
+//! the same clap definition as the commands; run and fleet run names, KubeconfigExports, namespaces and contexts
 //! from the management cluster and the kubeconfig, best effort and quickly.
 
 use std::ffi::OsString;
@@ -19,6 +19,7 @@ use kube::{Client, ResourceExt};
 use super::{ClusterArgs, InvokeArgs};
 use crate::api::KubeconfigExport;
 use crate::api::remote_command::RemoteCommand;
+use crate::api::remote_command_set::RemoteCommandSet;
 use k8s_openapi::api::core::v1::Namespace;
 
 /// The name kubectl looks for on PATH to complete `kubectl invoke`.
@@ -299,20 +300,35 @@ async fn list(what: Listed, cluster: &ClusterArgs) -> Result<Vec<(String, String
     let (client, namespace): (Client, String) = super::connect(cluster).await?;
     let params = ListParams::default();
     let names: Vec<(String, String)> = match what {
-        Listed::Runs => Api::<RemoteCommand>::namespaced(client, &namespace)
-            .list(&params)
-            .await?
-            .items
-            .into_iter()
-            .map(|rc| {
-                let s = rc.status.clone().unwrap_or_default();
-                let phase = s.phase.map(|p| format!("{p:?}")).unwrap_or_default();
-                (
-                    rc.name_any(),
-                    format!("{phase} {}", s.reason.unwrap_or_default()),
-                )
-            })
-            .collect(),
+        Listed::Runs => {
+            let mut names: Vec<(String, String)> =
+                Api::<RemoteCommand>::namespaced(client.clone(), &namespace)
+                    .list(&params)
+                    .await?
+                    .items
+                    .into_iter()
+                    .map(|rc| {
+                        let s = rc.status.clone().unwrap_or_default();
+                        let phase = s.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+                        (
+                            rc.name_any(),
+                            format!("{phase} {}", s.reason.unwrap_or_default()),
+                        )
+                    })
+                    .collect();
+            // Fleet runs too, when the user may list them.
+            if let Ok(sets) = Api::<RemoteCommandSet>::namespaced(client, &namespace)
+                .list(&params)
+                .await
+            {
+                names.extend(sets.items.into_iter().map(|set| {
+                    let s = set.status.clone().unwrap_or_default();
+                    let reason = s.reason.unwrap_or_default();
+                    (set.name_any(), format!("fleet {reason}"))
+                }));
+            }
+            names
+        }
         Listed::Exports => Api::<KubeconfigExport>::namespaced(client, &namespace)
             .list(&params)
             .await?
@@ -365,6 +381,25 @@ mod tests {
         }
         assert!(!top.contains(&"help".to_string()));
         assert_eq!(names(&wanted("a")), ["aks", "aci"]);
+        // Fleet mode's flags, on both run commands.
+        for sub in ["aks", "aci"] {
+            let flags = names(&wanted(&format!("{sub} --")));
+            for flag in [
+                "--selector",
+                "--all",
+                "--id",
+                "--subscription",
+                "--resource-group",
+                "--max-concurrency",
+                "--max-errors",
+            ] {
+                assert!(
+                    flags.contains(&flag.to_string()),
+                    "{sub}: {flag} in {flags:?}"
+                );
+            }
+        }
+        assert!(names(&wanted("aks -")).contains(&"-l".to_string()));
         let flags = names(&wanted("aks --t"));
         assert!(
             flags.contains(&"--timeout".to_string()) && flags.contains(&"--ttl".to_string()),
@@ -405,7 +440,11 @@ mod tests {
             wanted("--context ").source,
             Source::Cluster(Listed::Contexts)
         );
-        // A command line takes no completion; neither does a duration.
+        // A command line takes no completion; neither does a duration, nor a selector.
+        assert_eq!(
+            wanted("aks --selector ").source,
+            Source::Fixed(Vec::new(), NO_FILES)
+        );
         assert_eq!(
             wanted("aks x --command ").source,
             Source::Fixed(Vec::new(), NO_FILES)

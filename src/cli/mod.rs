@@ -1,12 +1,14 @@
 //! `kubectl invoke` (and `kubeinvoke run`): the command line for pipelines and people. It talks only
-//! to the management cluster — it creates a RemoteCommand, watches it, prints its output and exits
-//! with the remote exit code — and never to Azure.
+//! to the management cluster — it creates a RemoteCommand (or, for a fleet, a RemoteCommandSet),
+//! watches it, prints its output and exits with the remote exit code — and never to Azure.
 
 pub mod complete;
 mod files;
+pub mod fleet;
 mod follow;
 mod kubeconfig;
 mod list;
+mod result;
 
 pub use follow::ACK_TIMEOUT;
 
@@ -21,6 +23,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::remote_command::{FileSource, RemoteCommand, RemoteCommandSpec};
+use crate::api::remote_command_set::FleetResourceType;
 use crate::api::{CredentialRef, Phase};
 
 /// Exit codes of the CLI when the remote command did not run to an exit code of its own
@@ -41,6 +44,8 @@ pub mod exit {
     pub const DEADLINE: u8 = 244;
     /// No operator answered a run the CLI created: it was withdrawn, never sent.
     pub const NO_OPERATOR: u8 = 245;
+    /// A fleet run finished and not every target succeeded (some failed, or were not started).
+    pub const TARGETS_FAILED: u8 = 246;
 }
 
 /// Run commands on private AKS clusters and Azure Container Instances through kubeinvoke, from the
@@ -54,12 +59,15 @@ pub mod exit {
       kubectl invoke aks /subscriptions/$SUB/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/prod \\\n      --command 'kubectl apply -f deploy/' --file deploy\n  \
       kubectl invoke aks --subscription $SUB -g rg --name prod --command 'kubectl get nodes' -n team-a\n  \
       kubectl invoke aci /subscriptions/$SUB/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/app \\\n      --container app --shell /bin/sh --command 'df -h /'\n  \
+      kubectl invoke aks --subscription $SUB --selector 'env=prod,tier!=frozen' --max-concurrency 10% --command 'kubectl get nodes'\n  \
       kubectl invoke result invoke-x7k2p\n  \
       kubectl invoke ls -A\n  \
       kubectl invoke kubeconfig prod-admin --output-file prod.kubeconfig\n\n\
       Exit status: the remote command's exit code when it ran; otherwise 241 refused before it was sent,\n\
       242 did not start, 243 unknown whether it ran, 244 timed out, 245 no operator answered,\n\
-      240 CLI error, 130 interrupted."
+      240 CLI error, 130 interrupted. A fleet run (--id, --selector, --all): 0 when every target succeeded,\n\
+      246 when it finished and not every target did, 241 refused before any target was launched,\n\
+      244 no progress within a target's timeout, 245 no operator answered."
 )]
 pub struct InvokeArgs {
     #[command(flatten)]
@@ -117,25 +125,30 @@ pub struct RunArgs {
     #[arg(long)]
     pub run_id: Option<String>,
     /// Delete the run, its output and its file ConfigMaps this long after it finished (e.g. 30m,
-    /// 1h, 168h); 0 or none keeps them.
-    #[arg(long, default_value = DEFAULT_TTL, value_parser = parse_ttl)]
-    pub ttl: Ttl,
+    /// 1h, 168h; default 1h); 0 or none keeps them. Single runs only: a fleet run is kept until its
+    /// RemoteCommandSet is deleted.
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: Option<Ttl>,
     /// Create the run, print its name and exit.
     #[arg(long)]
     pub no_wait: bool,
-    /// text: the output as is; json or yaml: the outcome with the output.
+    /// text: the output as is (a fleet: a line per target); json or yaml: the outcome with the
+    /// output (a fleet: every target's outcome and output Secret).
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
 #[derive(Args, Debug)]
 pub struct AksArgs {
-    /// The cluster's full resource id (or --subscription, --resource-group and --name).
+    /// The cluster's full resource id (or --subscription, --resource-group and --name; several
+    /// clusters: --id for each, or --subscription with --selector).
     pub cluster: Option<String>,
-    #[arg(long, requires_all = ["resource_group", "name"], conflicts_with = "cluster")]
-    pub subscription: Option<String>,
-    #[arg(short = 'g', long, requires = "name")]
-    pub resource_group: Option<String>,
+    /// The cluster's subscription; for a fleet run, one to list clusters in (repeatable).
+    #[arg(long)]
+    pub subscription: Vec<String>,
+    /// The cluster's resource group; for a fleet run, list only in these (repeatable).
+    #[arg(short = 'g', long)]
+    pub resource_group: Vec<String>,
     /// The cluster's name (with --subscription and --resource-group).
     #[arg(long)]
     pub name: Option<String>,
@@ -145,25 +158,62 @@ pub struct AksArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub fleet: fleet::FleetArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct AciArgs {
-    /// The container group's full resource id.
-    pub container_group: String,
+    /// The container group's full resource id (several: --id for each, or --subscription with
+    /// --selector).
+    pub container_group: Option<String>,
     /// The container to exec in.
     #[arg(long)]
     pub container: String,
     /// Run the command line through this shell (gives the real exit code), e.g. /bin/sh.
     #[arg(long)]
     pub shell: Option<String>,
+    /// For a fleet run: a subscription to list container groups in (repeatable).
+    #[arg(long)]
+    pub subscription: Vec<String>,
+    /// For a fleet run: list only in these resource groups (repeatable).
+    #[arg(short = 'g', long)]
+    pub resource_group: Vec<String>,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub fleet: fleet::FleetArgs,
+}
+
+impl AksArgs {
+    /// The targets as the command line names them.
+    pub fn targets(&self) -> fleet::Named<'_> {
+        fleet::Named {
+            kind: FleetResourceType::ManagedClusters,
+            positional: self.cluster.as_deref(),
+            subscriptions: &self.subscription,
+            resource_groups: &self.resource_group,
+            name: self.name.as_deref(),
+        }
+    }
+}
+
+impl AciArgs {
+    /// The targets as the command line names them.
+    pub fn targets(&self) -> fleet::Named<'_> {
+        fleet::Named {
+            kind: FleetResourceType::ContainerGroups,
+            positional: self.container_group.as_deref(),
+            subscriptions: &self.subscription,
+            resource_groups: &self.resource_group,
+            name: None,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
 pub struct ResultArgs {
-    /// The RemoteCommand's name.
+    /// The RemoteCommand's or RemoteCommandSet's name (`rcmd/NAME` or `rcmdset/NAME` to say which).
     pub name: String,
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -196,6 +246,7 @@ pub struct Ttl(pub Option<Duration>);
 /// Default of `--ttl`: long enough to come back for a result, short enough that runs a pipeline
 /// makes by the thousand do not pile up.
 pub const DEFAULT_TTL: &str = "1h";
+const DEFAULT_TTL_VALUE: Ttl = Ttl(Some(Duration::from_secs(3600)));
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -231,31 +282,68 @@ async fn execute(args: InvokeArgs) -> Result<u8, Error> {
         );
         return Ok(0);
     }
+    // The command line is judged before the management cluster is reached.
+    let mode = match &args.command {
+        InvokeCommand::Aks(a) => Some(fleet::mode(&a.targets(), &a.fleet, &a.run)?),
+        InvokeCommand::Aci(a) => Some(fleet::mode(&a.targets(), &a.fleet, &a.run)?),
+        _ => None,
+    };
     let (client, namespace) = connect(&args.cluster).await?;
     match args.command {
         InvokeCommand::Aks(a) => {
-            let id = aks_id(&a)?;
-            let spec = serde_json::json!({ "target": { "aks": { "resourceId": id } } });
+            let Some(mode) = mode else {
+                unreachable!("judged above")
+            };
             let files = files::collect(&a.files, &std::env::current_dir()?)?;
             if !files.is_empty() {
                 eprintln!(
                     "note: --file content travels in ConfigMaps of {namespace}, which the view role can read: send no secrets this way"
                 );
             }
-            submit(&client, &namespace, spec, &a.run, files).await
+            match mode {
+                fleet::Mode::Single(id) => {
+                    let spec = serde_json::json!({ "target": { "aks": { "resourceId": id } } });
+                    submit(&client, &namespace, spec, &a.run, files).await
+                }
+                fleet::Mode::Fleet(targets) => {
+                    fleet::submit(&client, &namespace, targets, &a.fleet, &a.run, None, files).await
+                }
+            }
         }
         InvokeCommand::Aci(a) => {
-            let mut target =
-                serde_json::json!({ "resourceId": a.container_group, "container": a.container });
-            if let Some(shell) = a.shell {
-                target["shell"] = shell.into();
+            let Some(mode) = mode else {
+                unreachable!("judged above")
+            };
+            match mode {
+                fleet::Mode::Single(id) => {
+                    let mut target =
+                        serde_json::json!({ "resourceId": id, "container": a.container });
+                    if let Some(shell) = a.shell {
+                        target["shell"] = shell.into();
+                    }
+                    let spec = serde_json::json!({ "target": { "containerInstance": target } });
+                    submit(&client, &namespace, spec, &a.run, Vec::new()).await
+                }
+                fleet::Mode::Fleet(targets) => {
+                    let container = fleet::Container {
+                        name: a.container,
+                        shell: a.shell,
+                    };
+                    let run = &a.run;
+                    fleet::submit(
+                        &client,
+                        &namespace,
+                        targets,
+                        &a.fleet,
+                        run,
+                        Some(container),
+                        Vec::new(),
+                    )
+                    .await
+                }
             }
-            let spec = serde_json::json!({ "target": { "containerInstance": target } });
-            submit(&client, &namespace, spec, &a.run, Vec::new()).await
         }
-        InvokeCommand::Result(r) => {
-            follow::wait_and_print(&client, &namespace, &r.name, r.output, false).await
-        }
+        InvokeCommand::Result(r) => result::reattach(&client, &namespace, &r).await,
         InvokeCommand::Ls(l) => list::print(&client, &namespace, l.all_namespaces).await,
         InvokeCommand::Kubeconfig(k) => kubeconfig::write(&client, &namespace, &k).await,
         InvokeCommand::Completion { .. } => unreachable!("handled above"),
@@ -287,17 +375,6 @@ pub(crate) async fn connect(args: &ClusterArgs) -> Result<(Client, String), Erro
     Ok((Client::try_from(config)?, namespace))
 }
 
-/// The cluster's resource id, given whole or as az takes it.
-fn aks_id(a: &AksArgs) -> Result<String, Error> {
-    match (&a.cluster, &a.subscription, &a.resource_group, &a.name) {
-        (Some(id), None, None, None) => Ok(id.clone()),
-        (None, Some(sub), Some(rg), Some(name)) => Ok(format!(
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}"
-        )),
-        _ => Err("name the cluster by its resource id, or by --subscription, --resource-group and --name".into()),
-    }
-}
-
 /// Creates the RemoteCommand (and the ConfigMaps holding its files, owned by it), then waits for
 /// it unless `--no-wait`.
 async fn submit(
@@ -315,7 +392,7 @@ async fn submit(
     if let Some(id) = &run.run_id {
         spec["runId"] = id.clone().into();
     }
-    if let Ttl(Some(ttl)) = run.ttl {
+    if let Ttl(Some(ttl)) = run.ttl.unwrap_or(DEFAULT_TTL_VALUE) {
         spec["ttlSecondsAfterFinished"] = ttl.as_secs().into();
     }
     let mut spec: RemoteCommandSpec =
@@ -440,7 +517,7 @@ fn parse_ttl(text: &str) -> Result<Ttl, String> {
     }
 }
 
-fn short_random() -> String {
+pub(crate) fn short_random() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..6].to_string()
 }
 
@@ -461,10 +538,7 @@ mod tests {
 
     #[test]
     fn ttls() {
-        assert_eq!(
-            parse_ttl(DEFAULT_TTL),
-            Ok(Ttl(Some(Duration::from_secs(3600))))
-        );
+        assert_eq!(parse_ttl(DEFAULT_TTL), Ok(DEFAULT_TTL_VALUE));
         assert_eq!(parse_ttl("90s"), Ok(Ttl(Some(Duration::from_secs(90)))));
         for keep in ["0", "0s", "none"] {
             assert_eq!(parse_ttl(keep), Ok(Ttl(None)), "{keep}");
@@ -478,11 +552,15 @@ mod tests {
                 _ => unreachable!(),
             }
         };
-        assert_eq!(parsed(&[]), Ttl(Some(Duration::from_secs(3600))));
-        assert_eq!(parsed(&["--ttl", "none"]), Ttl(None));
+        assert_eq!(
+            parsed(&[]),
+            None,
+            "the default ({DEFAULT_TTL}) applies to single runs"
+        );
+        assert_eq!(parsed(&["--ttl", "none"]), Some(Ttl(None)));
         assert_eq!(
             parsed(&["--ttl", "5m"]),
-            Ttl(Some(Duration::from_secs(300)))
+            Some(Ttl(Some(Duration::from_secs(300))))
         );
     }
 
@@ -612,6 +690,7 @@ mod tests {
             (exit::DEADLINE, vec!["DeadlineExceeded"]),
             (exit::CLI_ERROR, vec![]),
             (exit::NO_OPERATOR, vec![]),
+            (exit::TARGETS_FAILED, vec![]),
             (exit::INTERRUPTED, vec![]),
         ] {
             let text = row(status);
@@ -634,7 +713,18 @@ mod tests {
         for reason in ["ArmOperationFailed", "SecretRejected"] {
             assert!(ran.contains(reason), "the 0–255 row lacks {reason}");
         }
-        assert_eq!(rows.len(), 8, "one row per status: {rows:#?}");
+        assert_eq!(rows.len(), 9, "one row per status: {rows:#?}");
+        // The fleet statuses are explained for fleet runs too.
+        let fleet = row(exit::TARGETS_FAILED);
+        for word in ["fleet", "TargetsFailed", "MaxErrorsExceeded"] {
+            assert!(fleet.contains(word), "the 246 row lacks {word}: {fleet}");
+        }
+        for status in [exit::REFUSED, exit::DEADLINE, exit::NO_OPERATOR] {
+            assert!(
+                row(status).contains("fleet"),
+                "the {status} row says nothing of fleet runs"
+            );
+        }
     }
 
     #[test]
