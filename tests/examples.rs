@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use kubeinvoke::api::{KubeconfigExport, RemoteCommand};
+use kubeinvoke::api::{KubeconfigExport, KubeconfigExportSet, RemoteCommand, RemoteCommandSet};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use support::emulator::{Emulator, world};
+use support::emulator::{Emulator, managed_identity_env, with_managed_identity, world};
 use support::kcx::{assert_kubeconfig_works, condition, text};
 use support::release::Installed;
 use support::{Cluster, install_crds, namespace, repo_root, wait_until};
@@ -72,6 +74,19 @@ const ARGOCD: &[&str] = &[
     "argocd/kubeinvoke/remote-command-after-migrate.yaml",
 ];
 
+/// `examples/fleet`: the two RemoteCommandSets applied one after the other, the two
+/// KubeconfigExportSets into `argocd` and `platform`; the ApplicationSet and the Flux
+/// Kustomization are checked for what they point at; `operator-values.yaml` installs the operator.
+const FLEET: &[&str] = &[
+    "fleet/argocd-prod-apps.yaml",
+    "fleet/argocd-prod-clusters.yaml",
+    "fleet/flux-aks-prod-01-apps.yaml",
+    "fleet/flux-prod-clusters.yaml",
+    "fleet/operator-values.yaml",
+    "fleet/patch-1-canary.yaml",
+    "fleet/patch-2-prod.yaml",
+];
+
 /// How long a run or an export may take here: command pods start on the node, operator start-up.
 const OUTCOME_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -100,6 +115,7 @@ fn every_example_file_is_covered_by_a_scenario() {
         .iter()
         .chain(FLUX)
         .chain(ARGOCD)
+        .chain(FLEET)
         .map(|s| s.to_string())
         .collect();
     let uncovered: Vec<_> = on_disk.difference(&covered).collect();
@@ -115,43 +131,54 @@ fn every_example_file_is_covered_by_a_scenario() {
 
 /// The emulator's world for the examples: the resources they name (aks1, aks-aad, cg1, arc1 in
 /// rg1), aks1 running its commands in pods on the node as AKS does (so kubectl in a command reaches
-/// the "private cluster", here the local one), and a managed identity for the operator.
-fn examples_world() -> String {
-    let world = world("", "");
+/// the "private cluster", here the local one), `extra_clusters` (YAML as [`world`] takes it), and a
+/// managed identity for the operator.
+fn examples_world_with(extra_clusters: &str) -> String {
+    let world = world(extra_clusters, "");
     assert!(world.contains("{name: aks1, "), "world() lists aks1");
-    format!(
-        "{}managedIdentity: {{clientId: \"22222222-2222-2222-2222-222222222222\", tenantId: \"{}\", header: \"{IDENTITY_HEADER}\"}}\n",
-        world.replacen(
-            "{name: aks1, ",
-            "{name: aks1, commandPod: {startTimeoutSeconds: 60}, ",
-            1
-        ),
-        support::emulator::TENANT,
-    )
+    with_managed_identity(&world.replacen(
+        "{name: aks1, ",
+        "{name: aks1, commandPod: {startTimeoutSeconds: 60}, ",
+        1,
+    ))
 }
 
-const IDENTITY_HEADER: &str = "emulator-identity-header";
+fn examples_world() -> String {
+    examples_world_with("")
+}
 
 /// An example's Helm values for the operator, with the emulator's managed identity standing in for
-/// the workload identity a real install sets up, and the test cluster's API server address (what
-/// `Installed` puts in `extraEnv`, which a later values file would replace, not extend).
+/// the workload identity a real install sets up, and the test cluster's API server address.
 fn operator_values(example: &str, emulator: &Emulator) -> String {
     let mut values = yaml(example);
     values["operatorIdentity"] = json!("managed");
-    let port = Cluster::get()
-        .server
-        .rsplit(':')
-        .next()
-        .expect("API server port")
-        .to_string();
-    values["extraEnv"] = json!([
-        {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
-        {"name": "KUBERNETES_SERVICE_PORT", "value": port},
-        {"name": "IDENTITY_ENDPOINT", "value": format!("{}/msi/token", emulator.arm)},
-        {"name": "IDENTITY_HEADER", "value": IDENTITY_HEADER},
-    ]);
+    values["extraEnv"] = managed_identity_env(emulator);
     // JSON is YAML.
     values.to_string()
+}
+
+/// Creates the namespaces an example's operator values watch (Helm does not, and the chart puts a
+/// Role in each), and waits until the release namespace `<watch_ns>-op` of an earlier scenario
+/// with the same `watch_ns` is gone.
+async fn watched_namespaces(client: &Client, values_example: &str, watch_ns: &str) {
+    for ns in yaml(values_example)["watchNamespaces"]
+        .as_array()
+        .expect("watchNamespaces")
+    {
+        fixed_namespace(client, ns.as_str().expect("a namespace")).await;
+    }
+    let release_ns = format!("{watch_ns}-op");
+    let api = Api::<Namespace>::all(client.clone());
+    wait_until(
+        OUTCOME_TIMEOUT,
+        &format!("namespace {release_ns} of an earlier scenario to be deleted"),
+        || {
+            let api = api.clone();
+            let release_ns = release_ns.clone();
+            async move { api.get_opt(&release_ns).await.ok()?.is_none().then_some(()) }
+        },
+    )
+    .await;
 }
 
 /// The documents of an example file, parsed.
@@ -355,6 +382,101 @@ async fn kubeinvoke_objects(client: &Client, ns: &str) -> BTreeSet<String> {
                 .iter()
                 .map(|k| format!("KubeconfigExport/{}", k.name_any())),
         )
+        .collect()
+}
+
+/// The emulator's world for `examples/fleet`: two canaries and six other clusters tagged
+/// `env: prod` (canaries also `ring: canary`), three tagged `env: dev`, all in rg1 with a kubeconfig
+/// for the local cluster; commands take a moment, so that running two at once would show.
+fn fleet_world() -> String {
+    let kubeconfig = support::emulator::kubeconfig_spec(Cluster::get());
+    let sets = [
+        format!(
+            "{{count: {CANARIES}, namePattern: \"aks-canary-{{i}}\", tags: {{env: prod, ring: canary}}, commandDuration: 2, {kubeconfig}}}"
+        ),
+        format!(
+            "{{count: {PROD}, namePattern: \"aks-prod-{{i:02}}\", tags: {{env: prod}}, commandDuration: 1, {kubeconfig}}}"
+        ),
+        format!(
+            "{{count: 3, namePattern: \"aks-dev-{{i:02}}\", tags: {{env: dev}}, {kubeconfig}}}"
+        ),
+    ];
+    let sets: String = sets.iter().map(|s| format!("\n          - {s}")).collect();
+    examples_world_with(&format!("        managedClusterSets:{sets}"))
+}
+
+const CANARIES: usize = 2;
+const PROD: usize = 6;
+
+fn canaries() -> Vec<String> {
+    (1..=CANARIES).map(|i| format!("aks-canary-{i}")).collect()
+}
+
+/// Every cluster tagged `env: prod` in [`fleet_world`], canaries included.
+fn prod_clusters() -> Vec<String> {
+    canaries()
+        .into_iter()
+        .chain((1..=PROD).map(|i| format!("aks-prod-{i:02}")))
+        .collect()
+}
+
+/// Waits until fleet object `name` (a RemoteCommandSet or a KubeconfigExportSet) has seen its spec,
+/// shows `reason` and `done` holds for its status; returns the status. A reason that will not
+/// change by itself fails at once, with the operator's log.
+async fn wait_fleet<K>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    done: impl Fn(&Value) -> bool,
+    op: &Installed,
+) -> Value
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Serialize,
+{
+    const FINAL: &[&str] = &[
+        "Forbidden",
+        "InvalidSpec",
+        "TargetNotFound",
+        "MaxErrorsExceeded",
+        "TargetsFailed",
+        "ExportsFailed",
+    ];
+    let api = Api::<K>::namespaced(client.clone(), ns);
+    wait_until(
+        OUTCOME_TIMEOUT,
+        &format!("{ns}/{name} to reach {reason}"),
+        || {
+            let api = api.clone();
+            let done = &done;
+            async move {
+                let object = serde_json::to_value(api.get_opt(name).await.ok()??).ok()?;
+                let status = object.get("status")?.clone();
+                let current = status["observedGeneration"] == object["metadata"]["generation"];
+                let now = status["reason"].as_str().unwrap_or_default();
+                assert!(
+                    !(current && now != reason && FINAL.contains(&now)),
+                    "{ns}/{name} is {now}, not {reason}: {status}\n{}",
+                    op.logs()
+                );
+                (current && now == reason && done(&status)).then_some(status)
+            }
+        },
+    )
+    .await
+}
+
+/// The targets of a fleet run's status, by cluster name.
+fn target_names(status: &Value) -> BTreeSet<String> {
+    status["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str()?.rsplit('/').next().map(str::to_string))
         .collect()
 }
 
@@ -750,4 +872,250 @@ async fn argocd_example_runs_its_waves_in_order_and_registers_the_cluster() {
         text(&cluster, "name").as_str(),
         "aks1-apps names the registered cluster"
     );
+}
+
+/// `examples/fleet`, the patch: the canary set runs on the two `ring: canary` clusters one at a
+/// time; the prod set, applied once the canary set is Completed, runs on the six other prod
+/// clusters. Each prod cluster gets the patch exactly once, no dev cluster gets it, and under Argo CD
+/// the canary set's wave comes first.
+#[tokio::test]
+async fn fleet_patch_example_runs_the_canaries_one_at_a_time_then_the_rest_of_prod() {
+    let _turn = NODE.lock().await;
+    let client = Cluster::get().client().await;
+    install_crds(&client).await;
+    let canary = yaml("fleet/patch-1-canary.yaml");
+    let prod = yaml("fleet/patch-2-prod.yaml");
+    let ns = canary["metadata"]["namespace"].as_str().expect("namespace");
+    assert_eq!(prod["metadata"]["namespace"], ns);
+    assert_eq!(canary["spec"]["runId"], prod["spec"]["runId"]);
+    let wave = |doc: &Value| -> i64 {
+        doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .as_str()
+            .expect("a sync wave")
+            .parse()
+            .expect("a number")
+    };
+    assert!(
+        wave(&canary) < wave(&prod),
+        "the canaries go first under Argo CD"
+    );
+
+    watched_namespaces(&client, "fleet/operator-values.yaml", ns).await;
+    let emulator = Emulator::start(&fleet_world(), &[]);
+    let values = operator_values("fleet/operator-values.yaml", &emulator);
+    let op = Installed::install_with(&client, &emulator, ns, &values).await;
+
+    // Step 1: the canaries, one at a time.
+    apply(&["-f", &example_path("fleet/patch-1-canary.yaml")]);
+    let name = canary["metadata"]["name"].as_str().expect("name");
+    let status =
+        wait_fleet::<RemoteCommandSet>(&client, ns, name, "Completed", |_| true, &op).await;
+    let canaries: BTreeSet<String> = canaries().into_iter().collect();
+    assert_eq!(target_names(&status), canaries, "{status}");
+    assert_eq!(status["succeeded"], CANARIES, "{status}");
+    let ran = emulator.run_commands_per_cluster().await;
+    assert_eq!(
+        ran.keys().cloned().collect::<BTreeSet<_>>(),
+        canaries,
+        "step 1 ran on the canaries only: {ran:?}"
+    );
+    assert_eq!(
+        emulator.commands_running_peak().await,
+        1,
+        "maxConcurrency 1: one canary at a time"
+    );
+
+    // Step 2: every other prod cluster.
+    apply(&["-f", &example_path("fleet/patch-2-prod.yaml")]);
+    let name = prod["metadata"]["name"].as_str().expect("name");
+    let status =
+        wait_fleet::<RemoteCommandSet>(&client, ns, name, "Completed", |_| true, &op).await;
+    let rest: BTreeSet<String> = prod_clusters()
+        .into_iter()
+        .filter(|c| !canaries.contains(c))
+        .collect();
+    assert_eq!(target_names(&status), rest, "{status}");
+    assert_eq!(status["succeeded"], PROD, "{status}");
+    let ran = emulator.run_commands_per_cluster().await;
+    assert_eq!(
+        ran.keys().cloned().collect::<BTreeSet<_>>(),
+        prod_clusters().into_iter().collect::<BTreeSet<_>>(),
+        "every prod cluster and no dev cluster: {ran:?}"
+    );
+    assert!(
+        ran.values().all(|n| *n == 1),
+        "no cluster patched twice: {ran:?}"
+    );
+    // The children's output: the command line as written ran to its end.
+    let children = Api::<RemoteCommand>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list RemoteCommands");
+    assert_eq!(children.items.len(), CANARIES + PROD);
+    let output = support::rcmd::output(&client, ns, &children.items[0]).await;
+    assert!(output.contains("patched"), "output: {output}");
+}
+
+/// `examples/fleet`, the kubeconfigs: the Argo CD set registers every prod cluster (and no other)
+/// as an Argo CD cluster Secret with the label the ApplicationSet selects; the Flux set writes each
+/// prod cluster's Flux Secret, the one the example Kustomization names among them, usable by a
+/// client without kubelogin. Deleting the Argo CD set unregisters its clusters.
+#[tokio::test]
+async fn fleet_export_examples_register_every_prod_cluster_with_argocd_and_flux() {
+    let _turn = NODE.lock().await;
+    let client = Cluster::get().client().await;
+    install_crds(&client).await;
+
+    // What the Argo CD and Flux objects point at.
+    let argocd_set = yaml("fleet/argocd-prod-clusters.yaml");
+    let appset = yaml("fleet/argocd-prod-apps.yaml");
+    let argocd_ns = argocd_set["metadata"]["namespace"]
+        .as_str()
+        .expect("namespace");
+    assert_eq!(appset["metadata"]["namespace"], argocd_ns);
+    assert_eq!(argocd_set["spec"]["template"]["secret"]["format"], "ArgoCD");
+    assert_eq!(
+        appset["spec"]["generators"][0]["clusters"]["selector"]["matchLabels"],
+        argocd_set["spec"]["template"]["secret"]["labels"],
+        "the ApplicationSet selects the Secrets by the label the set puts on them"
+    );
+    let flux_set = yaml("fleet/flux-prod-clusters.yaml");
+    let flux_apps = yaml("fleet/flux-aks-prod-01-apps.yaml");
+    let platform = flux_set["metadata"]["namespace"]
+        .as_str()
+        .expect("namespace");
+    assert_eq!(
+        flux_apps["metadata"]["namespace"], platform,
+        "Flux reads the Secret from the Kustomization's namespace"
+    );
+    assert_eq!(flux_set["spec"]["template"]["secret"]["format"], "Flux");
+    let pattern = flux_set["spec"]["template"]["secret"]["namePattern"]
+        .as_str()
+        .expect("namePattern");
+    let flux_secret = pattern.replace("{name}", "aks-prod-01");
+    assert_eq!(
+        flux_apps["spec"]["kubeConfig"]["secretRef"],
+        json!({"name": flux_secret, "key": "value"}),
+        "the Kustomization reads aks-prod-01's Secret, key `value` of the Flux format"
+    );
+
+    watched_namespaces(&client, "fleet/operator-values.yaml", platform).await;
+    let emulator = Emulator::start(&fleet_world(), &[]);
+    let values = operator_values("fleet/operator-values.yaml", &emulator);
+    let op = Installed::install_with(&client, &emulator, platform, &values).await;
+    apply(&["-f", &example_path("fleet/argocd-prod-clusters.yaml")]);
+    apply(&["-f", &example_path("fleet/flux-prod-clusters.yaml")]);
+    let prod = prod_clusters();
+    let every_one_ready = |s: &Value| s["clusters"] == prod.len() && s["ready"] == prod.len();
+
+    // Argo CD: one export per prod cluster, controlled by the set, each with its cluster Secret.
+    let name = argocd_set["metadata"]["name"].as_str().expect("name");
+    wait_fleet::<KubeconfigExportSet>(&client, argocd_ns, name, "Exported", every_one_ready, &op)
+        .await;
+    let exports = Api::<KubeconfigExport>::namespaced(client.clone(), argocd_ns)
+        .list(&ListParams::default().labels(&format!("kubeinvoke.io/kubeconfig-export-set={name}")))
+        .await
+        .expect("list KubeconfigExports");
+    let sources: BTreeSet<String> = exports
+        .items
+        .iter()
+        .map(|k| {
+            let owner = k
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true));
+            assert_eq!(
+                owner.map(|o| (o.kind.as_str(), o.name.as_str())),
+                Some(("KubeconfigExportSet", name)),
+                "{} is controlled by the set",
+                k.name_any()
+            );
+            let source = serde_json::to_value(&k.spec.source).unwrap();
+            source["aks"]["resourceId"]
+                .as_str()
+                .expect("an AKS source")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        prod.iter()
+            .map(|c| support::emulator::aks_id(c))
+            .collect::<BTreeSet<_>>()
+    );
+    let registered = |client: Client| async move {
+        Api::<Secret>::namespaced(client, argocd_ns)
+            .list(
+                &ListParams::default()
+                    .labels("argocd.argoproj.io/secret-type=cluster,environment=prod"),
+            )
+            .await
+            .expect("list cluster Secrets")
+            .items
+    };
+    let secrets = registered(client.clone()).await;
+    assert_eq!(
+        secrets
+            .iter()
+            .map(|s| s.name_any())
+            .collect::<BTreeSet<_>>(),
+        prod.iter()
+            .map(|c| format!("cluster-rg1-{c}"))
+            .collect::<BTreeSet<_>>(),
+        "a cluster Secret per prod cluster, named by namePattern"
+    );
+    for cluster in &secrets {
+        assert_eq!(keys(cluster), ["config", "name", "server"]);
+        assert_eq!(
+            format!("cluster-rg1-{}", text(cluster, "name")),
+            cluster.name_any(),
+            "Argo CD lists it under the cluster's name"
+        );
+        assert_eq!(text(cluster, "server"), Cluster::get().server);
+        let config: Value = serde_json::from_str(&text(cluster, "config")).expect("config is JSON");
+        assert!(
+            config["bearerToken"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+                && config.get("execProviderConfig").is_none(),
+            "{}: config (a bearer token, no kubelogin): {config}",
+            cluster.name_any()
+        );
+    }
+
+    // Flux: a Secret per prod cluster; the one the Kustomization names works without kubelogin.
+    let name = flux_set["metadata"]["name"].as_str().expect("name");
+    wait_fleet::<KubeconfigExportSet>(&client, platform, name, "Exported", every_one_ready, &op)
+        .await;
+    for cluster in &prod {
+        let flux = secret(&client, platform, &pattern.replace("{name}", cluster)).await;
+        assert_eq!(keys(&flux), ["value"]);
+    }
+    let kubeconfig = text(&secret(&client, platform, &flux_secret).await, "value");
+    assert_token_users(&kubeconfig, &flux_secret);
+    assert_kubeconfig_works(&kubeconfig, platform);
+
+    // Deleting the Argo CD set deletes its exports and, with them, the cluster Secrets.
+    let set_name = argocd_set["metadata"]["name"].as_str().expect("name");
+    Api::<KubeconfigExportSet>::namespaced(client.clone(), argocd_ns)
+        .delete(set_name, &DeleteParams::default())
+        .await
+        .expect("delete the set");
+    let registered = &registered;
+    wait_until(
+        OUTCOME_TIMEOUT,
+        "the prod clusters to be unregistered",
+        || {
+            let client = client.clone();
+            async move { registered(client).await.is_empty().then_some(()) }
+        },
+    )
+    .await;
+    // The Flux set goes too, so that no later scenario's operator keeps exporting for it.
+    Api::<KubeconfigExportSet>::namespaced(client.clone(), platform)
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the Flux set");
 }
