@@ -1,10 +1,9 @@
 //! Fleet runs end to end: a RemoteCommandSet over twenty emulated AKS clusters, served by the
 //! operator as the chart installs it. What ARM saw is read from the emulator: how many commands ran
-//! at once, and how many times each cluster was asked.
+//! at once, how many times each cluster was asked, and which scopes were listed.
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -14,9 +13,11 @@ use kubeinvoke::api::{RemoteCommand, RemoteCommandSet};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use support::emulator::{Emulator, SUBSCRIPTION, aks_id, world};
+use support::emulator::{
+    Emulator, SUBSCRIPTION, TENANT, aks_id, managed_identity_env, with_managed_identity, world,
+};
 use support::release::Installed;
-use support::{rcmd, wait_until};
+use support::{Cluster, install_crds, namespace, rcmd, wait_until};
 
 /// One release's pods at a time on the 2-core node.
 static NODE: Mutex<()> = Mutex::const_new(());
@@ -90,31 +91,6 @@ async fn wait_reason(
     .await
 }
 
-/// How many runCommand POSTs each cluster got, from the emulator's request log.
-async fn run_commands_per_cluster(emulator: &Emulator) -> BTreeMap<String, u64> {
-    let mut counts = BTreeMap::new();
-    for entry in emulator
-        .requests()
-        .await
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
-        let path = entry["path"].as_str().unwrap_or_default();
-        if entry["method"] == "POST" && path.ends_with("/runCommand") {
-            let name = path.rsplit('/').nth(1).unwrap_or_default().to_string();
-            *counts.entry(name).or_default() += 1;
-        }
-    }
-    counts
-}
-
-async fn peak(emulator: &Emulator) -> u64 {
-    emulator.counters().await["commandsRunningPeak"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 /// Twenty clusters, at most four commands at once; every cluster asked exactly once; a change of
 /// rate control after the end starts nothing.
 #[tokio::test]
@@ -138,7 +114,7 @@ async fn a_fleet_run_keeps_to_max_concurrency_and_runs_each_target_once() {
         (Some(0), Some(0), Some(0))
     );
     assert!(status["completionTime"].is_string());
-    let seen_peak = peak(&emulator).await;
+    let seen_peak = emulator.commands_running_peak().await;
     assert!(
         seen_peak <= 4,
         "ARM saw {seen_peak} commands running at once; maxConcurrency is 4"
@@ -147,7 +123,7 @@ async fn a_fleet_run_keeps_to_max_concurrency_and_runs_each_target_once() {
         seen_peak >= 2,
         "the run used its concurrency (peak {seen_peak})"
     );
-    let counts = run_commands_per_cluster(&emulator).await;
+    let counts = emulator.run_commands_per_cluster().await;
     assert_eq!(counts.len(), FLEET, "{counts:?}");
     assert!(
         counts.values().all(|n| *n == 1),
@@ -265,13 +241,13 @@ async fn an_operator_restart_mid_run_loses_nothing_and_repeats_nothing() {
 
     let status = wait_reason(&api, "survive", "Completed", Duration::from_secs(300)).await;
     assert_eq!(status["succeeded"], FLEET);
-    let counts = run_commands_per_cluster(&emulator).await;
+    let counts = emulator.run_commands_per_cluster().await;
     assert_eq!(counts.len(), FLEET, "{counts:?}");
     assert!(
         counts.values().all(|n| *n == 1),
         "nothing sent twice: {counts:?}"
     );
-    assert!(peak(&emulator).await <= 5);
+    assert!(emulator.commands_running_peak().await <= 5);
 }
 
 /// A selector over a subscription lists every cluster page by page (five to a page) and runs on
@@ -310,15 +286,224 @@ async fn a_selector_runs_on_the_tagged_clusters_it_lists_page_by_page() {
         targets.iter().all(|t| t.contains("/aks-prod-")),
         "{targets:?}"
     );
-    let counts = run_commands_per_cluster(&emulator).await;
+    let counts = emulator.run_commands_per_cluster().await;
     assert_eq!(counts.len(), 12, "{counts:?}");
     assert!(
         counts.keys().all(|c| c.starts_with("aks-prod-")) && counts.values().all(|n| *n == 1),
         "{counts:?}"
     );
-    assert!(peak(&emulator).await <= 3);
+    assert!(emulator.commands_running_peak().await <= 3);
     let pages = emulator.counters().await["requests"]["aks.list"]
         .as_u64()
         .unwrap_or(0);
     assert!(pages >= 5, "the listing read every page ({pages} requests)");
+}
+
+/// A subscription the tenant's grant does not name, with a cluster the selector would match.
+const OTHER_SUBSCRIPTION: &str = "99999999-0000-4000-8000-000000000099";
+
+/// A namespace may use the operator's identity in resource group rg1 only (`runCommands` too). A
+/// set whose selector names another subscription, or rg1's whole subscription, is `Forbidden`
+/// before any request: ARM never sees either listed, and the other subscription's cluster runs
+/// nothing. A set of the same namespace within the grant lists rg1 and runs there.
+#[tokio::test]
+async fn a_selector_cannot_reach_a_scope_the_grant_excludes() {
+    let _turn = NODE.lock().await;
+    let admin = Cluster::get().client().await;
+    install_crds(&admin).await;
+    // No credential Secret: the namespace acts with the operator's identity, within its grant.
+    let ns = namespace(&admin, "fleet-grant").await;
+    let sets = "        managedClusterSets:\n          - {count: 3, namePattern: \"aks-granted-{i}\", tags: {env: prod}}";
+    let other = format!(
+        "  - id: \"{OTHER_SUBSCRIPTION}\"\n    tenantId: \"{TENANT}\"\n    resourceGroups:\n      - name: rg-other\n        managedClusters:\n          - {{name: aks-other, tags: {{env: prod}}}}\n"
+    );
+    let emulator = Emulator::start(
+        &with_managed_identity(&format!("{}{other}", world(sets, ""))),
+        &[],
+    );
+    let grants = json!([{
+        "namespace": ns,
+        "scopes": [format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/rg1")],
+        "runCommands": true,
+    }]);
+    let values = json!({
+        "operatorIdentity": "managed",
+        "operatorIdentityGrants": grants,
+        "extraEnv": managed_identity_env(&emulator),
+    });
+    let op = Installed::install_with(&admin, &emulator, &ns, &values.to_string()).await;
+
+    let selected = |name: &str, selector: Value| -> RemoteCommandSet {
+        serde_json::from_value(json!({
+            "apiVersion": "kubeinvoke.io/v1alpha1",
+            "kind": "RemoteCommandSet",
+            "metadata": {"name": name},
+            "spec": {
+                "template": {"command": format!("echo {name} {ns}"), "timeoutSeconds": 120},
+                "targets": {"selector": selector},
+            },
+        }))
+        .unwrap()
+    };
+    let api = Api::<RemoteCommandSet>::namespaced(admin.clone(), &ns);
+    for (name, selector) in [
+        (
+            "other-subscription",
+            json!({"subscriptions": [OTHER_SUBSCRIPTION], "matchTags": {"env": "prod"}}),
+        ),
+        (
+            "whole-subscription",
+            json!({"subscriptions": [SUBSCRIPTION], "matchTags": {"env": "prod"}}),
+        ),
+    ] {
+        create(&admin, &ns, &selected(name, selector)).await;
+        let status = wait_reason(&api, name, "Forbidden", Duration::from_secs(60)).await;
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("not granted"),
+            "{name}: {status}\n{}",
+            op.logs()
+        );
+        assert_eq!(status["targetCount"], 0, "{name}: {status}");
+    }
+
+    // Within the grant the same identity lists rg1 and runs on what it selects.
+    create(
+        &admin,
+        &ns,
+        &selected(
+            "granted",
+            json!({"subscriptions": [SUBSCRIPTION], "resourceGroups": ["rg1"], "matchTags": {"env": "prod"}}),
+        ),
+    )
+    .await;
+    let status = wait_reason(&api, "granted", "Completed", Duration::from_secs(180)).await;
+    assert_eq!(status["targetCount"], 3, "{status}");
+
+    let listed: Vec<String> = emulator
+        .requests()
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["operation"] == "aks.list")
+        .filter_map(|e| e["path"].as_str().map(str::to_ascii_lowercase))
+        .collect();
+    let rg1 = format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/rg1/");
+    assert!(
+        listed.iter().any(|p| p.starts_with(&rg1)),
+        "the granted set listed rg1: {listed:?}"
+    );
+    assert!(
+        listed.iter().all(|p| p.starts_with(&rg1)),
+        "ARM was asked to list outside the grant: {listed:?}"
+    );
+    let requests = emulator.requests().await.to_string().to_ascii_lowercase();
+    assert!(
+        !requests.contains(OTHER_SUBSCRIPTION),
+        "ARM saw a request for the subscription outside the grant"
+    );
+    assert_eq!(
+        emulator
+            .dispatches(&format!("echo other-subscription {ns}"))
+            .await,
+        0
+    );
+}
+
+/// A target's RemoteCommand deleted while the run goes on is never launched again (it counts as
+/// failed, `ResultUnavailable`); `ttlSecondsAfterFinished` deletes the run's commands only once
+/// the whole run completed, and the set keeps its counts; re-applying the same spec (as GitOps
+/// does, with server-side apply) runs nothing.
+#[tokio::test]
+async fn a_deleted_or_expired_child_is_never_launched_again() {
+    let _turn = NODE.lock().await;
+    let (admin, ns) = rcmd::setup("fleet-gone").await;
+    let emulator = Emulator::start(&fleet_world(2.0, &[]), &[]);
+    let _op = Installed::install(&admin, &emulator, &ns).await;
+    let command = format!("echo once {ns}");
+    let mut spec = set("once", &command, 5, 1);
+    spec.spec.template.ttl_seconds_after_finished = Some(0);
+    let api = create(&admin, &ns, &spec).await;
+    let commands = Api::<RemoteCommand>::namespaced(admin.clone(), &ns);
+
+    // The first child to succeed is deleted by hand while the others still run.
+    let first = wait_until(
+        Duration::from_secs(120),
+        "a child succeeded while the run goes on",
+        || async {
+            let list = commands.list(&Default::default()).await.ok()?;
+            let done = list.items.iter().find(|rc| {
+                rc.status.as_ref().and_then(|s| s.phase) == Some(kubeinvoke::api::Phase::Succeeded)
+            })?;
+            done.metadata.name.clone()
+        },
+    )
+    .await;
+    commands
+        .delete(&first, &DeleteParams::default())
+        .await
+        .unwrap();
+
+    let status = wait_reason(&api, "once", "TargetsFailed", Duration::from_secs(240)).await;
+    assert_eq!(
+        (status["succeeded"].as_i64(), status["failed"].as_i64()),
+        (Some(FLEET as i64 - 1), Some(1)),
+        "{status}"
+    );
+    assert_eq!(status["failedTargets"][0]["reason"], "ResultUnavailable");
+    assert_eq!(status["failedTargets"][0]["name"], first.as_str());
+    assert_eq!(status["launched"], FLEET);
+
+    // The TTL of 0 deletes every command of the completed run; none comes back.
+    wait_until(
+        Duration::from_secs(60),
+        "the run's commands deleted",
+        || async {
+            commands
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    let manifest = serde_json::to_value(&spec).unwrap();
+    api.patch(
+        "once",
+        &PatchParams::apply("flux").force(),
+        &Patch::Apply(&manifest),
+    )
+    .await
+    .unwrap();
+    // A change of rate control makes the set look again at a run whose commands are gone.
+    api.patch(
+        "once",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"maxConcurrency": 10}})),
+    )
+    .await
+    .unwrap();
+    let after = wait_reason(&api, "once", "TargetsFailed", Duration::from_secs(60)).await;
+    assert_eq!(after["succeeded"], status["succeeded"], "{after}");
+    assert_eq!(after["failed"], status["failed"], "{after}");
+    assert!(
+        commands
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "nothing relaunched"
+    );
+    let counts = emulator.run_commands_per_cluster().await;
+    assert_eq!(counts.len(), FLEET, "{counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "each cluster asked once: {counts:?}"
+    );
+    assert_eq!(emulator.dispatches(&command).await, FLEET as u64);
 }

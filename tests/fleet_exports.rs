@@ -190,3 +190,85 @@ async fn a_fleet_export_follows_the_world_and_keeps_its_secrets_through_arm_fail
     })
     .await;
 }
+
+/// AKS Arc clusters: only connected clusters of kind `ProvisionedCluster` are selected (a plain
+/// Arc-enabled cluster with the same tag is not); two clusters whose Secret names come out the
+/// same get one Secret and a `SecretConflict`, until the pattern tells them apart.
+#[tokio::test]
+async fn a_fleet_of_aks_arc_clusters_leaves_out_plain_connected_clusters_and_name_clashes() {
+    let kubeconfig = kubeconfig_spec(Cluster::get());
+    let connected = format!(
+        "          - {{name: arc2, tags: {{env: edge}}, lroPolls: 1, {kubeconfig}}}\n          - {{name: arc-plain, plain: true, tags: {{env: edge}}, {kubeconfig}}}"
+    );
+    let env = Env::start("kcxset-arc", &world("", &connected), &[]).await;
+    env.emulator
+        .put_resource(
+            "rg2",
+            "connectedClusters",
+            "arc2",
+            &format!("{{tags: {{env: edge}}, lroPolls: 1, {kubeconfig}}}"),
+        )
+        .await;
+    let api: Api<KubeconfigExportSet> = Api::namespaced(env.client.clone(), &env.ns);
+    let set: KubeconfigExportSet = serde_json::from_value(json!({
+        "apiVersion": "kubeinvoke.io/v1alpha1",
+        "kind": "KubeconfigExportSet",
+        "metadata": {"name": "prod"},
+        "spec": {
+            "selector": {
+                "resourceType": "ConnectedClusters",
+                "subscriptions": [SUBSCRIPTION],
+                "matchTags": {"env": "edge"},
+            },
+            "template": {
+                "credentialRef": {"name": CREDENTIALS},
+                "secret": {"labels": {"fleet": "prod"}},
+            },
+        },
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &set).await.unwrap();
+
+    let status = wait_status(&api, "one export and one clash", INTERVAL, |s| {
+        s["reason"] == "ExportsFailed" && s["ready"] == 1
+    })
+    .await;
+    assert_eq!(status["clusters"], 1, "{status}");
+    let failed = &status["failedClusters"];
+    assert_eq!(failed.as_array().map(Vec::len), Some(1), "{status}");
+    assert_eq!(failed[0]["reason"], "SecretConflict", "{status}");
+    assert!(
+        failed[0]["resourceId"]
+            .as_str()
+            .unwrap()
+            .contains("/resourceGroups/rg2/"),
+        "the first by resource ID (rg1) has the name: {status}"
+    );
+    assert_eq!(secrets(&env).await, names(&["arc2"]));
+
+    api.patch(
+        "prod",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            json!({"spec": {"template": {"secret": {"namePattern": "{resourceGroup}-{name}"}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_status(&api, "both exported", INTERVAL, |s| {
+        s["reason"] == "Exported" && s["ready"] == 2 && s["clusters"] == 2
+    })
+    .await;
+    let both: BTreeSet<String> = ["rg1-arc2", "rg2-arc2"].map(String::from).into();
+    wait_until(
+        Duration::from_secs(60),
+        "the renamed Secrets only",
+        || async { (secrets(&env).await == both).then_some(()) },
+    )
+    .await;
+    let log = env.emulator.requests().await.to_string();
+    assert!(
+        !log.contains("arc-plain/providers/Microsoft.HybridContainerService"),
+        "no kubeconfig was asked of the plain connected cluster"
+    );
+}

@@ -138,8 +138,9 @@ pub struct RemoteCommandTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 16384))]
     pub tail_bytes: Option<i32>,
-    /// Each target's RemoteCommand is deleted that long after it finished (with its output
-    /// Secret); unset: kept while the set exists.
+    /// The run's RemoteCommands (with their output Secrets) are deleted that long after the whole
+    /// run completed — never one by one while it runs, so no target can look unlaunched and run
+    /// again; the set keeps the run's counts. Unset: kept while the set exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i64>,
@@ -259,6 +260,10 @@ pub struct RemoteCommandSetStatus {
     /// Targets not launched (yet, or ever once `maxErrors` stopped the run).
     #[serde(default)]
     pub not_started: i32,
+    /// How many targets, in launch order, have had their RemoteCommand created in this run: none
+    /// of them is ever launched again in it, even if its RemoteCommand is deleted.
+    #[serde(default)]
+    pub launched: i32,
     /// When the run started (its targets were resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,

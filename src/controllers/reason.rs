@@ -222,6 +222,7 @@ mod tests {
             .expect("README's KubeconfigExport status lists its reasons");
         documented.extend(backticked(kcx));
         documented.extend(first_column(readme, "### Fleet run reasons"));
+        documented.extend(first_column(readme, "### KubeconfigExportSet reasons"));
         let in_code = written_reasons();
         let missing: Vec<_> = in_code.difference(&documented).collect();
         let unknown: Vec<_> = documented.difference(&in_code).collect();

@@ -54,6 +54,10 @@ pub async fn reconcile(
         // Its exports, and their Secrets, go with it through their owner references.
         return Ok(Action::await_change());
     }
+    // What the set holds is read from the exports' cache: never before it is filled.
+    if exports.wait_until_ready().await.is_err() {
+        return Ok(Action::await_change());
+    }
     let namespace = set.namespace().unwrap_or_default();
     let Some(_share) = ctx.limits.enter(&namespace) else {
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
@@ -211,10 +215,12 @@ pub async fn reconcile(
             .await;
         }
     }
+    // Counted from now, not from the start of this reconcile: creating hundreds of exports takes
+    // seconds, and the next listing is due at its time.
     let until_next = status
         .next_discovery_time
         .as_ref()
-        .map(|t| t.0.duration_since(now).unsigned_abs())
+        .map(|t| Duration::try_from(t.0.duration_since(Timestamp::now())).unwrap_or_default())
         .unwrap_or(interval);
     Ok(Action::requeue(until_next.max(Duration::from_secs(1))))
 }

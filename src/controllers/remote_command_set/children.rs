@@ -60,7 +60,8 @@ pub fn child(set: &RemoteCommandSet, run_key: &str, name: &str, target: &str) ->
             secret_name: None,
             tail_bytes: t.tail_bytes.unwrap_or_default(),
         },
-        ttl_seconds_after_finished: t.ttl_seconds_after_finished,
+        // The set deletes its run's children once the whole run completed (never one by one).
+        ttl_seconds_after_finished: None,
         credential_ref: t.credential_ref.clone(),
     };
     let mut rc = RemoteCommand::new(name, spec);
@@ -94,6 +95,26 @@ pub async fn launch(api: &Api<RemoteCommand>, rc: &RemoteCommand) -> Result<(), 
                 crate::text::truncate(&e.message, 600)
             ),
         )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A launched target whose RemoteCommand was deleted while the run went on: it counts as failed,
+/// with `ResultUnavailable` (whether it ran is unknown), and is never launched again.
+pub fn gone(name: String) -> Child {
+    Child {
+        name,
+        phase: Phase::Failed,
+        reason: Some(Reason::ResultUnavailable.as_str().to_string()),
+        exit_code: None,
+    }
+}
+
+/// Deletes a child of a completed run (its TTL); gone already is fine.
+pub async fn delete(api: &Api<RemoteCommand>, name: &str) -> Result<(), Failure> {
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -49,6 +49,10 @@ pub async fn reconcile(
         launched.forget(&uid);
         return Ok(Action::await_change());
     }
+    // Which targets were launched is read from the children's cache: never before it is filled.
+    if commands.wait_until_ready().await.is_err() {
+        return Ok(Action::await_change());
+    }
     let namespace = set.namespace().unwrap_or_default();
     let Some(_share) = ctx.limits.enter(&namespace) else {
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
@@ -110,7 +114,24 @@ pub async fn reconcile(
             return fail(&api, &set, &ctx, status, failure).await;
         }
     };
-    let observed = children::observe(&set, &run_key, &status.targets, &commands, &launched);
+    let mut observed = children::observe(&set, &run_key, &status.targets, &commands, &launched);
+    let rc_api: Api<RemoteCommand> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Targets launched in this run whose RemoteCommand is gone: never launched again.
+    let mark = usize::try_from(status.launched).unwrap_or(0).min(n);
+    let gone: Vec<usize> = (0..mark).filter(|i| !observed.contains_key(i)).collect();
+    if !gone.is_empty() && status.completion_time.is_some() {
+        // The run is over and its commands deleted (its TTL, or by hand): its counts are final.
+        if status.observed_generation != generation {
+            status.observed_generation = generation;
+            write_status(&api, &set, &status).await?;
+        }
+        return expire(&rc_api, &set, &run_key, &status).await;
+    }
+    for i in gone {
+        // Deleted while the run went on: whether it ran is unknown.
+        let name = plan::child_name(&set.name_any(), &run_key, &status.targets[i]);
+        observed.insert(i, children::gone(name));
+    }
     let next = plan::plan(
         &status.targets,
         &observed,
@@ -118,7 +139,6 @@ pub async fn reconcile(
         max_errors,
         set.spec.suspend,
     );
-    let rc_api: Api<RemoteCommand> = Api::namespaced(ctx.client.clone(), &namespace);
     for &i in &next.launch {
         let target = &status.targets[i];
         let name = plan::child_name(&set.name_any(), &run_key, target);
@@ -130,6 +150,12 @@ pub async fn reconcile(
     }
 
     let before = status.clone();
+    let highest = observed
+        .keys()
+        .chain(&next.launch)
+        .max()
+        .map_or(0, |i| i + 1);
+    status.launched = i32::try_from(mark.max(highest)).unwrap_or(i32::MAX);
     settle(&mut status, &set, generation, &next);
     if status != before {
         write_status(&api, &set, &status).await?;
@@ -145,11 +171,37 @@ pub async fn reconcile(
             ctx.event(&*set, type_, reason, "Run", &note).await;
         }
     }
-    Ok(if next.done {
-        Action::await_change()
-    } else {
-        Action::requeue(RECHECK)
-    })
+    if next.done {
+        return expire(&rc_api, &set, &run_key, &status).await;
+    }
+    Ok(Action::requeue(RECHECK))
+}
+
+/// A completed run's `template.ttlSecondsAfterFinished`: once it has passed since the run
+/// completed, the run's RemoteCommands (and with them their output Secrets) are deleted; until
+/// then the set is looked at again when it passes.
+async fn expire(
+    api: &Api<RemoteCommand>,
+    set: &RemoteCommandSet,
+    run_key: &str,
+    status: &RemoteCommandSetStatus,
+) -> Result<Action, Failure> {
+    let (Some(ttl), Some(completed)) = (
+        set.spec.template.ttl_seconds_after_finished,
+        status.completion_time.as_ref(),
+    ) else {
+        return Ok(Action::await_change());
+    };
+    let due = completed.0 + k8s_openapi::jiff::SignedDuration::from_secs(ttl);
+    let now = Timestamp::now();
+    if now < due {
+        return Ok(Action::requeue(due.duration_since(now).unsigned_abs()));
+    }
+    let launched = usize::try_from(status.launched).unwrap_or(0);
+    for target in status.targets.iter().take(launched) {
+        children::delete(api, &plan::child_name(&set.name_any(), run_key, target)).await?;
+    }
+    Ok(Action::await_change())
 }
 
 /// The status `next` describes: counts, failed targets, reason, conditions, completion.
