@@ -75,8 +75,9 @@ lua-test:
 	@hack/lua-test.sh
 
 ## bench: kubeinvoke against ARM's request budget and against the Azure SDK for Python (release build) -> bench/RESULTS.md
+## (SCENARIOS=G, or e.g. D,G: only those; their sections replace the old ones, the rest stays)
 bench: prereqs
-	@hack/bench.sh
+	@hack/bench.sh $(if $(SCENARIOS),--scenarios $(SCENARIOS))
 
 ## bench-smoke: the benchmark with small N on the debug build (part of make test)
 bench-smoke: prereqs build

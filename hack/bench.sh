@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # make bench: scenarios A (1000 AKS run commands through the operator), B (10 000 finished
 # RemoteCommands + 1 000 KubeconfigExports at rest) and C (the same 1000 commands through the Azure
-# SDK for Python), D (a fleet: 10 subscriptions with a principal each, 300 commands each) and E (`kubectl invoke`: 20 runs one at a time, then 200 at once) against a
-# throw-away local control plane and the emulator with ARM's real token buckets; writes
-# bench/RESULTS.md.
-#   hack/bench.sh            release build, full size (about 5 minutes after the build)
-#   hack/bench.sh --smoke    debug build, small N, report in a temp dir (part of make test)
+# SDK for Python), D (a fleet: 10 subscriptions with a principal each, 300 commands each), E
+# (`kubectl invoke`: 20 runs one at a time, then 200 at once), F (KubeconfigExport refreshes) and G
+# (one RemoteCommandSet over 500 clusters a selector finds in 10 subscriptions, with maxConcurrency
+# 50 and without a limit) against a throw-away local control plane and the emulator with ARM's real
+# token buckets; writes bench/RESULTS.md.
+#   hack/bench.sh                  release build, all scenarios (about 15 minutes after the build)
+#   hack/bench.sh --scenarios G    only these (letters, comma-separated): their sections replace
+#                                  the old ones in bench/RESULTS.md, the other sections stay
+#   hack/bench.sh --smoke          debug build, small N, report in a temp dir (part of make test)
 # Extra arguments go to kubeinvoke-bench (e.g. --client-budget 0.9,1.0, --sdk-concurrency 64).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,6 +17,17 @@ cd "$HERE/.."
 
 smoke=0
 if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
+
+# The instruction count (valgrind, a profiling build) goes with scenario A.
+scenarios=A
+prev=
+for arg in "$@"; do
+  if [ "$prev" = --scenarios ]; then scenarios=$arg; fi
+  case "$arg" in --scenarios=*) scenarios=${arg#--scenarios=} ;; esac
+  prev=$arg
+done
+with_a=0
+if [[ ",${scenarios^^}," == *,A,* ]]; then with_a=1; fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kubeinvoke-bench.XXXXXX")
 trap '"$HERE/cluster.sh" down "$dir/cluster" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
@@ -32,18 +47,21 @@ if [ "$smoke" = 1 ]; then
   cargo build --workspace --bins
   bin=target/debug
   scratch=$dir
-  set -- --commands 30 --rest-commands 300 --rest-exports 30 --fleet-subscriptions 3 --fleet-commands 10 --cli-sequential 3 --cli-concurrent 10 --refresh-exports 5 --out "$dir/RESULTS.md" \
+  set -- --commands 30 --rest-commands 300 --rest-exports 30 --fleet-subscriptions 3 --fleet-commands 10 --cli-sequential 3 --cli-concurrent 10 --refresh-exports 5 \
+    --set-subscriptions 2 --set-clusters 5 --set-export-interval 0 --out "$dir/RESULTS.md" \
     --label "hack/bench.sh --smoke" --require-success "$@"
 else
-  # The instruction count per command runs the operator under valgrind's callgrind.
-  if ! command -v valgrind >/dev/null; then
-    [ "$(id -u)" = 0 ] || { echo "bench: valgrind is missing; install it (needs root)" >&2; exit 1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
-  fi
   echo "bench: building the release binaries (a few minutes the first time)"
   cargo build --release --workspace --bins
-  cargo build --profile profiling --bin kubeinvoke
-  set -- --instructions-commands 50 --instructions-operator target/profiling/kubeinvoke "$@"
+  if [ "$with_a" = 1 ]; then
+    # The instruction count per command runs the operator under valgrind's callgrind.
+    if ! command -v valgrind >/dev/null; then
+      [ "$(id -u)" = 0 ] || { echo "bench: valgrind is missing; install it (needs root)" >&2; exit 1; }
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+    fi
+    cargo build --profile profiling --bin kubeinvoke
+    set -- --instructions-commands 50 --instructions-operator target/profiling/kubeinvoke "$@"
+  fi
   bin=target/release
   scratch="${TMPDIR:-/tmp}/kubeinvoke-bench-logs"
 fi

@@ -20,7 +20,7 @@ use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib};
 use crate::scenario::{ArmView, TENANT, now_secs};
 use crate::stats::{Budget, Work, lower_bound, polls_honouring_retry_after};
 
-fn subscription(i: usize) -> String {
+pub fn subscription(i: usize) -> String {
     format!("00000000-0000-0000-0000-1000000000{i:02}")
 }
 
@@ -200,15 +200,8 @@ pub async fn fleet_through_operator(
     emulator.reset().await?;
     let budget = Budget::ARM.scaled(0.9);
     let flags = budget.operator_flags();
-    let mut operator = Operator::start(
-        operator_bin,
-        kubeconfig,
-        emulator,
-        &ns,
-        &flags,
-        work_dir.join(format!("{ns}.log")),
-    )?;
-    operator.wait_ready(Duration::from_secs(60)).await?;
+    let operator =
+        Operator::ready(operator_bin, kubeconfig, emulator, &ns, &flags, work_dir).await?;
     let cpu_before = cpu_seconds(operator.pid())?;
 
     let api: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);

@@ -1,13 +1,18 @@
-//! `kubeinvoke-bench`: drives scenarios A, B and C of `make bench` against the local control
+//! `kubeinvoke-bench`: drives the scenarios of `make bench` (A to G) against the local control
 //! plane (`KUBEINVOKE_CLUSTER_DIR`, started by `hack/bench.sh`) and writes `bench/RESULTS.md`.
 #![forbid(unsafe_code)]
 
+mod export_set;
 mod fleet;
+mod fleet_set;
 mod instructions;
 mod procs;
 mod refresh;
 mod report;
+mod report_g;
+mod results_file;
 mod scenario;
+mod scenario_g;
 mod stats;
 
 use std::collections::HashMap;
@@ -99,9 +104,34 @@ struct Args {
     /// (0 skips F).
     #[arg(long, default_value_t = 100)]
     refresh_exports: usize,
-    /// Fail unless every command of A and C succeeded (the smoke run in make test).
+    #[command(flatten)]
+    set: scenario_g::SetArgs,
+    /// Only these scenarios (letters A to G; the instruction count goes with A). A run of some
+    /// of them replaces only their sections of an existing --out and notes that under its title.
+    #[arg(long, value_delimiter = ',', default_value = "A,B,C,D,E,F,G")]
+    scenarios: Vec<String>,
+    /// Fail unless every command of A, C and D and every target of G succeeded (the smoke run in
+    /// make test).
     #[arg(long)]
     require_success: bool,
+}
+
+const ALL_SCENARIOS: &str = "ABCDEFG";
+
+/// The scenarios selected by --scenarios, as upper-case letters in order.
+fn selected(args: &Args) -> Result<String, Error> {
+    let mut letters = String::new();
+    for s in &args.scenarios {
+        let l = s.trim().to_ascii_uppercase();
+        if l.len() != 1 || !ALL_SCENARIOS.contains(l.as_str()) {
+            return Err(format!("--scenarios: {s:?} is not one of A to G").into());
+        }
+        letters.push_str(&l);
+    }
+    Ok(ALL_SCENARIOS
+        .chars()
+        .filter(|c| letters.contains(*c))
+        .collect())
 }
 
 #[tokio::main]
@@ -165,6 +195,8 @@ fn machine() -> String {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
+    let only = selected(&args)?;
+    let on = |scenario: char| only.contains(scenario);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let env = cluster_env(&args.cluster_dir)?;
     let kubeconfig = PathBuf::from(
@@ -212,7 +244,7 @@ async fn run(args: Args) -> Result<(), Error> {
     );
 
     let mut a_runs = Vec::new();
-    for spec in &args.a_runs {
+    for spec in args.a_runs.iter().filter(|_| on('A')) {
         let (fraction, policy) = spec
             .split_once(':')
             .and_then(|(f, p)| Some((f.parse::<f64>().ok()?, p)))
@@ -276,7 +308,7 @@ async fn run(args: Args) -> Result<(), Error> {
         ),
     ];
 
-    let c = match &args.python {
+    let c = match args.python.as_ref().filter(|_| on('C')) {
         Some(python) => {
             let concurrency = args.sdk_concurrency.unwrap_or(args.commands);
             println!(
@@ -309,7 +341,7 @@ async fn run(args: Args) -> Result<(), Error> {
         None => None,
     };
 
-    let b = if args.rest_commands > 0 || args.rest_exports > 0 {
+    let b = if on('B') && (args.rest_commands > 0 || args.rest_exports > 0) {
         println!(
             "bench: scenario B, {} finished RemoteCommands + {} KubeconfigExports at rest",
             args.rest_commands, args.rest_exports
@@ -333,7 +365,7 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
-    let d = if args.fleet_subscriptions > 0 && args.fleet_commands > 0 {
+    let d = if on('D') && args.fleet_subscriptions > 0 && args.fleet_commands > 0 {
         println!(
             "bench: scenario D, {} subscriptions × {} commands, one principal each",
             args.fleet_subscriptions, args.fleet_commands
@@ -384,7 +416,7 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
-    let instructions = if args.instructions_commands > 0 {
+    let instructions = if on('A') && args.instructions_commands > 0 {
         println!(
             "bench: instructions per command, {} commands under callgrind",
             args.instructions_commands
@@ -409,7 +441,7 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
-    let f = if args.refresh_exports > 0 {
+    let f = if on('F') && args.refresh_exports > 0 {
         println!(
             "bench: scenario F, {} KubeconfigExports exported, then refreshed once",
             args.refresh_exports
@@ -443,8 +475,26 @@ async fn run(args: Args) -> Result<(), Error> {
         None
     };
 
+    let g = if on('G') && args.set.set_subscriptions > 0 && args.set.set_clusters > 0 {
+        let bench = scenario_g::Bench {
+            client: &client,
+            env: &env,
+            kubeconfig: &kubeconfig,
+            work_dir: &work_dir,
+            operator: &args.operator,
+            emulator: &args.emulator,
+            emulator_args: &emulator_args,
+            duration: args.duration,
+            retry_after: args.retry_after as f64,
+            require_success: args.require_success,
+        };
+        Some(scenario_g::run(&args.set, &bench).await?)
+    } else {
+        None
+    };
+
     let mut e = Vec::new();
-    if args.cli_concurrent > 0 {
+    if on('E') && args.cli_concurrent > 0 {
         for (n, concurrency) in [
             (args.cli_sequential, 1),
             (args.cli_concurrent, args.cli_concurrent),
@@ -479,8 +529,15 @@ async fn run(args: Args) -> Result<(), Error> {
         }
     }
 
+    // A run of some scenarios says which (its sections go into the existing report).
+    let command = if only != ALL_SCENARIOS && args.label == "make bench" {
+        let letters: Vec<String> = only.chars().map(String::from).collect();
+        format!("make bench SCENARIOS={}", letters.join(","))
+    } else {
+        args.label.clone()
+    };
     let report = Report {
-        command: args.label.clone(),
+        command,
         date: output_of(Path::new("date"), &["-u", "+%Y-%m-%d %H:%M UTC"]),
         machine: machine(),
         versions,
@@ -493,8 +550,19 @@ async fn run(args: Args) -> Result<(), Error> {
         d,
         e,
         f,
+        g,
     };
-    let text = report.render();
+    let mut text = report.render();
+    if only != ALL_SCENARIOS
+        && let Ok(old) = std::fs::read_to_string(&args.out)
+    {
+        let key = format!("Re-measured: scenario {only} ");
+        let note = format!(
+            "{key}by `{}` on {} ({} on {}); the other sections are from the run above and were not measured again then.",
+            report.command, report.date, report.versions[0].1, report.machine
+        );
+        text = results_file::merge(&old, &text, &key, &note);
+    }
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -139,6 +139,21 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// An operator watching `namespace`, started and ready; its log is `<work_dir>/<namespace>.log`.
+    pub async fn ready(
+        binary: &Path,
+        kubeconfig: &Path,
+        emulator: &Emulator,
+        namespace: &str,
+        extra: &[String],
+        work_dir: &Path,
+    ) -> Result<Operator, Error> {
+        let log = work_dir.join(format!("{namespace}.log"));
+        let mut operator = Self::start(binary, kubeconfig, emulator, namespace, extra, log)?;
+        operator.wait_ready(Duration::from_secs(60)).await?;
+        Ok(operator)
+    }
+
     pub fn start(
         binary: &Path,
         kubeconfig: &Path,

@@ -58,15 +58,7 @@ pub async fn refreshes(
     let ns = format!("bench-f-{}", std::process::id());
     namespace(client, &ns).await?;
     let api: Api<KubeconfigExport> = Api::namespaced(client.clone(), &ns);
-    let mut operator = Operator::start(
-        operator_bin,
-        kubeconfig,
-        emulator,
-        &ns,
-        &[],
-        work_dir.join(format!("{ns}.log")),
-    )?;
-    operator.wait_ready(Duration::from_secs(60)).await?;
+    let operator = Operator::ready(operator_bin, kubeconfig, emulator, &ns, &[], work_dir).await?;
 
     let before = metrics.writes().await?;
     futures::stream::iter(0..n)

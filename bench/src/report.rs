@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::fleet::FleetResult;
+use crate::fleet_set::SetResult;
 use crate::instructions::InstructionsResult;
 use crate::refresh::RefreshResult;
 use crate::scenario::{BurstResult, CliResult, RestResult};
@@ -26,6 +27,8 @@ pub struct Report {
     pub e: Vec<CliResult>,
     /// Scenario F: the writes of a KubeconfigExport refresh.
     pub f: Option<RefreshResult>,
+    /// Scenario G: fleet runs of a RemoteCommandSet over a selector.
+    pub g: Option<SetResult>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -37,7 +40,7 @@ fn p(values: &[f64], q: f64) -> Option<f64> {
     percentile(values, q)
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub fn verdict(ok: bool) -> &'static str {
     if ok { "MET" } else { "NOT MET" }
 }
 
@@ -150,28 +153,10 @@ impl Report {
         goals
     }
 
-    pub fn render(&self) -> String {
-        let mut s = String::new();
+    /// Scenarios A and C: goals, the lower bound, the runs side by side.
+    fn render_burst(&self, s: &mut String) {
         let bound = self.lower_bound();
         let w = self.work;
-        let _ = writeln!(s, "# kubeinvoke benchmark results\n");
-        let _ = writeln!(s, "Produced by `{}` on {}.\n", self.command, self.date);
-        let _ = writeln!(s, "- Machine: {}", self.machine);
-        for (k, v) in &self.versions {
-            let _ = writeln!(s, "- {k}: {v}");
-        }
-        let _ = writeln!(
-            s,
-            "- Work: {} AKS run commands created at once, each {} s at ARM (`commandDuration`), `Retry-After: {}`; emulator with ARM's buckets (writes {}/{} per s, reads {}/{} per s per subscription and principal)\n",
-            w.commands,
-            w.duration,
-            self.retry_after,
-            Budget::ARM.write_burst,
-            Budget::ARM.write_rate,
-            Budget::ARM.read_burst,
-            Budget::ARM.read_rate
-        );
-
         let _ = writeln!(
             s,
             "## Goals\n\nOne pair of columns per A run; B and C are shared.\n"
@@ -327,6 +312,32 @@ impl Report {
             );
             let _ = writeln!(s, "- 429s: {} vs {}", c.arm.throttled, a.arm.throttled);
         }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let w = self.work;
+        let _ = writeln!(s, "# kubeinvoke benchmark results\n");
+        let _ = writeln!(s, "Produced by `{}` on {}.\n", self.command, self.date);
+        let _ = writeln!(s, "- Machine: {}", self.machine);
+        for (k, v) in &self.versions {
+            let _ = writeln!(s, "- {k}: {v}");
+        }
+        let _ = writeln!(
+            s,
+            "- Work: {} AKS run commands created at once, each {} s at ARM (`commandDuration`), `Retry-After: {}`; emulator with ARM's buckets (writes {}/{} per s, reads {}/{} per s per subscription and principal)\n",
+            w.commands,
+            w.duration,
+            self.retry_after,
+            Budget::ARM.write_burst,
+            Budget::ARM.write_rate,
+            Budget::ARM.read_burst,
+            Budget::ARM.read_rate
+        );
+
+        if !self.a.is_empty() || self.c.is_some() {
+            self.render_burst(&mut s);
+        }
         if let Some(b) = &self.b {
             let _ = writeln!(
                 s,
@@ -460,6 +471,9 @@ impl Report {
                 verdict(status_writes <= 1.0)
             );
         }
+        if let Some(g) = &self.g {
+            s.push_str(&crate::report_g::section(g));
+        }
         let _ = writeln!(
             s,
             "\n## How the figures are taken\n\n\
@@ -468,6 +482,8 @@ impl Report {
              - *status lag*: when the watch saw the terminal status (C: when `.result()` returned) minus when the result became available at ARM (POST time + `commandDuration`).\n\
              - ARM requests, 429s and early requests come from the emulator (`/_emulator/requests`, `/_emulator/counters`); Entra token requests are listed but not counted as ARM requests.\n\
              - CPU: utime + stime from `/proc/<pid>/stat` between readiness and the end of the run (B: since start); peak RSS: `VmHWM` from `/proc/<pid>/status`. C measures itself with `getrusage`.\n\
+             - API server writes (D, F, G): the API server's own `apiserver_request_total` of POST, PUT, PATCH, APPLY and DELETE before and after, for the kinds the operator writes (the driver's own creates left out).\n\
+             - G: *most commands running at ARM at once* is the emulator's `commandsRunningPeak` (commands accepted whose result was not out yet); *duplicate dispatches* are accepted runCommand POSTs for a cluster that had one already, from the emulator's request log.\n\
              - Goals are reported, never enforced: the run fails only when it cannot finish."
         );
         s

@@ -63,7 +63,7 @@ pub fn now_secs() -> f64 {
         .unwrap_or_default()
 }
 
-fn parse_time(s: &str) -> Option<f64> {
+pub fn parse_time(s: &str) -> Option<f64> {
     let t: Timestamp = s.parse().ok()?;
     Some(t.as_nanosecond() as f64 / 1e9)
 }
@@ -210,15 +210,8 @@ pub async fn burst_through_operator(
     let budget = Budget::ARM.scaled(fraction);
     let flags = budget.operator_flags();
     emulator.reset().await?;
-    let mut operator = Operator::start(
-        operator_bin,
-        kubeconfig,
-        emulator,
-        &ns,
-        &flags,
-        work_dir.join(format!("{ns}.log")),
-    )?;
-    operator.wait_ready(Duration::from_secs(60)).await?;
+    let operator =
+        Operator::ready(operator_bin, kubeconfig, emulator, &ns, &flags, work_dir).await?;
     let cpu_before = cpu_seconds(operator.pid())?;
 
     let api: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);
@@ -573,15 +566,8 @@ pub async fn through_cli(
     emulator.reset().await?;
     let budget = Budget::ARM.scaled(0.9);
     let flags = budget.operator_flags();
-    let mut operator = Operator::start(
-        operator_bin,
-        kubeconfig,
-        emulator,
-        &ns,
-        &flags,
-        work_dir.join(format!("{ns}.log")),
-    )?;
-    operator.wait_ready(Duration::from_secs(60)).await?;
+    let operator =
+        Operator::ready(operator_bin, kubeconfig, emulator, &ns, &flags, work_dir).await?;
     let cli = operator_bin.with_file_name("kubectl-invoke");
     let runs: Vec<(String, f64, bool)> = futures::stream::iter(0..n)
         .map(|i| {

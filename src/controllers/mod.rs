@@ -15,6 +15,7 @@ pub mod remote_command;
 pub mod remote_command_set;
 pub mod selector;
 pub mod service_account_tokens;
+pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -2,12 +2,10 @@
 //! server-side apply. A Secret this export does not own is never touched.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, ObjectMeta, Preconditions};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use crate::api::kubeconfig_export::{KubeconfigExport, KubeconfigExportStatus};
-use crate::controllers::context::FIELD_MANAGER;
 use crate::controllers::reason::Failure;
 use crate::kubeconfig::RenderedSecret;
 
@@ -17,18 +15,7 @@ pub async fn write_status(
     kcx: &KubeconfigExport,
     status: &KubeconfigExportStatus,
 ) -> Result<(), Failure> {
-    let patch = json!({
-        "apiVersion": "kubeinvoke.io/v1alpha1",
-        "kind": "KubeconfigExport",
-        "status": status,
-    });
-    api.patch_status(
-        &kcx.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    crate::controllers::status::apply(api, &kcx.name_any(), status).await
 }
 
 /// What [`apply_secret`] did.

@@ -13,14 +13,13 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::Store;
-use serde_json::json;
 
 use super::conditions::{self, Health};
-use super::context::{Context, FIELD_MANAGER};
+use super::context::Context;
 use super::grants::Use;
 use super::reason::{Failure, Reason};
 use super::selector;
@@ -481,23 +480,13 @@ async fn held_up(
     Ok(Action::await_change())
 }
 
+/// Applies the whole status (we own every field of it).
 async fn write_status(
     api: &Api<KubeconfigExportSet>,
     set: &KubeconfigExportSet,
     status: &KubeconfigExportSetStatus,
 ) -> Result<(), Failure> {
-    let patch = json!({
-        "apiVersion": "kubeinvoke.io/v1alpha1",
-        "kind": "KubeconfigExportSet",
-        "status": status,
-    });
-    api.patch_status(
-        &set.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    crate::controllers::status::apply(api, &set.name_any(), status).await
 }
 
 /// Requeue after an error the reconcile could not record (e.g. the Kubernetes API was unavailable).

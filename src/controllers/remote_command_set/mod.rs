@@ -14,14 +14,13 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::Store;
-use serde_json::json;
 
 use super::conditions::{self, Health};
-use super::context::{Context, FIELD_MANAGER};
+use super::context::Context;
 use super::reason::{Failure, Reason};
 use crate::api::RemoteCommand;
 use crate::api::remote_command_set::{
@@ -336,23 +335,13 @@ async fn fail(
     })
 }
 
+/// Applies the whole status (we own every field of it).
 async fn write_status(
     api: &Api<RemoteCommandSet>,
     set: &RemoteCommandSet,
     status: &RemoteCommandSetStatus,
 ) -> Result<(), Failure> {
-    let patch = json!({
-        "apiVersion": "kubeinvoke.io/v1alpha1",
-        "kind": "RemoteCommandSet",
-        "status": status,
-    });
-    api.patch_status(
-        &set.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    crate::controllers::status::apply(api, &set.name_any(), status).await
 }
 
 /// Requeue after an error the reconcile could not record (e.g. the Kubernetes API was unavailable).
