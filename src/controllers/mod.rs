@@ -25,7 +25,7 @@ use futures::StreamExt;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ReflectHandle, Store};
 use kube::runtime::{Controller, WatchStreamExt, predicates, reflector, watcher};
 use serde::de::DeserializeOwned;
 
@@ -63,9 +63,9 @@ where
     let mut set_stores = Vec::new();
     let mut export_set_stores = Vec::new();
     for scope in &scopes {
-        let (commands, command_store) =
+        let (commands, command_store, command_changes) =
             trigger::<RemoteCommand>(&ctx, scope, spec_or_reopened, slim_finished_run);
-        let (exports, export_store) =
+        let (exports, export_store, export_changes) =
             trigger::<KubeconfigExport>(&ctx, scope, predicates::generation, |_| {});
         command_stores.push(command_store.clone());
         // The fleet runs of this scope read their children from this cache.
@@ -103,16 +103,12 @@ where
                 ctx.clone(),
             )
             .for_each(|_| async {});
-        let (sets, set_store) =
+        let (sets, set_store, _) =
             trigger::<RemoteCommandSet>(&ctx, scope, predicates::generation, |_| {});
         set_stores.push(set_store.clone());
         let launched = Arc::new(remote_command_set::children::Launched::default());
         let remote_command_sets = Controller::for_stream(sets, set_store)
-            .owns_stream(children_of::<RemoteCommand>(
-                &ctx,
-                scope,
-                remote_command_set::children::RUN_LABEL,
-            ))
+            .owns_shared_stream(command_changes)
             .with_config(config.clone().debounce(SET_DEBOUNCE))
             .graceful_shutdown_on(shutdown())
             .run(
@@ -132,15 +128,11 @@ where
                 ctx.clone(),
             )
             .for_each(|_| async {});
-        let (export_sets, export_set_store) =
+        let (export_sets, export_set_store, _) =
             trigger::<KubeconfigExportSet>(&ctx, scope, predicates::generation, |_| {});
         export_set_stores.push(export_set_store.clone());
         let kubeconfig_export_sets = Controller::for_stream(export_sets, export_set_store)
-            .owns_stream(children_of::<KubeconfigExport>(
-                &ctx,
-                scope,
-                kubeconfig_export_set::children::SET_LABEL,
-            ))
+            .owns_shared_stream(export_changes)
             .with_config(config.clone().debounce(SET_DEBOUNCE))
             .graceful_shutdown_on(shutdown())
             .run(
@@ -218,39 +210,18 @@ where
 /// fit in memory beside everything else.
 const LIST_PAGE_SIZE: u32 = 25;
 
+/// Changes of a store not yet taken by the controllers that follow them (the reflector waits when
+/// it is full).
+const CHANGES_BUFFER: usize = 1024;
+
 /// A fleet run's children finishing together wake it once.
 const SET_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// What wakes a fleet kind: any change of one of its children (they carry `label`), seen as
-/// metadata only (the children's own cache has the rest).
-fn children_of<K>(
-    ctx: &Context,
-    namespace: &Option<String>,
-    label: &str,
-) -> impl futures::Stream<Item = Result<kube::core::PartialObjectMeta<K>, watcher::Error>> + Send + 'static
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    // An Api of PartialObjectMeta asks the API server for metadata only.
-    let api: Api<kube::core::PartialObjectMeta<K>> = match namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
-    let config = watcher::Config::default()
-        .labels(label)
-        .page_size(LIST_PAGE_SIZE);
-    watcher(api, config).default_backoff().touched_objects()
-}
-
-/// A store and the watch stream that feeds it. Only spec changes (generation) trigger a
-/// reconcile from the watch (as `changed` sees them); our own status writes don't, and polling and
-/// refreshes are driven by requeues (which honour ARM's Retry-After).
+/// A store and the watch stream that feeds it, and every change of the store as it is made. Only
+/// spec changes (generation) trigger a reconcile of the kind itself (as `changed` sees them); our
+/// own status writes don't, and polling and refreshes are driven by requeues (which honour ARM's
+/// Retry-After). The changes wake the fleet kinds that own the objects: read after the store was
+/// written, so an owner never reads a child older than the change that woke it.
 fn trigger<K>(
     ctx: &Context,
     namespace: &Option<String>,
@@ -259,6 +230,7 @@ fn trigger<K>(
 ) -> (
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
     Store<K>,
+    ReflectHandle<K>,
 )
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
@@ -273,7 +245,8 @@ where
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let (reader, writer) = reflector::store();
+    let (reader, writer) = reflector::store_shared(CHANGES_BUFFER);
+    let changes = writer.subscribe().expect("a shared store has subscribers");
     // The cache keeps what reconciles read: no managedFields, labels or annotations (a tenant may
     // fill them up to the API server's object limit; status is written with server-side apply,
     // never by sending the cached object back).
@@ -289,7 +262,7 @@ where
         .default_backoff()
         .applied_objects()
         .predicate_filter(changed, Default::default());
-    (stream, reader)
+    (stream, reader, changes)
 }
 
 /// What makes a RemoteCommand reconcile from the watch: a spec change (generation), or a finished

@@ -15,7 +15,7 @@ pub async fn write_status(
     kcx: &KubeconfigExport,
     status: &KubeconfigExportStatus,
 ) -> Result<(), Failure> {
-    crate::controllers::status::apply(api, &kcx.name_any(), status).await
+    crate::controllers::status::apply(api, &kcx.name_any(), status, None).await
 }
 
 /// What [`apply_secret`] did.

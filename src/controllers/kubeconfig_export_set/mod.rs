@@ -100,6 +100,19 @@ pub async fn reconcile(
         &held_keys,
     );
     let mut failed = Vec::new();
+    if listing.is_none() {
+        // Clusters the last listing found but could not give an export (a Secret name another
+        // cluster has, an export of their name the set does not control) have no child to say
+        // so: they stay listed until the next listing looks at them again.
+        let unexported = [Reason::SecretConflict.as_str(), Reason::Conflict.as_str()];
+        failed.extend(
+            status
+                .failed_clusters
+                .iter()
+                .filter(|f| unexported.contains(&f.reason.as_str()))
+                .cloned(),
+        );
+    }
     let mut exported = Vec::new();
     let mut added = 0;
     for id in &members.hold {
@@ -486,15 +499,17 @@ async fn write_status(
     set: &KubeconfigExportSet,
     status: &KubeconfigExportSetStatus,
 ) -> Result<(), Failure> {
-    crate::controllers::status::apply(api, &set.name_any(), status).await
+    // Fenced: the set was read from the cache, which may not show our last write yet.
+    let read_at = set.metadata.resource_version.as_deref();
+    crate::controllers::status::apply(api, &set.name_any(), status, read_at).await
 }
 
-/// Requeue after an error the reconcile could not record (e.g. the Kubernetes API was unavailable).
+/// Requeue after an error the reconcile could not record.
 pub fn error_policy(
     set: Arc<KubeconfigExportSet>,
     failure: &Failure,
     _ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(set = %set.name_any(), namespace = %set.namespace().unwrap_or_default(), reason = %failure.reason, error = %failure.message, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let namespace = set.namespace().unwrap_or_default();
+    super::status::retry("KubeconfigExportSet", &set.name_any(), &namespace, failure)
 }

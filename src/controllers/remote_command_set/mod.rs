@@ -341,11 +341,13 @@ async fn write_status(
     set: &RemoteCommandSet,
     status: &RemoteCommandSetStatus,
 ) -> Result<(), Failure> {
-    crate::controllers::status::apply(api, &set.name_any(), status).await
+    // Fenced: the set was read from the cache, which may not show our last write yet.
+    let read_at = set.metadata.resource_version.as_deref();
+    crate::controllers::status::apply(api, &set.name_any(), status, read_at).await
 }
 
-/// Requeue after an error the reconcile could not record (e.g. the Kubernetes API was unavailable).
+/// Requeue after an error the reconcile could not record.
 pub fn error_policy(set: Arc<RemoteCommandSet>, failure: &Failure, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(set = %set.name_any(), namespace = %set.namespace().unwrap_or_default(), reason = %failure.reason, error = %failure.message, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let namespace = set.namespace().unwrap_or_default();
+    super::status::retry("RemoteCommandSet", &set.name_any(), &namespace, failure)
 }
