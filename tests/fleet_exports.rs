@@ -46,10 +46,20 @@ async fn wait_status(
     within: Duration,
     ok: impl Fn(&Value) -> bool,
 ) -> Value {
+    let last = std::sync::Mutex::new(Value::Null);
     wait_until(within, what, || async {
         let set = api.get("prod").await.ok()?;
         let current = set.status.as_ref()?.observed_generation == set.metadata.generation?;
         let status = serde_json::to_value(set.status.as_ref()?).ok()?;
+        // What the set said last, for a failure to show.
+        let mut seen = last.lock().unwrap();
+        if *seen != status {
+            eprintln!(
+                "{what}: generation {:?}, status {status}",
+                set.metadata.generation
+            );
+            *seen = status.clone();
+        }
         (current && ok(&status)).then_some(status)
     })
     .await
@@ -181,7 +191,9 @@ async fn a_fleet_export_follows_the_world_and_keeps_its_secrets_through_arm_fail
     // ARM answers again: the second successful listing without p1 lets it go, with its Secret.
     env.emulator.put_faults("{}").await;
     wait_status(&api, "p1 let go", INTERVAL * 2, |s| {
-        s["clusters"] == 3 && s["absentClusters"].is_null() && s["reason"] == "Exported"
+        s["clusters"] == 3
+            && s["absentClusters"].as_array().is_some_and(Vec::is_empty)
+            && s["reason"] == "Exported"
     })
     .await;
     let after = names(&["p2", "p3", "p4"]);

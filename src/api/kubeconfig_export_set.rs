@@ -206,10 +206,12 @@ pub struct KubeconfigExportSetStatus {
     pub next_discovery_time: Option<Time>,
     /// Clusters still exported that recent successful listings did not show, with how many in a
     /// row; at `pruneAfterAbsentListings` their export is deleted. All of them (at most 1000).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always written, empty too: an emptied list must replace the one before it.
+    #[serde(default)]
     pub absent_clusters: Vec<AbsentCluster>,
-    /// The first 20 clusters whose export is not ready, with its reason.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The first 20 clusters whose export is not ready, with its reason. Always written, empty
+    /// too.
+    #[serde(default)]
     pub failed_clusters: Vec<FailedCluster>,
     /// Machine-readable reason of the current state, PascalCase.
     #[serde(default, skip_serializing_if = "Option::is_none")]

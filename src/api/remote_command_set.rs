@@ -270,8 +270,9 @@ pub struct RemoteCommandSetStatus {
     /// When the run ended: every target finished, or launching stopped and nothing runs any more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
-    /// The first failed targets (at most 20), with their reasons.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The first failed targets (at most 20), with their reasons. Always written, empty too: a
+    /// new run's empty list must replace the last run's.
+    #[serde(default)]
     pub failed_targets: Vec<FailedTarget>,
     /// Machine-readable reason of the current state (e.g. `Running`, `Completed`,
     /// `MaxErrorsExceeded`, `Suspended`, `InvalidSpec`).
