@@ -612,6 +612,7 @@ mod tests {
                     .collect();
                 let s: Vec<&str> = id.trim_end_matches('/').split('/').skip(1).collect();
                 let known = match s.as_slice() {
+                    ["subscriptions", sub] => w.subscription(sub).is_some(),
                     ["subscriptions", sub, "resourceGroups", rg] => {
                         w.resource_group(sub, rg).is_some()
                     }
