@@ -220,7 +220,8 @@ async fn main() {
             .unwrap_or_else(|e| fail(&format!("write {}: {e}", out.display())));
         ca_file = std::path::absolute(out).unwrap_or_else(|e| fail(&e.to_string()));
     }
-    let tls_config = tls::server_config(&material).unwrap_or_else(|e| fail(&e));
+    let tls_config = tls::server_config(&material, tls::ARM_ALPN).unwrap_or_else(|e| fail(&e));
+    let exec_tls = tls::server_config(&material, tls::EXEC_ALPN).unwrap_or_else(|e| fail(&e));
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .unwrap_or_else(|e| fail(&format!("bind {}: {e}", cli.listen)));
@@ -310,6 +311,7 @@ async fn main() {
         world_since: RwLock::new(std::time::Instant::now()),
     });
     let exec_app = server::exec_router(app_state.clone());
+    let counted = app_state.clone();
     let app = server::router(app_state);
     // Field order is part of the interface (documented in the README), so build the line by hand.
     let q = |s: &str| serde_json::Value::from(s).to_string();
@@ -330,8 +332,8 @@ async fn main() {
     }
     tracing::info!(%base_url, state_dir = %state_dir.display(), seed, "kubeinvoke-emulator ready");
     tokio::select! {
-        _ = server::serve(exec.listener, tls_config.clone(), exec_app) => {}
-        _ = server::serve(listener, tls_config, app) => {}
+        _ = server::serve(exec.listener, exec_tls, exec_app, None) => {}
+        _ = server::serve(listener, tls_config, app, Some(counted)) => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate() => {}
     }

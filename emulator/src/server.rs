@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get, post};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
@@ -145,8 +146,15 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
     resp
 }
 
-/// Accepts TLS connections forever. A client speaking plain HTTP fails the handshake and is closed.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
+/// Accepts TLS connections forever, each speaking what ALPN agreed (HTTP/2 or HTTP/1.1; a client
+/// that offers no ALPN gets HTTP/1.1). A client speaking plain HTTP fails the handshake and is
+/// closed. With `counted`, every completed handshake is counted (`/_emulator/counters`).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    counted: Option<Shared>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -159,6 +167,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: R
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let counted = counted.clone();
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -169,6 +178,10 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: R
                     }
                     Err(_) => return,
                 };
+            let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            if let Some(state) = &counted {
+                state.stats().connection(http2);
+            }
             let ctl = ConnCtl(Arc::new(Notify::new()));
             let ctl2 = ctl.clone();
             let svc = hyper::service::service_fn(
@@ -177,9 +190,11 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: R
                     app.clone().oneshot(req.map(axum::body::Body::new))
                 },
             );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .with_upgrades();
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            if http2 {
+                builder = builder.http2_only();
+            }
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::select! {
                 res = conn => {
                     if let Err(e) = res {

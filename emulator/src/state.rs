@@ -143,6 +143,10 @@ pub struct Stats {
     /// The most AKS run commands whose result was not out yet (`commandDuration`) at one time.
     pub commands_running_peak: u64,
     pub exec_sessions: BTreeMap<String, u64>,
+    /// TLS handshakes completed on the ARM port, and how many of those connections speak HTTP/2:
+    /// a client that reuses its connections makes few, whatever its number of requests.
+    pub tls_handshakes: u64,
+    pub http2_connections: u64,
     /// (when the 429 was answered, the not-before it promised), per (throttle scope, principal).
     pub throttle_not_before: HashMap<(String, String), (Instant, Instant)>,
     /// Not-before instants promised by a 202 Retry-After, per (principal, lower-cased path).
@@ -169,6 +173,11 @@ impl Stats {
         self.log.push(entry);
     }
 
+    pub fn connection(&mut self, http2: bool) {
+        self.tls_handshakes += 1;
+        self.http2_connections += u64::from(http2);
+    }
+
     pub fn early(&mut self, op: &str) {
         self.early_requests += 1;
         *self.early_by_op.entry(op.to_string()).or_default() += 1;
@@ -189,6 +198,8 @@ impl Stats {
             "dispatches": self.dispatches,
             "commandsRunningPeak": self.commands_running_peak,
             "execSessions": self.exec_sessions,
+            "tlsHandshakes": self.tls_handshakes,
+            "http2Connections": self.http2_connections,
         })
     }
 }

@@ -127,8 +127,15 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<(), String> {
     std::fs::write(dir.join(name), text).map_err(|e| format!("write {name}: {e}"))
 }
 
-/// A rustls server config (HTTP/1.1 only, so websockets upgrade the classic way).
-pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, String> {
+/// ALPN of the ARM and Entra port: HTTP/2 first, as ARM's front door offers it (the Azure SDK for
+/// Go's default transport attempts HTTP/2 on every call), HTTP/1.1 for clients that do not speak it
+/// (the Azure CLI and the Python SDK, through `requests`).
+pub const ARM_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+/// ALPN of the ACI exec port: HTTP/1.1 only, so websockets upgrade the classic way.
+pub const EXEC_ALPN: &[&[u8]] = &[b"http/1.1"];
+
+/// A rustls server config offering `alpn`.
+pub fn server_config(m: &Material, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(m.cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("serving cert: {e}"))?;
@@ -138,6 +145,6 @@ pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, String> 
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| e.to_string())?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }

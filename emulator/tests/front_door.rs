@@ -353,3 +353,38 @@ subscriptions: [{{id: {SUB}, resourceGroups: [{{name: rg1, managedClusters: [{{n
         "374"
     );
 }
+
+/// ARM's front door negotiates HTTP/2 (the Azure SDK for Go's default transport attempts it on
+/// every call) and still answers HTTP/1.1 clients (the Azure CLI, the Python SDK): concurrent
+/// requests of an HTTP/2 client share its one connection, one TLS handshake in all.
+#[tokio::test]
+async fn arm_speaks_http2_and_one_connection_carries_concurrent_requests() {
+    let emu = start(&[]);
+    let token = emu.arm_token().await;
+    let before = emu.counters().await;
+    let h2 = client_trusting(&emu.ca_pem);
+    let path = emu.url(&format!("{}?api-version=2025-10-01", cluster_path("aks1")));
+    // A cold client opens one connection per request it sends at once (it learns HTTP/2 from the
+    // handshake): the first request opens the one connection the others share.
+    let first = h2.get(&path).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(first.version(), reqwest::Version::HTTP_2);
+    let answers =
+        futures::future::join_all((0..20).map(|_| h2.get(&path).bearer_auth(&token).send())).await;
+    for answer in answers {
+        let answer = answer.expect("GET over HTTP/2");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+    }
+    let h1 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem.as_bytes()).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let answer = h1.get(&path).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.version(), reqwest::Version::HTTP_11);
+    let after = emu.counters().await;
+    let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    assert_eq!(delta("tlsHandshakes"), 2, "one per client: {after}");
+    assert_eq!(delta("http2Connections"), 1, "{after}");
+}

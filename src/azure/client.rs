@@ -136,10 +136,17 @@ pub fn build_http_client(
 ) -> Result<reqwest::Client, ArmError> {
     // No redirects: a 307/308 would re-send a run command's body (command, files, clusterToken)
     // and the bearer token to wherever the answer points. ARM's APIs never redirect.
+    // ARM's front door speaks HTTP/2 (ALPN; the Azure SDK for Go's default transport attempts it
+    // on every call): all requests share one connection instead of a TLS handshake per concurrent
+    // request. Like that transport, a connection silent for 10 s is pinged and dropped when the
+    // ping is not answered within 5 s, so a connection a middlebox cut is not reused.
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .http2_keep_alive_timeout(Duration::from_secs(5))
+        .http2_keep_alive_while_idle(true)
         .user_agent(concat!("kubeinvoke/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = extra_ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -303,6 +310,38 @@ struct Inner {
     throttle: Arc<Throttle>,
     retry: RetryPolicy,
     observer: Arc<dyn ArmObserver>,
+    first: FirstConnection,
+}
+
+/// Until ARM has answered once, requests leave one at a time. A cold HTTP client opens a
+/// connection for every request sent at once (only the handshake tells it that ARM speaks HTTP/2),
+/// so a first burst of dispatches would pay a TLS handshake each; after one answer they all share
+/// the connection it opened.
+#[derive(Default)]
+struct FirstConnection {
+    open: std::sync::atomic::AtomicBool,
+    line: tokio::sync::Mutex<()>,
+}
+
+/// How long a request waits for the first one to open the connection before it opens its own.
+const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+impl FirstConnection {
+    /// Held while the first request is out; `None` once a connection is open.
+    async fn wait(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        use std::sync::atomic::Ordering;
+        if self.open.load(Ordering::Acquire) {
+            return None;
+        }
+        let turn = tokio::time::timeout(FIRST_CONNECTION_WAIT, self.line.lock())
+            .await
+            .ok()?;
+        (!self.open.load(Ordering::Acquire)).then_some(turn)
+    }
+
+    fn opened(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Cheap to clone; all clones share the HTTP connection pool and the token buckets.
@@ -351,6 +390,7 @@ impl ArmClient {
                 throttle,
                 retry,
                 observer,
+                first: FirstConnection::default(),
             }),
         }
     }
@@ -640,11 +680,17 @@ impl ArmClient {
             None if req.method == Method::POST || req.method == Method::PUT => builder.body(""),
             None => builder,
         };
+        let first = self.inner.first.wait().await;
         // Checked last, after every wait of this attempt (budget, token, backoff).
         if ctx.fence.as_ref().is_some_and(|holds| !holds()) {
             return Err(ArmError::Fenced { operation: op });
         }
-        let response = match builder.send().await {
+        let sent = builder.send().await;
+        if sent.is_ok() {
+            self.inner.first.opened();
+        }
+        drop(first);
+        let response = match sent {
             Ok(r) => r,
             Err(e) => {
                 self.inner.observer.response(op, None);

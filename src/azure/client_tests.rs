@@ -746,3 +746,42 @@ async fn an_expired_token_drops_the_credential_so_the_next_try_gets_a_new_one() 
     let _ = client.send(&call, get("/x")).await.unwrap_err();
     assert_eq!(forgotten.load(Ordering::SeqCst), 1);
 }
+
+/// A cold client sends its first request alone: the connection it opens (HTTP/2 with ARM) is the
+/// one the burst behind it shares, instead of one TLS handshake per request of the burst.
+#[tokio::test]
+async fn the_first_request_goes_alone_and_the_burst_follows_it() {
+    testutil::install_crypto();
+    #[derive(Default)]
+    struct Seen {
+        arrived_during_first: AtomicUsize,
+        first_out: std::sync::atomic::AtomicBool,
+        first_taken: std::sync::atomic::AtomicBool,
+    }
+    let seen = Arc::new(Seen::default());
+    let router = Router::new()
+        .route(
+            "/r",
+            any(|State(seen): State<Arc<Seen>>| async move {
+                if seen.first_out.load(Ordering::SeqCst) {
+                    seen.arrived_during_first.fetch_add(1, Ordering::SeqCst);
+                }
+                if !seen.first_taken.swap(true, Ordering::SeqCst) {
+                    seen.first_out.store(true, Ordering::SeqCst);
+                    // The first answer takes a while: whoever arrives meanwhile did not wait.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    seen.first_out.store(false, Ordering::SeqCst);
+                }
+                StatusCode::OK
+            }),
+        )
+        .with_state(seen.clone());
+    let base = serve(router).await;
+    let client = testutil::client(&base);
+    let call = ctx(Duration::from_secs(10));
+    let burst = (0..10).map(|_| client.send(&call, get("/r")));
+    for answer in futures::future::join_all(burst).await {
+        assert_eq!(answer.unwrap().status, 200);
+    }
+    assert_eq!(seen.arrived_during_first.load(Ordering::SeqCst), 0);
+}
