@@ -66,6 +66,8 @@ pub struct FleetResult {
     pub succeeded: usize,
     pub throttled: u64,
     pub duplicates: u64,
+    /// New connections the operator opened to ARM (the emulator's TLS handshakes).
+    pub arm: ArmView,
     pub cpu_seconds: f64,
     pub peak_rss_mib: f64,
     /// Writes the operator made to the API server, by kind: status patches, Secret writes, Events.
@@ -299,6 +301,7 @@ pub async fn fleet_through_operator(
         succeeded: terminal.values().filter(|(_, ok)| *ok).count(),
         throttled: arm.throttled,
         duplicates: arm.duplicates(),
+        arm,
         cpu_seconds: cpu,
         peak_rss_mib: rss,
         writes,

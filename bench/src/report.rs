@@ -124,6 +124,11 @@ impl Report {
             ms(l99),
             l99.is_some_and(|v| v <= 1.5),
         ));
+        goals.push((
+            "no TLS handshake per command: ≤ 0.01 new ARM connections per command".into(),
+            a.arm.connections(a.commands),
+            a.arm.handshakes as f64 <= 0.01 * n,
+        ));
         let per = a.cpu_seconds / n;
         goals.push((
             "≤ 2 ms operator CPU per command".into(),
@@ -286,6 +291,9 @@ impl Report {
             r.arm.early.to_string()
         });
         row("duplicate dispatches", &|r| r.arm.duplicates().to_string());
+        row("new connections to ARM: TLS handshakes", &|r| {
+            r.arm.connections(r.commands)
+        });
         row("CPU seconds (total / per command)", &|r| {
             format!(
                 "{:.2} s / {:.2} ms",
@@ -384,6 +392,7 @@ impl Report {
                  | succeeded | {}/{} | all | **{}** |\n\
                  | 429s | {} | 0 | **{}** |\n\
                  | duplicate dispatches | {} | 0 | **{}** |\n\
+                 | new connections to ARM: TLS handshakes | {} | ≤ 0.01 per command | **{}** |\n\
                  | operator CPU per command | {:.2} ms | ≤ 2 ms | **{}** |\n\
                  | peak RSS | {:.1} MiB | | |\n\
                  | API server writes per command | {:.2} ({}) | | |",
@@ -402,6 +411,8 @@ impl Report {
                 verdict(d.throttled == 0),
                 d.duplicates,
                 verdict(d.duplicates == 0),
+                d.arm.connections(d.commands()),
+                verdict(d.arm.handshakes as f64 <= 0.01 * d.commands() as f64),
                 per_cpu * 1000.0,
                 verdict(per_cpu <= 0.002),
                 d.peak_rss_mib,

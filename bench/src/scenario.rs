@@ -91,6 +91,10 @@ pub struct ArmView {
     pub by_kind: BTreeMap<String, BTreeMap<u16, u64>>,
     pub throttled: u64,
     pub early: u64,
+    /// TLS handshakes the emulator's ARM port completed, and how many of those connections spoke
+    /// HTTP/2 (each new connection is one handshake).
+    pub handshakes: u64,
+    pub http2_connections: u64,
     /// Accepted runCommand POSTs by correlation id: (time, how many with that id).
     pub dispatches: HashMap<String, f64>,
     /// Accepted runCommand POSTs by command line (duplicates show here).
@@ -98,12 +102,24 @@ pub struct ArmView {
 }
 
 impl ArmView {
+    /// "n (m HTTP/2) = x per command": new connections to ARM over a run of `commands`.
+    pub fn connections(&self, commands: usize) -> String {
+        format!(
+            "{} ({} HTTP/2) = {:.3} per command",
+            self.handshakes,
+            self.http2_connections,
+            self.handshakes as f64 / commands.max(1) as f64
+        )
+    }
+
     pub async fn read(emulator: &Emulator) -> Result<ArmView, Error> {
         let counters = emulator.get("counters").await?;
         let requests = emulator.get("requests").await?;
         let mut view = ArmView {
             throttled: counters["throttled429"].as_u64().unwrap_or(0),
             early: counters["earlyRequests"].as_u64().unwrap_or(0),
+            handshakes: counters["tlsHandshakes"].as_u64().unwrap_or(0),
+            http2_connections: counters["http2Connections"].as_u64().unwrap_or(0),
             ..Default::default()
         };
         if let Some(map) = counters["dispatches"].as_object() {

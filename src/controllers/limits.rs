@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::turns::Turns;
+pub use super::turns::{Share, Ticket};
+
 /// The largest object the API server stores (etcd's default request limit): what one GET of a
 /// ConfigMap or Secret may bring, whatever it selects.
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
@@ -28,8 +31,7 @@ pub struct Limits {
     total_units: usize,
     /// Each namespace's quarter of `bytes`, made when it first asks.
     namespace_bytes: Mutex<HashMap<String, Arc<Semaphore>>>,
-    per_namespace: usize,
-    running: Arc<Mutex<HashMap<String, usize>>>,
+    turns: Turns,
     sessions: Arc<Semaphore>,
 }
 
@@ -38,12 +40,6 @@ pub struct Limits {
 pub struct Held {
     namespace: Option<OwnedSemaphorePermit>,
     all: Option<OwnedSemaphorePermit>,
-}
-
-/// One of a namespace's running reconciles; gives its place back when dropped.
-pub struct Share {
-    namespace: String,
-    running: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Limits {
@@ -55,8 +51,7 @@ impl Limits {
             bytes: Arc::new(Semaphore::new(total_units)),
             total_units,
             namespace_bytes: Default::default(),
-            per_namespace: per_namespace.max(1),
-            running: Default::default(),
+            turns: Turns::new(per_namespace),
             sessions: Arc::new(Semaphore::new(sessions.max(1))),
         }
     }
@@ -91,19 +86,10 @@ impl Limits {
         (self.total_units / 4).max(MAX_OBJECT_BYTES / UNIT)
     }
 
-    /// A place among the namespace's running reconciles, or `None` when it has its share; the
-    /// caller requeues after [`SHARE_RETRY`] without doing anything.
-    pub fn enter(&self, namespace: &str) -> Option<Share> {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let count = running.entry(namespace.to_string()).or_default();
-        if *count >= self.per_namespace {
-            return None;
-        }
-        *count += 1;
-        Some(Share {
-            namespace: namespace.to_string(),
-            running: self.running.clone(),
-        })
+    /// A place among the namespace's running reconciles, handed out oldest ticket first
+    /// ([`Turns::enter`]), or `None` when it has its share.
+    pub fn enter(&self, namespace: &str, ticket: Option<Ticket>) -> Option<Share> {
+        self.turns.enter(namespace, ticket)
     }
 
     /// One of the ACI exec sessions that may be open at once, or `None` when all are taken.
@@ -134,18 +120,6 @@ impl Held {
 
     pub fn bytes(&self) -> usize {
         self.all.as_ref().map_or(0, |p| p.num_permits() * UNIT)
-    }
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = running.get_mut(&self.namespace) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                running.remove(&self.namespace);
-            }
-        }
     }
 }
 
@@ -192,17 +166,6 @@ mod tests {
         assert!(again.is_err(), "greedy has its quarter");
         let other = tokio::time::timeout(WAIT, limits.hold("victim", MAX_OBJECT_BYTES)).await;
         assert!(other.is_ok(), "the others still find room");
-    }
-
-    #[test]
-    fn a_namespace_gets_its_share_and_no_more() {
-        let limits = Limits::new(MAX_OBJECT_BYTES, 2, 1);
-        let a1 = limits.enter("a").expect("first");
-        let _a2 = limits.enter("a").expect("second");
-        assert!(limits.enter("a").is_none(), "a has its share");
-        assert!(limits.enter("b").is_some(), "b is not held back by a");
-        drop(a1);
-        assert!(limits.enter("a").is_some(), "a's place came back");
     }
 
     #[test]

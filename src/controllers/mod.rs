@@ -16,6 +16,7 @@ pub mod remote_command_set;
 pub mod selector;
 pub mod service_account_tokens;
 pub mod status;
+pub mod turns;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,14 +74,17 @@ where
         export_stores.push(export_store.clone());
         // The fleet exports of this scope read their children from this cache.
         let exports_seen = export_store.clone();
+        // A command whose turn came (its namespace's places were taken) is woken through here.
+        let (wakes, woken) = futures::channel::mpsc::unbounded();
         let remote_commands = Controller::for_stream(commands, command_store)
+            .reconcile_on(woken)
             .with_config(config.clone())
             .graceful_shutdown_on(shutdown())
             .run(
-                |rc, ctx| {
+                move |rc, ctx| {
                     measured(
                         remote_command::CONTROLLER,
-                        remote_command::reconcile(rc, ctx.clone()),
+                        remote_command::reconcile(rc, ctx.clone(), wakes.clone()),
                         ctx,
                     )
                 },

@@ -34,7 +34,7 @@ pub async fn reconcile(kcx: Arc<KubeconfigExport>, ctx: Arc<Context>) -> Result<
         // The Secret goes with the export through its owner reference.
         return Ok(Action::await_change());
     }
-    let Some(_share) = ctx.limits.enter(&kcx.namespace().unwrap_or_default()) else {
+    let Some(_share) = ctx.limits.enter(&kcx.namespace().unwrap_or_default(), None) else {
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
     };
     let now = Timestamp::now();

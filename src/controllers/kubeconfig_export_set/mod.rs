@@ -58,7 +58,7 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
     let namespace = set.namespace().unwrap_or_default();
-    let Some(_share) = ctx.limits.enter(&namespace) else {
+    let Some(_share) = ctx.limits.enter(&namespace, None) else {
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
     };
     let api: Api<KubeconfigExportSet> = Api::namespaced(ctx.client.clone(), &namespace);

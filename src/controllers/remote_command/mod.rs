@@ -17,7 +17,10 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
+use kube::runtime::reflector::ObjectRef;
+
 use super::context::Context;
+use super::limits::Ticket;
 use super::reason::{Failure, Reason};
 use crate::api::Phase;
 use crate::api::remote_command::{DispatchPolicy, RemoteCommand, RemoteCommandStatus};
@@ -28,15 +31,43 @@ pub(crate) use children::write_status;
 /// Label of this controller in metrics.
 pub const CONTROLLER: &str = "remote_command";
 
+/// Sends a RemoteCommand back to its controller: its turn among the namespace's running
+/// reconciles came ([`crate::controllers::turns`]).
+pub type Wakes = futures::channel::mpsc::UnboundedSender<ObjectRef<RemoteCommand>>;
+
+/// `rc`'s place in its namespace's line: older commands are dispatched and polled first.
+fn ticket(rc: &RemoteCommand, wakes: &Wakes) -> Ticket {
+    let created = rc
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(0, |t| t.0.as_second());
+    let (wakes, me) = (wakes.clone(), ObjectRef::from_obj(rc));
+    Ticket {
+        age: (created, rc.name_any()),
+        wake: Arc::new(move || {
+            let _ = wakes.unbounded_send(me.clone());
+        }),
+    }
+}
+
 /// One step of the state machine for `rc`.
-pub async fn reconcile(rc: Arc<RemoteCommand>, ctx: Arc<Context>) -> Result<Action, Failure> {
+pub async fn reconcile(
+    rc: Arc<RemoteCommand>,
+    ctx: Arc<Context>,
+    wakes: Wakes,
+) -> Result<Action, Failure> {
     let api: Api<RemoteCommand> =
         Api::namespaced(ctx.client.clone(), &rc.namespace().unwrap_or_default());
     if rc.metadata.deletion_timestamp.is_some() {
         ctx.journal.abort_session(&rc.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
-    let Some(_share) = ctx.limits.enter(&rc.namespace().unwrap_or_default()) else {
+    let ticket = ticket(&rc, &wakes);
+    let Some(_share) = ctx
+        .limits
+        .enter(&rc.namespace().unwrap_or_default(), Some(ticket))
+    else {
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
     };
     // Decisions that may send a command (or declare one lost) are taken on the API server's

@@ -1,0 +1,214 @@
+//! A namespace's places among the running reconciles, handed out oldest first.
+//!
+//! A namespace runs at most `per_namespace` reconciles at once, so that it cannot take every place
+//! of the controllers from the others. A reconcile that finds its namespace's places taken does
+//! not wait for one (it would hold a controller place meanwhile): it leaves a ticket and requeues.
+//! Tickets are kept in order of the object's age (creation time, then name). A place given back
+//! wakes the oldest ticket, and a free place goes to a newcomer only when no older ticket waits.
+//! So commands are dispatched in the order they were created, and the poll of a command created
+//! earlier goes before the dispatch of one created later. Without tickets, the reconciles turned
+//! away drew lots every few seconds: a command could be overtaken by hundreds created after it,
+//! and a result already out at ARM waited behind dispatches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Asks the object's controller to reconcile it again (a wake lost on the way is made up for by
+/// the requeue every turned-away reconcile also asks for).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// Where an object stands in its namespace's line: its creation time (seconds since the epoch),
+/// then its name.
+pub type Age = (i64, String);
+
+/// A reconcile's claim to its turn.
+pub struct Ticket {
+    pub age: Age,
+    pub wake: Wake,
+}
+
+/// How long a woken ticket keeps its place in line before whoever comes next may take it (its
+/// object was deleted, or its controller is slow to come back).
+const WOKEN_KEEPS_ITS_PLACE: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Line {
+    running: usize,
+    waiting: BTreeMap<Age, Wake>,
+    /// Tickets woken and not back yet, with when they were woken.
+    woken: BTreeMap<Age, Instant>,
+}
+
+impl Line {
+    /// The oldest ticket still in line, woken or not.
+    fn oldest(&self) -> Option<&Age> {
+        let waiting = self.waiting.keys().next();
+        let woken = self.woken.keys().next();
+        waiting.into_iter().chain(woken).min()
+    }
+
+    /// Wakes the oldest waiting ticket when a place is free for it.
+    fn wake_oldest(&mut self, per_namespace: usize, now: Instant) {
+        if self.running + self.woken.len() >= per_namespace {
+            return;
+        }
+        if let Some((age, wake)) = self.waiting.pop_first() {
+            self.woken.insert(age, now);
+            wake();
+        }
+    }
+}
+
+type Lines = Arc<Mutex<HashMap<String, Line>>>;
+
+pub struct Turns {
+    per_namespace: usize,
+    lines: Lines,
+}
+
+/// One of a namespace's running reconciles; gives its place back (and wakes the oldest ticket)
+/// when dropped.
+pub struct Share {
+    namespace: String,
+    lines: Lines,
+    per_namespace: usize,
+}
+
+impl Turns {
+    pub fn new(per_namespace: usize) -> Self {
+        Self {
+            per_namespace: per_namespace.max(1),
+            lines: Default::default(),
+        }
+    }
+
+    /// A place among the namespace's running reconciles, or `None`: the caller requeues (after
+    /// [`super::limits::SHARE_RETRY`] at the latest) without doing anything, and with a ticket it
+    /// is woken when its turn comes. Without a ticket a caller is not ordered (kinds with few
+    /// objects), and takes any free place.
+    pub fn enter(&self, namespace: &str, ticket: Option<Ticket>) -> Option<Share> {
+        let now = Instant::now();
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let line = lines.entry(namespace.to_string()).or_default();
+        line.woken
+            .retain(|_, at| now.duration_since(*at) < WOKEN_KEEPS_ITS_PLACE);
+        if let Some(t) = &ticket {
+            line.woken.remove(&t.age);
+        }
+        let first = match (&ticket, line.oldest()) {
+            (Some(t), Some(oldest)) => t.age <= *oldest,
+            _ => true,
+        };
+        if line.running < self.per_namespace && first {
+            if let Some(t) = &ticket {
+                line.waiting.remove(&t.age);
+            }
+            line.running += 1;
+            return Some(Share {
+                namespace: namespace.to_string(),
+                lines: self.lines.clone(),
+                per_namespace: self.per_namespace,
+            });
+        }
+        if let Some(t) = ticket {
+            line.waiting.insert(t.age, t.wake);
+        }
+        // A free place while older tickets wait (a woken one did not come back in time): the
+        // next one in line is woken.
+        line.wake_oldest(self.per_namespace, now);
+        None
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(line) = lines.get_mut(&self.namespace) {
+            line.running = line.running.saturating_sub(1);
+            line.wake_oldest(self.per_namespace, Instant::now());
+            if line.running == 0 && line.waiting.is_empty() && line.woken.is_empty() {
+                lines.remove(&self.namespace);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn ticket(created: i64, name: &str, woken: &Arc<Mutex<Vec<String>>>) -> Option<Ticket> {
+        let (woken, name_) = (woken.clone(), name.to_string());
+        Some(Ticket {
+            age: (created, name.to_string()),
+            wake: Arc::new(move || woken.lock().unwrap().push(name_.clone())),
+        })
+    }
+
+    #[test]
+    fn a_namespace_gets_its_share_and_no_more() {
+        let turns = Turns::new(2);
+        let a1 = turns.enter("a", None).expect("first");
+        let _a2 = turns.enter("a", None).expect("second");
+        assert!(turns.enter("a", None).is_none(), "a has its share");
+        assert!(turns.enter("b", None).is_some(), "b is not held back by a");
+        drop(a1);
+        assert!(turns.enter("a", None).is_some(), "a's place came back");
+    }
+
+    #[test]
+    fn places_go_to_the_oldest_ticket_not_to_whoever_asks_first() {
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let turns = Turns::new(1);
+        let running = turns.enter("ns", ticket(10, "first", &woken)).unwrap();
+        // Turned away in this order: younger first.
+        assert!(turns.enter("ns", ticket(12, "young", &woken)).is_none());
+        assert!(turns.enter("ns", ticket(11, "old", &woken)).is_none());
+        drop(running);
+        assert_eq!(
+            *woken.lock().unwrap(),
+            ["old"],
+            "the oldest ticket is woken"
+        );
+        // The younger one comes back before the woken one does: the place waits for the elder.
+        assert!(turns.enter("ns", ticket(12, "young", &woken)).is_none());
+        let old = turns.enter("ns", ticket(11, "old", &woken));
+        assert!(old.is_some(), "the oldest takes the place");
+        drop(old);
+        assert_eq!(*woken.lock().unwrap(), ["old", "young"]);
+        assert!(turns.enter("ns", ticket(12, "young", &woken)).is_some());
+    }
+
+    #[test]
+    fn a_lost_wake_does_not_keep_a_free_place_empty() {
+        let woken = Arc::new(AtomicUsize::new(0));
+        let turns = Turns::new(1);
+        let running = turns.enter("ns", None).unwrap();
+        let count = woken.clone();
+        let gone = Some(Ticket {
+            age: (1, "deleted-meanwhile".into()),
+            wake: Arc::new(move || {
+                count.fetch_add(1, Ordering::SeqCst);
+            }),
+        });
+        assert!(turns.enter("ns", gone).is_none());
+        drop(running);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        let names = Arc::new(Mutex::new(Vec::new()));
+        assert!(
+            turns.enter("ns", ticket(5, "next", &names)).is_none(),
+            "the place is kept for the woken one a moment"
+        );
+        // Its object never comes back; the next in line is not kept out for long.
+        {
+            let mut lines = turns.lines.lock().unwrap();
+            let line = lines.get_mut("ns").unwrap();
+            for at in line.woken.values_mut() {
+                *at -= WOKEN_KEEPS_ITS_PLACE;
+            }
+        }
+        assert!(turns.enter("ns", ticket(5, "next", &names)).is_some());
+    }
+}
