@@ -117,6 +117,7 @@ impl Session {
             fence: None,
             forget_credential: None,
             party: "aci-session".into(),
+            order: None,
         };
         let id: ContainerGroupId = group_id("cg1").parse().expect("container group id");
         self.aci

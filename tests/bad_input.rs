@@ -540,6 +540,7 @@ async fn malformed_arm_responses_map_to_their_reason() {
             fence: None,
             forget_credential: None,
             party: "bad-input".into(),
+            order: None,
         };
         let cluster: AksClusterId = id(&format!(
             "Microsoft.ContainerService/managedClusters/{name}"

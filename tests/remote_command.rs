@@ -1478,3 +1478,71 @@ async fn a_run_past_its_starting_deadline_never_starts() {
     );
     assert_eq!(emulator.dispatches("echo too-late-to-start").await, 0);
 }
+
+/// Commands are dispatched in the order they were created, even with few places for the
+/// namespace's reconciles and a write budget of 3 a second: a run turned away waits with a ticket
+/// and is woken oldest first (it drew lots every 2 s before), and ARM's budget serves the oldest
+/// command first. The operator talks HTTP/2 to ARM: one connection carries the whole run.
+#[tokio::test]
+async fn commands_are_dispatched_in_the_order_they_were_created() {
+    let (client, ns) = setup("rc-order").await;
+    let emulator = Emulator::start(&world(EXTRA, ""), &[]);
+    let _operator = Operator::start(
+        &emulator,
+        &ns,
+        &[
+            "--arm-write-burst",
+            "1",
+            "--arm-write-rate",
+            "3",
+            "--max-reconciles-per-namespace",
+            "3",
+        ],
+    );
+    let names: Vec<String> = (0..24).map(|i| format!("c-{i:02}")).collect();
+    for name in &names {
+        create(&client, &ns, name, aks("aks1", "true")).await;
+    }
+    let mut correlation = Vec::new();
+    for name in &names {
+        let rc = wait_finished(&client, &ns, name).await;
+        assert_eq!(outcome(&rc), ("Succeeded".into(), "Completed".into()));
+        correlation.push(rc.status.unwrap().correlation_id.expect("correlationId"));
+    }
+    let log = emulator.requests().await;
+    let accepted = |id: &str| -> k8s_openapi::jiff::Timestamp {
+        let entry = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["operation"] == "aks.runCommand" && e["status"] == 202 && e["correlationId"] == id
+            })
+            .unwrap_or_else(|| panic!("no accepted runCommand with correlation id {id}"));
+        entry["time"].as_str().unwrap().parse().unwrap()
+    };
+    let times: Vec<_> = correlation.iter().map(|id| accepted(id)).collect();
+    // The largest time by which a command was overtaken by one created after it.
+    let mut inversion = std::time::Duration::ZERO;
+    for (i, earlier) in times.iter().enumerate() {
+        for later in &times[i + 1..] {
+            if later < earlier {
+                let by = std::time::Duration::try_from(earlier.duration_since(*later)).unwrap();
+                inversion = inversion.max(by);
+            }
+        }
+    }
+    assert!(
+        inversion <= std::time::Duration::from_secs(1),
+        "a command was overtaken by {inversion:?}: {times:?}"
+    );
+    let counters = emulator.counters().await;
+    assert_eq!(
+        counters["http2Connections"], counters["tlsHandshakes"],
+        "{counters}"
+    );
+    assert!(
+        counters["tlsHandshakes"].as_u64().unwrap() <= 3,
+        "the operator and this test's client: {counters}"
+    );
+}

@@ -186,6 +186,9 @@ pub struct CallContext {
     /// Who the call is for (the resource's namespace): a bucket's tokens go round the parties
     /// waiting for it, so one namespace's flood does not queue up everyone else.
     pub party: String,
+    /// Where the call stands among its party's when the bucket is short (oldest first: a
+    /// command's creation time and name); `None` stands as created when it asks.
+    pub order: Option<super::line::Order>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -593,13 +596,17 @@ impl ArmClient {
         op: &'static str,
         key: &BucketKey,
     ) -> Result<(), ArmError> {
-        let waited =
-            tokio::time::timeout_at(ctx.deadline, self.inner.throttle.acquire(key, &ctx.party))
-                .await
-                .map_err(|_| ArmError::NotSent {
-                    operation: op,
-                    reason: "waiting for the client-side ARM request budget".into(),
-                })?;
+        let waited = tokio::time::timeout_at(
+            ctx.deadline,
+            self.inner
+                .throttle
+                .acquire_in_order(key, &ctx.party, ctx.order.clone()),
+        )
+        .await
+        .map_err(|_| ArmError::NotSent {
+            operation: op,
+            reason: "waiting for the client-side ARM request budget".into(),
+        })?;
         if !waited.is_zero() {
             self.inner.observer.throttle_wait(op, waited);
         }

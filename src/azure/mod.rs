@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod hybrid;
+pub mod line;
 pub mod lro;
 pub mod resource_id;
 pub mod secret;

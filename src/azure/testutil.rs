@@ -98,6 +98,7 @@ pub fn ctx(deadline_in: Duration) -> CallContext {
         subscription: "00000000-1111-2222-3333-444444444444".into(),
         correlation_id: "corr-1".into(),
         party: "ns".into(),
+        order: None,
         deadline: Instant::now() + deadline_in,
         fence: None,
         forget_credential: None,

@@ -86,6 +86,8 @@ const IDLE_EVICTION: Duration = Duration::from_secs(600);
 
 /// A waiting line: whoever holds the lock is at its head.
 type Line = Arc<tokio::sync::Mutex<()>>;
+/// A party's line, served oldest first ([`super::line`]).
+type PartyLine = Arc<super::line::Line>;
 
 #[derive(Debug, Default)]
 pub struct Throttle {
@@ -97,7 +99,7 @@ pub struct Throttle {
     /// In front of it, one line per (bucket, party): only the first of each party stands in the
     /// bucket's line, so its tokens go round the parties waiting (and in order within each) —
     /// a namespace that asks a thousand times does not put everyone else behind its thousand.
-    party_lines: Mutex<HashMap<(BucketKey, String), Line>>,
+    party_lines: Mutex<HashMap<(BucketKey, String), PartyLine>>,
     last_sweep: Mutex<Option<Instant>>,
 }
 
@@ -129,7 +131,9 @@ impl Throttle {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         queues.retain(|key, line| buckets.contains_key(key) || Arc::strong_count(line) > 1);
         let mut parties = self.party_lines.lock().unwrap_or_else(|e| e.into_inner());
-        parties.retain(|(key, _), line| buckets.contains_key(key) || Arc::strong_count(line) > 1);
+        parties.retain(|(key, _), line| {
+            buckets.contains_key(key) || Arc::strong_count(line) > 1 || line.in_use()
+        });
     }
 
     fn config_for(&self, kind: OpKind) -> BucketConfig {
@@ -183,7 +187,24 @@ impl Throttle {
     /// Waits (on tokio time) until the bucket grants `party` a token; returns how long it waited.
     /// Wrap in `tokio::time::timeout_at` to bound the wait by a deadline.
     pub async fn acquire(&self, key: &BucketKey, party: &str) -> Duration {
+        self.acquire_in_order(key, party, None).await
+    }
+
+    /// [`Self::acquire`], the party's callers served in `order` (oldest first); a caller without
+    /// one stands as created when it asked.
+    pub async fn acquire_in_order(
+        &self,
+        key: &BucketKey,
+        party: &str,
+        order: Option<super::line::Order>,
+    ) -> Duration {
         let start = Instant::now();
+        let order = order.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            (now, String::new())
+        });
         let own = self
             .party_lines
             .lock()
@@ -191,7 +212,7 @@ impl Throttle {
             .entry((key.clone(), party.to_string()))
             .or_default()
             .clone();
-        let _first_of_party = own.lock().await;
+        let _first_of_party = own.turn(order).await;
         let line = self
             .queues
             .lock()

@@ -207,6 +207,7 @@ impl Azure {
             fence: None,
             forget_credential: Some(Arc::new(move || cache.remove(&key))),
             party: party.to_string(),
+            order: None,
         })
     }
 

@@ -32,8 +32,13 @@ pub struct Limits {
     /// Each namespace's quarter of `bytes`, made when it first asks.
     namespace_bytes: Mutex<HashMap<String, Arc<Semaphore>>>,
     turns: Turns,
+    dispatch_lines: Turns,
     sessions: Arc<Semaphore>,
 }
+
+/// How many of a namespace's runs wait at once for the write budget of one subscription (through
+/// one credential): under a second at the operator's 9 writes/s (`remote_command/line.rs`).
+pub const DISPATCH_LINE: usize = 8;
 
 /// Bytes held against the shared budget (and the namespace's share of it) until dropped.
 #[derive(Debug, Default)]
@@ -52,6 +57,7 @@ impl Limits {
             total_units,
             namespace_bytes: Default::default(),
             turns: Turns::new(per_namespace),
+            dispatch_lines: Turns::new(DISPATCH_LINE),
             sessions: Arc::new(Semaphore::new(sessions.max(1))),
         }
     }
@@ -90,6 +96,13 @@ impl Limits {
     /// ([`Turns::enter`]), or `None` when it has its share.
     pub fn enter(&self, namespace: &str, ticket: Option<Ticket>) -> Option<Share> {
         self.turns.enter(namespace, ticket)
+    }
+
+    /// A place among the runs waiting for one ARM write budget (`line`: the namespace, the
+    /// subscription and the credential), handed out oldest ticket first, or `None` when the line
+    /// is full.
+    pub fn dispatch_line(&self, line: &str, ticket: Ticket) -> Option<Share> {
+        self.dispatch_lines.enter(line, Some(ticket))
     }
 
     /// One of the ACI exec sessions that may be open at once, or `None` when all are taken.

@@ -19,10 +19,21 @@ use std::time::{Duration, Instant};
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// Where an object stands in its namespace's line: its creation time (seconds since the epoch),
-/// then its name.
-pub type Age = (i64, String);
+/// then its name (ARM's budget serves the calls of one namespace in the same order).
+pub type Age = crate::azure::line::Order;
+
+/// `obj`'s place in line.
+pub fn age<K: kube::Resource>(obj: &K) -> Age {
+    let meta = obj.meta();
+    let created = meta
+        .creation_timestamp
+        .as_ref()
+        .map_or(0, |t| t.0.as_second());
+    (created, meta.name.clone().unwrap_or_default())
+}
 
 /// A reconcile's claim to its turn.
+#[derive(Clone)]
 pub struct Ticket {
     pub age: Age,
     pub wake: Wake,
@@ -83,7 +94,7 @@ impl Turns {
         }
     }
 
-    /// A place among the namespace's running reconciles, or `None`: the caller requeues (after
+    /// A place in `namespace`'s line (or any line: a key), or `None`: the caller requeues (after
     /// [`super::limits::SHARE_RETRY`] at the latest) without doing anything, and with a ticket it
     /// is woken when its turn comes. Without a ticket a caller is not ordered (kinds with few
     /// objects), and takes any free place.

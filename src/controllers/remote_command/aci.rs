@@ -388,7 +388,7 @@ pub async fn continue_run(
     let attempts = current.attempts.unwrap_or(1);
     if may_redispatch(rc, attempts) {
         tracing::warn!(rcmd = %rc.name_any(), "exec session was interrupted; running it again (AtLeastOnce)");
-        return super::start(api, rc, ctx, current).await;
+        return super::start(api, rc, ctx, current, None).await;
     }
     let failure = Failure::terminal(
         Reason::SessionInterrupted,

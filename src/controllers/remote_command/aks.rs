@@ -21,6 +21,7 @@ use crate::azure::throttle::OpKind;
 use crate::azure::{AksClusterId, ArmError, CallContext};
 use crate::controllers::arm_errors;
 use crate::controllers::context::Context;
+use crate::controllers::limits::Share;
 use crate::controllers::reason::{Failure, Reason};
 use crate::controllers::references::{self, CredentialSource};
 
@@ -56,13 +57,19 @@ async fn call_context(
     id: &AksClusterId,
     attempt: i32,
 ) -> Result<CallContext, Failure> {
-    ctx.azure.call_context(
+    let call = ctx.azure.call_context(
         &rc.namespace().unwrap_or_default(),
         credential,
         id.subscription_id(),
         status::correlation_id(rc, attempt),
         step_deadline(rc),
-    )
+    )?;
+    // When the budget is short, the dispatch of the oldest command goes first, and so does the
+    // poll of the oldest (its result is the likeliest to be out).
+    Ok(CallContext {
+        order: Some(crate::controllers::turns::age(rc)),
+        ..call
+    })
 }
 
 /// Checks the target and the files, then dispatches.
@@ -72,6 +79,7 @@ pub async fn start(
     ctx: &Arc<Context>,
     base: RemoteCommandStatus,
     credential: &CredentialSource,
+    line: Option<Share>,
 ) -> Result<Action, Failure> {
     let id = cluster_id(rc)?;
     let namespace = rc.namespace().unwrap_or_default();
@@ -197,6 +205,8 @@ pub async fn start(
         }
     };
     reserved.map_err(|e| arm_errors::failure(&e))?;
+    // The budget is ours: the next run in the dispatch line may wait for it now.
+    drop(line);
     let (rc, base) = match &acknowledged {
         Some(written) => (written, written.status.clone().unwrap_or_default()),
         None => (rc, base),
@@ -706,7 +716,7 @@ async fn interrupted(
             "the operator stopped while dispatching; dispatching again (AtLeastOnce)",
         )
         .await;
-        return super::start(api, rc, ctx, current).await;
+        return super::start(api, rc, ctx, current, None).await;
     }
     let failure = Failure::terminal(
         Reason::DispatchInterrupted,

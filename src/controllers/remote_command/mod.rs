@@ -5,6 +5,7 @@ mod aci;
 mod aks;
 mod children;
 pub mod dispatch;
+mod line;
 pub mod status;
 mod ttl;
 
@@ -20,7 +21,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 
 use super::context::Context;
-use super::limits::Ticket;
+use super::limits::{Share, Ticket};
 use super::reason::{Failure, Reason};
 use crate::api::Phase;
 use crate::api::remote_command::{DispatchPolicy, RemoteCommand, RemoteCommandStatus};
@@ -37,14 +38,9 @@ pub type Wakes = futures::channel::mpsc::UnboundedSender<ObjectRef<RemoteCommand
 
 /// `rc`'s place in its namespace's line: older commands are dispatched and polled first.
 fn ticket(rc: &RemoteCommand, wakes: &Wakes) -> Ticket {
-    let created = rc
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(0, |t| t.0.as_second());
     let (wakes, me) = (wakes.clone(), ObjectRef::from_obj(rc));
     Ticket {
-        age: (created, rc.name_any()),
+        age: super::turns::age(rc),
         wake: Arc::new(move || {
             let _ = wakes.unbounded_send(me.clone());
         }),
@@ -66,9 +62,13 @@ pub async fn reconcile(
     let ticket = ticket(&rc, &wakes);
     let Some(_share) = ctx
         .limits
-        .enter(&rc.namespace().unwrap_or_default(), Some(ticket))
+        .enter(&rc.namespace().unwrap_or_default(), Some(ticket.clone()))
     else {
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
+    };
+    let line = match line::enter(&api, &rc, &ctx, &ticket).await? {
+        Ok(place) => place,
+        Err(wait) => return Ok(wait),
     };
     // Decisions that may send a command (or declare one lost) are taken on the API server's
     // current view, not on a cache that may lag behind our own last status write.
@@ -85,13 +85,13 @@ pub async fn reconcile(
     if !is_current_run(&rc) {
         ctx.journal.abort_session(&run.uid);
         ctx.journal.forget_answer(&run.uid);
-        return start(&api, &rc, &ctx, status::base(&rc)).await;
+        return start(&api, &rc, &ctx, status::base(&rc), line).await;
     }
     let current = rc.status.clone().unwrap_or_default();
     match current.phase.unwrap_or_default() {
         Phase::Succeeded | Phase::Failed => ttl::collect(&api, &rc, &ctx).await,
         // A transient failure before the first dispatch: try again.
-        Phase::Pending => start(&api, &rc, &ctx, current).await,
+        Phase::Pending => start(&api, &rc, &ctx, current, line).await,
         Phase::Running => {
             // A finished ACI session whose status write is still pending is not overtaken.
             let expired = status::deadline(&rc).is_some_and(|d| Timestamp::now() >= d);
@@ -139,6 +139,7 @@ async fn start(
     rc: &RemoteCommand,
     ctx: &Arc<Context>,
     base: RemoteCommandStatus,
+    line: Option<Share>,
 ) -> Result<Action, Failure> {
     if base.attempts.unwrap_or(0) == 0
         && let Some(mut late) = status::past_starting_deadline(rc, Timestamp::now())
@@ -180,7 +181,7 @@ async fn start(
         return not_started(api, rc, ctx, base, f).await;
     }
     let result = match (&rc.spec.target.aks, &rc.spec.target.container_instance) {
-        (Some(_), None) => aks::start(api, rc, ctx, base.clone(), &credential).await,
+        (Some(_), None) => aks::start(api, rc, ctx, base.clone(), &credential, line).await,
         (None, Some(_)) => aci::start(api, rc, ctx, base.clone(), &credential).await,
         _ => Err(Failure::terminal(
             Reason::InvalidSpec,
