@@ -8,15 +8,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
 use kube::api::{Api, ListParams, PostParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use kubeinvoke::api::{KubeconfigExport, KubeconfigExportSet};
 use serde_json::{Value, json};
 
 use crate::fleet::{ApiServerMetrics, operator_writes};
 use crate::fleet_set::{FleetShape, credential_ref, namespace, selector};
+use crate::follow::follow;
 use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib};
 use crate::scenario::{now_secs, parse_time};
 use crate::stats::Budget;
@@ -143,24 +142,16 @@ pub async fn run(
     let seen: Arc<Mutex<(Option<f64>, Option<f64>)>> = Default::default();
     let watch = {
         let seen = seen.clone();
-        let stream = watcher(sets.clone(), watcher::Config::default());
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(event)) = stream.try_next().await {
-                let (watcher::Event::Apply(set) | watcher::Event::InitApply(set)) = event else {
-                    continue;
-                };
-                let at = now_secs();
-                let Some(status) = set.status.as_ref() else {
-                    continue;
-                };
-                let mut seen = seen.lock().expect("lock");
-                if status.clusters > 0 && seen.0.is_none() {
-                    seen.0 = Some(at);
-                }
-                if status.clusters == wanted && status.ready == wanted && seen.1.is_none() {
-                    seen.1 = Some(at);
-                }
+        follow(sets.clone(), move |set, at| {
+            let Some(status) = set.status.as_ref() else {
+                return;
+            };
+            let mut seen = seen.lock().expect("lock");
+            if status.clusters > 0 && seen.0.is_none() {
+                seen.0 = Some(at);
+            }
+            if status.clusters == wanted && status.ready == wanted && seen.1.is_none() {
+                seen.1 = Some(at);
             }
         })
     };

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use kubeinvoke::api::RemoteCommand;
 use serde_json::json;
 
-use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib};
+use crate::follow::follow;
+use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib, rss_mib};
 use crate::scenario::{ArmView, TENANT, now_secs};
 use crate::stats::{Budget, Work, lower_bound, polls_honouring_retry_after};
 
@@ -70,6 +70,8 @@ pub struct FleetResult {
     pub arm: ArmView,
     pub cpu_seconds: f64,
     pub peak_rss_mib: f64,
+    /// Resident memory once ready, before the first command.
+    pub idle_rss_mib: f64,
     /// Writes the operator made to the API server, by kind: status patches, Secret writes, Events.
     pub writes: BTreeMap<String, u64>,
 }
@@ -205,29 +207,23 @@ pub async fn fleet_through_operator(
     let operator =
         Operator::ready(operator_bin, kubeconfig, emulator, &ns, &flags, work_dir).await?;
     let cpu_before = cpu_seconds(operator.pid())?;
+    let idle_rss = rss_mib(operator.pid())?;
 
     let api: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);
     let terminal: Arc<Mutex<HashMap<String, (f64, bool)>>> = Default::default();
     let watch = {
         let terminal = terminal.clone();
-        let stream = watcher(api.clone(), watcher::Config::default());
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(event)) = stream.try_next().await {
-                let (watcher::Event::Apply(rc) | watcher::Event::InitApply(rc)) = event else {
-                    continue;
-                };
-                let Some(status) = rc.status.as_ref() else {
-                    continue;
-                };
-                if status.phase.is_some_and(|p| p.is_terminal()) {
-                    let ok = status.reason.as_deref() == Some("Completed");
-                    terminal
-                        .lock()
-                        .expect("lock")
-                        .entry(rc.name_any())
-                        .or_insert((now_secs(), ok));
-                }
+        follow(api.clone(), move |rc, at| {
+            let Some(status) = rc.status.as_ref() else {
+                return;
+            };
+            if status.phase.is_some_and(|p| p.is_terminal()) {
+                let ok = status.reason.as_deref() == Some("Completed");
+                terminal
+                    .lock()
+                    .expect("lock")
+                    .entry(rc.name_any())
+                    .or_insert((at, ok));
             }
         })
     };
@@ -304,6 +300,7 @@ pub async fn fleet_through_operator(
         arm,
         cpu_seconds: cpu,
         peak_rss_mib: rss,
+        idle_rss_mib: idle_rss,
         writes,
     })
 }

@@ -9,15 +9,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use kubeinvoke::api::{RemoteCommand, RemoteCommandSet};
 use serde_json::{Value, json};
 
 use crate::fleet::{ApiServerMetrics, operator_writes, subscription};
+use crate::follow::follow;
 use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib};
 use crate::scenario::{ArmView, TENANT, now_secs, parse_time};
 use crate::stats::{Budget, Work, lower_bound, polls_honouring_retry_after};
@@ -275,53 +274,37 @@ pub async fn run(
     let commands: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);
     let watch_set = {
         let seen = seen.clone();
-        let stream = watcher(sets.clone(), watcher::Config::default());
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(event)) = stream.try_next().await {
-                let (watcher::Event::Apply(set) | watcher::Event::InitApply(set)) = event else {
-                    continue;
-                };
-                let at = now_secs();
-                let Some(status) = set.status.as_ref() else {
-                    continue;
-                };
-                let mut seen = seen.lock().expect("lock");
-                if status.target_count > 0 && seen.discovered.is_none() {
-                    seen.discovered = Some(at);
-                }
-                if status.completion_time.is_some() && seen.completed.is_none() {
-                    seen.completed = Some((at, set.clone()));
-                }
+        follow(sets.clone(), move |set, at| {
+            let Some(status) = set.status.as_ref() else {
+                return;
+            };
+            let mut seen = seen.lock().expect("lock");
+            if status.target_count > 0 && seen.discovered.is_none() {
+                seen.discovered = Some(at);
+            }
+            if status.completion_time.is_some() && seen.completed.is_none() {
+                seen.completed = Some((at, set.clone()));
             }
         })
     };
     let watch_children = {
         let (seen, index) = (seen.clone(), index.clone());
-        let stream = watcher(commands, watcher::Config::default());
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(event)) = stream.try_next().await {
-                let (watcher::Event::Apply(rc) | watcher::Event::InitApply(rc)) = event else {
-                    continue;
-                };
-                let at = now_secs();
-                if !rc
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .is_some_and(|p| p.is_terminal())
-                {
-                    continue;
-                }
-                let target = rc.spec.target.aks.as_ref().map(|a| a.resource_id.as_str());
-                let sub = target.and_then(|t| subscription_of(t, &index)).unwrap_or(0);
-                seen.lock()
-                    .expect("lock")
-                    .children
-                    .entry(rc.name_any())
-                    .or_insert((at, sub));
+        follow(commands, move |rc, at| {
+            if !rc
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_terminal())
+            {
+                return;
             }
+            let target = rc.spec.target.aks.as_ref().map(|a| a.resource_id.as_str());
+            let sub = target.and_then(|t| subscription_of(t, &index)).unwrap_or(0);
+            seen.lock()
+                .expect("lock")
+                .children
+                .entry(rc.name_any())
+                .or_insert((at, sub));
         })
     };
 

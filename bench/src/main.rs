@@ -5,6 +5,7 @@
 mod export_set;
 mod fleet;
 mod fleet_set;
+mod follow;
 mod instructions;
 mod procs;
 mod refresh;

@@ -34,15 +34,24 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Peak resident set size in MiB (`VmHWM`).
 pub fn peak_rss_mib(pid: u32) -> Result<f64, Error> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// The resident memory of `pid` now (`VmRSS`), in MiB.
+pub fn rss_mib(pid: u32) -> Result<f64, Error> {
+    status_mib(pid, "VmRSS:")
+}
+
+fn status_mib(pid: u32, field: &str) -> Result<f64, Error> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or("no VmHWM in /proc/<pid>/status")?;
+        .find(|l| l.starts_with(field))
+        .ok_or_else(|| format!("no {field} in /proc/<pid>/status"))?;
     let kib: f64 = line
         .split_whitespace()
         .nth(1)
-        .ok_or("malformed VmHWM")?
+        .ok_or_else(|| format!("malformed {field}"))?
         .parse()?;
     Ok(kib / 1024.0)
 }

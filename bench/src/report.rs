@@ -394,7 +394,7 @@ impl Report {
                  | duplicate dispatches | {} | 0 | **{}** |\n\
                  | new connections to ARM: TLS handshakes | {} | ≤ 0.01 per command | **{}** |\n\
                  | operator CPU per command | {:.2} ms | ≤ 2 ms | **{}** |\n\
-                 | peak RSS | {:.1} MiB | | |\n\
+                 | peak RSS (idle once ready; the rest per 1000 commands in flight) | {:.1} MiB ({:.1} MiB idle; {:.1} MiB per 1000) | | |\n\
                  | API server writes per command | {:.2} ({}) | | |",
                 d.subscriptions,
                 d.per_subscription,
@@ -416,6 +416,8 @@ impl Report {
                 per_cpu * 1000.0,
                 verdict(per_cpu <= 0.002),
                 d.peak_rss_mib,
+                d.idle_rss_mib,
+                (d.peak_rss_mib - d.idle_rss_mib) * 1000.0 / d.commands().max(1) as f64,
                 d.writes_per_command(),
                 writes.join(", ")
             );

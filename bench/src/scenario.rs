@@ -10,11 +10,11 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use kubeinvoke::api::{KubeconfigExport, RemoteCommand};
 use serde_json::{Value, json};
 
+use crate::follow::follow;
 use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib};
 use crate::stats::Budget;
 
@@ -234,32 +234,21 @@ pub async fn burst_through_operator(
     let terminal: Arc<Mutex<HashMap<String, (f64, String)>>> = Default::default();
     let watch = {
         let terminal = terminal.clone();
-        let stream = watcher(api.clone(), watcher::Config::default());
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(event)) = stream.try_next().await {
-                let objects: Vec<RemoteCommand> = match event {
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => vec![o],
-                    _ => vec![],
-                };
-                let at = now_secs();
-                for rc in objects {
-                    let Some(status) = rc.status.as_ref() else {
-                        continue;
-                    };
-                    if status.phase.is_some_and(|p| p.is_terminal()) {
-                        let outcome = format!(
-                            "{:?}/{}",
-                            status.phase.unwrap_or_default(),
-                            status.reason.clone().unwrap_or_default()
-                        );
-                        terminal
-                            .lock()
-                            .expect("lock")
-                            .entry(rc.uid().unwrap_or_default())
-                            .or_insert((at, outcome));
-                    }
-                }
+        follow(api.clone(), move |rc, at| {
+            let Some(status) = rc.status.as_ref() else {
+                return;
+            };
+            if status.phase.is_some_and(|p| p.is_terminal()) {
+                let outcome = format!(
+                    "{:?}/{}",
+                    status.phase.unwrap_or_default(),
+                    status.reason.clone().unwrap_or_default()
+                );
+                terminal
+                    .lock()
+                    .expect("lock")
+                    .entry(rc.uid().unwrap_or_default())
+                    .or_insert((at, outcome));
             }
         })
     };

@@ -66,7 +66,7 @@ pub async fn reconcile(
     else {
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
     };
-    let line = match line::enter(&api, &rc, &ctx, &ticket).await? {
+    let line = match line::enter(&rc, &ctx, &ticket) {
         Ok(place) => place,
         Err(wait) => return Ok(wait),
     };
