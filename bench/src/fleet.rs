@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use kubeinvoke::api::RemoteCommand;
@@ -72,6 +72,9 @@ pub struct FleetResult {
     pub peak_rss_mib: f64,
     /// Resident memory once ready, before the first command.
     pub idle_rss_mib: f64,
+    /// Writes a second the API server took from the driver alone, just before (see
+    /// [`write_capacity`]).
+    pub write_capacity: f64,
     /// Writes the operator made to the API server, by kind: status patches, Secret writes, Events.
     pub writes: BTreeMap<String, u64>,
 }
@@ -86,6 +89,40 @@ impl FleetResult {
     pub fn writes_per_command(&self) -> f64 {
         self.writes.values().sum::<u64>() as f64 / self.commands().max(1) as f64
     }
+    /// The shortest time the API server needs for the run's writes at the rate it showed alone.
+    pub fn write_floor(&self) -> f64 {
+        self.writes.values().sum::<u64>() as f64 / self.write_capacity.max(f64::EPSILON)
+    }
+}
+
+/// Events the driver creates to measure the API server's write rate on this machine.
+const CAPACITY_WRITES: usize = 3000;
+
+/// How many writes a second the API server takes when nothing else asks it: Events (the
+/// smallest write the operator makes), 64 at a time. A floor for a run's time, not a forecast:
+/// during the run the same cores also serve its reads, watches, the operator and the emulator.
+async fn write_capacity(client: &Client, ns: &str) -> Result<f64, Error> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    futures::stream::iter(0..CAPACITY_WRITES)
+        .map(|i| {
+            let events = events.clone();
+            async move {
+                let event: Event = serde_json::from_value(json!({
+                    "metadata": {"name": format!("capacity-{i}")},
+                    "involvedObject": {"kind": "Secret", "name": "sub-0", "namespace": ns, "apiVersion": "v1"},
+                    "reason": "Capacity",
+                    "message": "the bench measures the API server's write rate",
+                    "type": "Normal",
+                }))?;
+                events.create(&PostParams::default(), &event).await?;
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(CAPACITY_WRITES as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The API server's own count of write requests, by (resource/subresource, verb).
@@ -201,6 +238,7 @@ pub async fn fleet_through_operator(
         }))?;
         secrets.create(&PostParams::default(), &secret).await?;
     }
+    let capacity = write_capacity(client, &ns).await?;
     emulator.reset().await?;
     let budget = Budget::ARM.scaled(0.9);
     let flags = budget.operator_flags();
@@ -301,6 +339,7 @@ pub async fn fleet_through_operator(
         cpu_seconds: cpu,
         peak_rss_mib: rss,
         idle_rss_mib: idle_rss,
+        write_capacity: capacity,
         writes,
     })
 }

@@ -395,7 +395,9 @@ impl Report {
                  | new connections to ARM: TLS handshakes | {} | ≤ 0.01 per command | **{}** |\n\
                  | operator CPU per command | {:.2} ms | ≤ 2 ms | **{}** |\n\
                  | peak RSS (idle once ready; the rest per 1000 commands in flight) | {:.1} MiB ({:.1} MiB idle; {:.1} MiB per 1000) | | |\n\
-                 | API server writes per command | {:.2} ({}) | | |",
+                 | API server writes per command | {:.2} ({}) | | |\n\
+                 | API server alone: writes a second (3000 Events, 64 at once, just before) | {:.0} | | |\n\
+                 | the floor those writes set: all of D's writes at that rate | {:.1} s = {:.2} × bound | | |",
                 d.subscriptions,
                 d.per_subscription,
                 d.commands(),
@@ -419,7 +421,10 @@ impl Report {
                 d.idle_rss_mib,
                 (d.peak_rss_mib - d.idle_rss_mib) * 1000.0 / d.commands().max(1) as f64,
                 d.writes_per_command(),
-                writes.join(", ")
+                writes.join(", "),
+                d.write_capacity,
+                d.write_floor(),
+                d.write_floor() / d.bound
             );
         }
         if !self.e.is_empty() {

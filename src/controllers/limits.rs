@@ -37,8 +37,11 @@ pub struct Limits {
 }
 
 /// How many of a namespace's runs wait at once for the write budget of one subscription (through
-/// one credential): under a second at the operator's 9 writes/s (`remote_command/line.rs`).
+/// one credential) while it is short: under a second at the operator's 9 writes/s
+/// (`remote_command/line.rs`).
 pub const DISPATCH_LINE: usize = 8;
+/// The same while the budget has tokens to spare (a burst): the line is not what slows it.
+pub const DISPATCH_LINE_ROOMY: usize = 64;
 
 /// Bytes held against the shared budget (and the namespace's share of it) until dropped.
 #[derive(Debug, Default)]
@@ -57,7 +60,7 @@ impl Limits {
             total_units,
             namespace_bytes: Default::default(),
             turns: Turns::new(per_namespace),
-            dispatch_lines: Turns::new(DISPATCH_LINE),
+            dispatch_lines: Turns::with_short(DISPATCH_LINE_ROOMY, DISPATCH_LINE),
             sessions: Arc::new(Semaphore::new(sessions.max(1))),
         }
     }

@@ -46,6 +46,8 @@ const WOKEN_KEEPS_ITS_PLACE: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Line {
     running: usize,
+    /// Whether what the holders wait for is short (the line then admits `short` at once).
+    short: bool,
     waiting: BTreeMap<Age, Wake>,
     /// Tickets woken and not back yet, with when they were woken.
     woken: BTreeMap<Age, Instant>,
@@ -75,6 +77,8 @@ type Lines = Arc<Mutex<HashMap<String, Line>>>;
 
 pub struct Turns {
     per_namespace: usize,
+    /// Places of a line marked short ([`Share::mark_short`]).
+    short: usize,
     lines: Lines,
 }
 
@@ -83,13 +87,19 @@ pub struct Turns {
 pub struct Share {
     namespace: String,
     lines: Lines,
-    per_namespace: usize,
+    places: usize,
 }
 
 impl Turns {
     pub fn new(per_namespace: usize) -> Self {
+        Self::with_short(per_namespace, per_namespace)
+    }
+
+    /// Lines of `places`, and of `short` places while what they wait for is short.
+    pub fn with_short(places: usize, short: usize) -> Self {
         Self {
-            per_namespace: per_namespace.max(1),
+            per_namespace: places.max(1),
+            short: short.clamp(1, places.max(1)),
             lines: Default::default(),
         }
     }
@@ -111,7 +121,12 @@ impl Turns {
             (Some(t), Some(oldest)) => t.age <= *oldest,
             _ => true,
         };
-        if line.running < self.per_namespace && first {
+        let places = if line.short {
+            self.short
+        } else {
+            self.per_namespace
+        };
+        if line.running < places && first {
             if let Some(t) = &ticket {
                 line.waiting.remove(&t.age);
             }
@@ -119,7 +134,7 @@ impl Turns {
             return Some(Share {
                 namespace: namespace.to_string(),
                 lines: self.lines.clone(),
-                per_namespace: self.per_namespace,
+                places,
             });
         }
         if let Some(t) = ticket {
@@ -127,8 +142,18 @@ impl Turns {
         }
         // A free place while older tickets wait (a woken one did not come back in time): the
         // next one in line is woken.
-        line.wake_oldest(self.per_namespace, now);
+        line.wake_oldest(places, now);
         None
+    }
+}
+
+impl Share {
+    /// Says whether what this line's holders wait for is short: a short line admits fewer.
+    pub fn mark_short(&self, short: bool) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(line) = lines.get_mut(&self.namespace) {
+            line.short = short;
+        }
     }
 }
 
@@ -137,7 +162,7 @@ impl Drop for Share {
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(line) = lines.get_mut(&self.namespace) {
             line.running = line.running.saturating_sub(1);
-            line.wake_oldest(self.per_namespace, Instant::now());
+            line.wake_oldest(self.places, Instant::now());
             if line.running == 0 && line.waiting.is_empty() && line.woken.is_empty() {
                 lines.remove(&self.namespace);
             }
@@ -190,6 +215,20 @@ mod tests {
         drop(old);
         assert_eq!(*woken.lock().unwrap(), ["old", "young"]);
         assert!(turns.enter("ns", ticket(12, "young", &woken)).is_some());
+    }
+
+    #[test]
+    fn a_line_marked_short_admits_fewer() {
+        let turns = Turns::with_short(4, 1);
+        let first = turns.enter("line", None).unwrap();
+        let _second = turns.enter("line", None).expect("roomy: up to 4");
+        first.mark_short(true);
+        assert!(
+            turns.enter("line", None).is_none(),
+            "short: 1, and 2 hold places"
+        );
+        drop(first);
+        assert!(turns.enter("line", None).is_none(), "still 1 holder: full");
     }
 
     #[test]

@@ -33,6 +33,9 @@ const AKS_OUTPUT_CAP: usize = 512_000 - 3;
 /// How long a run's first dispatch may wait for the ARM write budget before status says so.
 const ACKNOWLEDGE_AFTER: Duration = Duration::from_secs(5);
 
+/// A wait for the write budget longer than this says the budget is short (`line.rs`).
+const SHORT_BUDGET: Duration = Duration::from_millis(100);
+
 /// Longest single ARM exchange budget inside one reconcile.
 const STEP_BUDGET: Duration = Duration::from_secs(60);
 /// How long one reconcile keeps trying to record a command id ARM accepted before it leaves it to
@@ -182,6 +185,7 @@ pub async fn start(
         deadline: Instant::now() + (left - needed),
         ..call.clone()
     };
+    let asked = Instant::now();
     let reserve = ctx
         .azure
         .arm
@@ -205,8 +209,11 @@ pub async fn start(
         }
     };
     reserved.map_err(|e| arm_errors::failure(&e))?;
-    // The budget is ours: the next run in the dispatch line may wait for it now.
-    drop(line);
+    // The budget is ours: the next run in the dispatch line may wait for it now. A wait says the
+    // budget is short, and the line admits fewer until a token comes at once again.
+    if let Some(line) = line {
+        line.mark_short(asked.elapsed() > SHORT_BUDGET);
+    }
     let (rc, base) = match &acknowledged {
         Some(written) => (written, written.status.clone().unwrap_or_default()),
         None => (rc, base),

@@ -1,8 +1,9 @@
 //! The dispatch line: how a run waits for the ARM write budget of its subscription.
 //!
-//! At most [`DISPATCH_LINE`] runs of a namespace wait at once for the budget of one subscription
-//! (through one credential); they leave the line as soon as ARM's budget gave them a token. The
-//! others wait outside with their ticket (oldest first, [`crate::controllers::turns`]) and hold
+//! While a subscription's budget is short, at most [`DISPATCH_LINE`] runs of a namespace wait at
+//! once for it (through one credential; [`DISPATCH_LINE_ROOMY`] while its tokens come at once, as
+//! in a burst); they leave the line as soon as ARM's budget gave them a token. The others wait
+//! outside with their ticket (oldest first, [`crate::controllers::turns`]) and hold
 //! none of the namespace's places meanwhile, so a subscription whose budget is spent does not
 //! keep the runs of other subscriptions (with budget left) from starting. The line is taken from
 //! the cached object, before any request: a run turned away costs nothing.
@@ -18,7 +19,7 @@ use crate::api::remote_command::RemoteCommand;
 use crate::azure::AksClusterId;
 use crate::controllers::context::Context;
 #[cfg(doc)]
-use crate::controllers::limits::DISPATCH_LINE;
+use crate::controllers::limits::{DISPATCH_LINE, DISPATCH_LINE_ROOMY};
 use crate::controllers::limits::{Share, Ticket};
 
 /// When a run turned away looks again if its turn did not wake it first. Nothing is written for
@@ -29,11 +30,7 @@ const LINE_RETRY: Duration = Duration::from_secs(30);
 
 /// A place in `rc`'s dispatch line when this reconcile may dispatch an AKS run (`Ok(None)` when
 /// it will not dispatch); `Err` with the requeue when the line is full.
-pub fn enter(
-    rc: &RemoteCommand,
-    ctx: &Context,
-    ticket: &Ticket,
-) -> Result<Option<Share>, Action> {
+pub fn enter(rc: &RemoteCommand, ctx: &Context, ticket: &Ticket) -> Result<Option<Share>, Action> {
     let starting =
         !is_current_run(rc) || rc.status.as_ref().and_then(|s| s.phase) == Some(Phase::Pending);
     let Some(aks) = rc.spec.target.aks.as_ref().filter(|_| starting) else {
