@@ -9,14 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use kubeinvoke::api::RemoteCommand;
 use serde_json::json;
 
 use crate::follow::follow;
-use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib, rss_mib};
+use crate::procs::{
+    Emulator, Error, Operator, cpu_seconds, cpu_seconds_of, machine_busy_seconds, peak_rss_mib,
+    rss_mib,
+};
 use crate::scenario::{ArmView, TENANT, now_secs};
 use crate::stats::{Budget, Work, lower_bound, polls_honouring_retry_after};
 
@@ -72,9 +75,9 @@ pub struct FleetResult {
     pub peak_rss_mib: f64,
     /// Resident memory once ready, before the first command.
     pub idle_rss_mib: f64,
-    /// Writes a second the API server took from the driver alone, just before (see
-    /// [`write_capacity`]).
-    pub write_capacity: f64,
+    /// Who spent the machine's CPU from the first create to the last result, and how long that was.
+    pub cpu: CpuAccount,
+    pub wall: f64,
     /// Writes the operator made to the API server, by kind: status patches, Secret writes, Events.
     pub writes: BTreeMap<String, u64>,
 }
@@ -89,40 +92,39 @@ impl FleetResult {
     pub fn writes_per_command(&self) -> f64 {
         self.writes.values().sum::<u64>() as f64 / self.commands().max(1) as f64
     }
-    /// The shortest time the API server needs for the run's writes at the rate it showed alone.
-    pub fn write_floor(&self) -> f64 {
-        self.writes.values().sum::<u64>() as f64 / self.write_capacity.max(f64::EPSILON)
-    }
 }
 
-/// Events the driver creates to measure the API server's write rate on this machine.
-const CAPACITY_WRITES: usize = 3000;
+/// Who spent the machine's CPU during a run, in CPU seconds.
+#[derive(Debug, Default, Clone)]
+pub struct CpuAccount {
+    pub apiserver: f64,
+    pub etcd: f64,
+    pub operator: f64,
+    pub emulator: f64,
+    /// Every process together (the driver and the rest of the machine included).
+    pub machine: f64,
+}
 
-/// How many writes a second the API server takes when nothing else asks it: Events (the
-/// smallest write the operator makes), 64 at a time. A floor for a run's time, not a forecast:
-/// during the run the same cores also serve its reads, watches, the operator and the emulator.
-async fn write_capacity(client: &Client, ns: &str) -> Result<f64, Error> {
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let started = Instant::now();
-    futures::stream::iter(0..CAPACITY_WRITES)
-        .map(|i| {
-            let events = events.clone();
-            async move {
-                let event: Event = serde_json::from_value(json!({
-                    "metadata": {"name": format!("capacity-{i}")},
-                    "involvedObject": {"kind": "Secret", "name": "sub-0", "namespace": ns, "apiVersion": "v1"},
-                    "reason": "Capacity",
-                    "message": "the bench measures the API server's write rate",
-                    "type": "Normal",
-                }))?;
-                events.create(&PostParams::default(), &event).await?;
-                Ok::<_, Error>(())
-            }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<_>>()
-        .await?;
-    Ok(CAPACITY_WRITES as f64 / started.elapsed().as_secs_f64())
+impl CpuAccount {
+    fn now(operator: u32, emulator: u32) -> CpuAccount {
+        CpuAccount {
+            apiserver: cpu_seconds_of("kube-apiserver"),
+            etcd: cpu_seconds_of("etcd"),
+            operator: cpu_seconds(operator).unwrap_or_default(),
+            emulator: cpu_seconds(emulator).unwrap_or_default(),
+            machine: machine_busy_seconds(),
+        }
+    }
+
+    fn since(&self, before: &CpuAccount) -> CpuAccount {
+        CpuAccount {
+            apiserver: self.apiserver - before.apiserver,
+            etcd: self.etcd - before.etcd,
+            operator: self.operator - before.operator,
+            emulator: self.emulator - before.emulator,
+            machine: self.machine - before.machine,
+        }
+    }
 }
 
 /// The API server's own count of write requests, by (resource/subresource, verb).
@@ -238,7 +240,6 @@ pub async fn fleet_through_operator(
         }))?;
         secrets.create(&PostParams::default(), &secret).await?;
     }
-    let capacity = write_capacity(client, &ns).await?;
     emulator.reset().await?;
     let budget = Budget::ARM.scaled(0.9);
     let flags = budget.operator_flags();
@@ -269,6 +270,7 @@ pub async fn fleet_through_operator(
     let n = subscriptions * per_subscription;
     let started = Instant::now();
     let t0 = now_secs();
+    let cpu_start = CpuAccount::now(operator.pid(), emulator.pid());
     // Interleaved: the first command of every subscription, then the second, ...
     futures::stream::iter(0..n)
         .map(|k| {
@@ -306,6 +308,8 @@ pub async fn fleet_through_operator(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watch.abort();
+    let cpu_after = CpuAccount::now(operator.pid(), emulator.pid());
+    let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(operator.pid())? - cpu_before;
     let rss = peak_rss_mib(operator.pid())?;
     drop(operator);
@@ -339,7 +343,8 @@ pub async fn fleet_through_operator(
         cpu_seconds: cpu,
         peak_rss_mib: rss,
         idle_rss_mib: idle_rss,
-        write_capacity: capacity,
+        cpu: cpu_after.since(&cpu_start),
+        wall,
         writes,
     })
 }

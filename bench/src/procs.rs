@@ -21,6 +21,42 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, Error> {
     Ok(ticks / clock_ticks_per_second())
 }
 
+/// CPU seconds so far of every process whose command name is `comm` (e.g. `kube-apiserver`).
+pub fn cpu_seconds_of(comm: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .filter_map(|pid| cpu_seconds(pid).ok())
+        .sum()
+}
+
+/// The machine's CPU seconds so far, all cores together (`/proc/stat`, less idle and iowait).
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let ticks: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    busy / clock_ticks_per_second()
+}
+
 fn clock_ticks_per_second() -> f64 {
     // USER_HZ is 100 on every Linux architecture the project runs on; `getconf` confirms it.
     Command::new("getconf")
@@ -66,6 +102,10 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(
         binary: &Path,
         dir: &Path,

@@ -396,8 +396,7 @@ impl Report {
                  | operator CPU per command | {:.2} ms | ≤ 2 ms | **{}** |\n\
                  | peak RSS (idle once ready; the rest per 1000 commands in flight) | {:.1} MiB ({:.1} MiB idle; {:.1} MiB per 1000) | | |\n\
                  | API server writes per command | {:.2} ({}) | | |\n\
-                 | API server alone: writes a second (3000 Events, 64 at once, just before) | {:.0} | | |\n\
-                 | the floor those writes set: all of D's writes at that rate | {:.1} s = {:.2} × bound | | |",
+                 | the machine's CPU from the first create to the last result (CPU seconds) | {:.1} of {:.1} ({:.0}% of {} cores): API server {:.1}, etcd {:.1}, emulator {:.1}, operator {:.1} | | |",
                 d.subscriptions,
                 d.per_subscription,
                 d.commands(),
@@ -422,9 +421,14 @@ impl Report {
                 (d.peak_rss_mib - d.idle_rss_mib) * 1000.0 / d.commands().max(1) as f64,
                 d.writes_per_command(),
                 writes.join(", "),
-                d.write_capacity,
-                d.write_floor(),
-                d.write_floor() / d.bound
+                d.cpu.machine,
+                d.wall * cores() as f64,
+                100.0 * d.cpu.machine / (d.wall * cores() as f64).max(f64::EPSILON),
+                cores(),
+                d.cpu.apiserver,
+                d.cpu.etcd,
+                d.cpu.emulator,
+                d.cpu.operator
             );
         }
         if !self.e.is_empty() {
@@ -506,4 +510,9 @@ impl Report {
         );
         s
     }
+}
+
+/// The machine's cores.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
