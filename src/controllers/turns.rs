@@ -1,6 +1,6 @@
 //! A namespace's places among the running reconciles, handed out oldest first.
 //!
-//! A namespace runs at most `per_namespace` reconciles at once, so that it cannot take every place
+//! A namespace runs at most `places` reconciles at once, so that it cannot take every place
 //! of the controllers from the others. A reconcile that finds its namespace's places taken does
 //! not wait for one (it would hold a controller place meanwhile): it leaves a ticket and requeues.
 //! Tickets are kept in order of the object's age (creation time, then name). A place given back
@@ -62,8 +62,8 @@ impl Line {
     }
 
     /// Wakes the oldest waiting ticket when a place is free for it.
-    fn wake_oldest(&mut self, per_namespace: usize, now: Instant) {
-        if self.running + self.woken.len() >= per_namespace {
+    fn wake_oldest(&mut self, places: usize, now: Instant) {
+        if self.running + self.woken.len() >= places {
             return;
         }
         if let Some((age, wake)) = self.waiting.pop_first() {
@@ -76,7 +76,7 @@ impl Line {
 type Lines = Arc<Mutex<HashMap<String, Line>>>;
 
 pub struct Turns {
-    per_namespace: usize,
+    places: usize,
     /// Places of a line marked short ([`Share::mark_short`]).
     short: usize,
     lines: Lines,
@@ -91,14 +91,14 @@ pub struct Share {
 }
 
 impl Turns {
-    pub fn new(per_namespace: usize) -> Self {
-        Self::with_short(per_namespace, per_namespace)
+    pub fn new(places: usize) -> Self {
+        Self::with_short(places, places)
     }
 
     /// Lines of `places`, and of `short` places while what they wait for is short.
     pub fn with_short(places: usize, short: usize) -> Self {
         Self {
-            per_namespace: places.max(1),
+            places: places.max(1),
             short: short.clamp(1, places.max(1)),
             lines: Default::default(),
         }
@@ -121,11 +121,7 @@ impl Turns {
             (Some(t), Some(oldest)) => t.age <= *oldest,
             _ => true,
         };
-        let places = if line.short {
-            self.short
-        } else {
-            self.per_namespace
-        };
+        let places = if line.short { self.short } else { self.places };
         if line.running < places && first {
             if let Some(t) = &ticket {
                 line.waiting.remove(&t.age);

@@ -17,7 +17,6 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-
 use kube::runtime::reflector::ObjectRef;
 
 use super::context::Context;
