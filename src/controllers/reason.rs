@@ -91,6 +91,19 @@ impl Reason {
         Reason::ExportsFailed,
     ];
 
+    /// A missing or unusable reference, waited for ([`Failure::awaits_reference`]).
+    pub fn is_reference_wait(self) -> bool {
+        matches!(
+            self,
+            Reason::CredentialNotFound | Reason::FileNotFound | Reason::FileNotAllowed
+        )
+    }
+
+    /// The reason written as `name` in a status, if it is one of ours.
+    pub fn named(name: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Pending => "Pending",
@@ -172,10 +185,7 @@ impl Failure {
     /// waited for — retried every [`REFERENCE_RETRY`] at first, backing off to 30 s
     /// (`limits::reference_retry`) — rather than a final verdict.
     pub fn awaits_reference(&self) -> bool {
-        matches!(
-            self.reason,
-            Reason::CredentialNotFound | Reason::FileNotFound | Reason::FileNotAllowed
-        )
+        self.reason.is_reference_wait()
     }
 }
 

@@ -21,6 +21,7 @@ use crate::controllers::context::Context;
 #[cfg(doc)]
 use crate::controllers::limits::{DISPATCH_LINE, DISPATCH_LINE_ROOMY};
 use crate::controllers::limits::{Share, Ticket};
+use crate::controllers::reason::Reason;
 
 /// When a run turned away looks again if its turn did not wake it first. Nothing is written for
 /// a run that waits here: status says `Pending`/`Throttled` once it waits in the line itself
@@ -31,8 +32,15 @@ const LINE_RETRY: Duration = Duration::from_secs(30);
 /// A place in `rc`'s dispatch line when this reconcile may dispatch an AKS run (`Ok(None)` when
 /// it will not dispatch); `Err` with the requeue when the line is full.
 pub fn enter(rc: &RemoteCommand, ctx: &Context, ticket: &Ticket) -> Result<Option<Share>, Action> {
-    let starting =
-        !is_current_run(rc) || rc.status.as_ref().and_then(|s| s.phase) == Some(Phase::Pending);
+    let status = rc.status.as_ref();
+    let starting = !is_current_run(rc) || status.and_then(|s| s.phase) == Some(Phase::Pending);
+    // A run waiting for a reference looks again every few seconds and stops at its checks: in
+    // line, the oldest of hundreds such would take every place, every time, from younger runs.
+    let awaits_reference = status
+        .and_then(|s| s.reason.as_deref())
+        .and_then(Reason::named)
+        .is_some_and(Reason::is_reference_wait);
+    let starting = starting && !(is_current_run(rc) && awaits_reference);
     let Some(aks) = rc.spec.target.aks.as_ref().filter(|_| starting) else {
         return Ok(None);
     };
