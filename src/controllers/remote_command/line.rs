@@ -32,15 +32,18 @@ const LINE_RETRY: Duration = Duration::from_secs(30);
 /// A place in `rc`'s dispatch line when this reconcile may dispatch an AKS run (`Ok(None)` when
 /// it will not dispatch); `Err` with the requeue when the line is full.
 pub fn enter(rc: &RemoteCommand, ctx: &Context, ticket: &Ticket) -> Result<Option<Share>, Action> {
-    let status = rc.status.as_ref();
-    let starting = !is_current_run(rc) || status.and_then(|s| s.phase) == Some(Phase::Pending);
-    // A run waiting for a reference looks again every few seconds and stops at its checks: in
-    // line, the oldest of hundreds such would take every place, every time, from younger runs.
-    let awaits_reference = status
-        .and_then(|s| s.reason.as_deref())
-        .and_then(Reason::named)
-        .is_some_and(Reason::is_reference_wait);
-    let starting = starting && !(is_current_run(rc) && awaits_reference);
+    // A new run starts; a current one starts again while Pending, unless it waits for a
+    // reference: it looks again every few seconds and stops at its checks, and in line the oldest
+    // of hundreds such would take every place, every time, from younger runs.
+    let starting = !is_current_run(rc)
+        || rc.status.as_ref().is_some_and(|s| {
+            s.phase == Some(Phase::Pending)
+                && !s
+                    .reason
+                    .as_deref()
+                    .and_then(Reason::named)
+                    .is_some_and(Reason::is_reference_wait)
+        });
     let Some(aks) = rc.spec.target.aks.as_ref().filter(|_| starting) else {
         return Ok(None);
     };
