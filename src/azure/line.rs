@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-/// Where a caller stands: its command's creation time (seconds since the epoch), then its name.
-pub type Order = (i64, String);
+/// Where a caller stands: its command's creation time (seconds since the epoch), then the order in
+/// which commands of that second arrived, then its name.
+pub type Order = (i64, u64, String);
 
 #[derive(Default, Debug)]
 struct State {
@@ -109,7 +110,7 @@ mod tests {
     use std::time::Duration;
 
     fn order(created: i64, name: &str) -> Order {
-        (created, name.to_string())
+        (created, 0, name.to_string())
     }
 
     #[tokio::test]

@@ -203,7 +203,7 @@ impl Throttle {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            (now, String::new())
+            (now, 0, String::new())
         });
         let own = self
             .party_lines

@@ -57,6 +57,8 @@ pub struct Context {
     pub tenure: crate::leader::Tenure,
     /// Bytes, reconcile places and ACI sessions shared by all namespaces.
     pub limits: Limits,
+    /// The order in which objects arrived (their place in line within a second).
+    pub arrivals: super::arrivals::Arrivals,
 }
 
 impl Context {
@@ -80,6 +82,7 @@ impl Context {
             journal: Journal::default(),
             metrics,
             tenure: crate::leader::Tenure::unconditional(),
+            arrivals: Default::default(),
         }
     }
 

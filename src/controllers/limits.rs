@@ -101,6 +101,11 @@ impl Limits {
         self.turns.enter(namespace, ticket)
     }
 
+    /// Leaves `ticket` in `namespace`'s line for an object the watch just saw ([`Turns::expect`]).
+    pub fn expect(&self, namespace: &str, ticket: Ticket) {
+        self.turns.expect(namespace, ticket)
+    }
+
     /// A place among the runs waiting for one ARM write budget (`line`: the namespace, the
     /// subscription and the credential), handed out oldest ticket first, or `None` when the line
     /// is full.

@@ -1,6 +1,7 @@
 //! Controllers: glue between the Kubernetes API and ARM; they own status.
 
 pub mod arm_errors;
+pub mod arrivals;
 pub mod conditions;
 pub mod context;
 pub mod events;
@@ -76,6 +77,12 @@ where
         let exports_seen = export_store.clone();
         // A command whose turn came (its namespace's places were taken) is woken through here.
         let (wakes, woken) = futures::channel::mpsc::unbounded();
+        let (seen_by, woken_by) = (ctx.clone(), wakes.clone());
+        let commands = commands.inspect(move |event| {
+            if let Ok(rc) = event {
+                remote_command::arrived(rc, &seen_by, &woken_by);
+            }
+        });
         let remote_commands = Controller::for_stream(commands, command_store)
             .reconcile_on(woken)
             .with_config(config.clone())

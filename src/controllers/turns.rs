@@ -10,7 +10,7 @@
 //! away drew lots every few seconds: a command could be overtaken by hundreds created after it,
 //! and a result already out at ARM waited behind dispatches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,19 +18,7 @@ use std::time::{Duration, Instant};
 /// the requeue every turned-away reconcile also asks for).
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
-/// Where an object stands in its namespace's line: its creation time (seconds since the epoch),
-/// then its name (ARM's budget serves the calls of one namespace in the same order).
-pub type Age = crate::azure::line::Order;
-
-/// `obj`'s place in line.
-pub fn age<K: kube::Resource>(obj: &K) -> Age {
-    let meta = obj.meta();
-    let created = meta
-        .creation_timestamp
-        .as_ref()
-        .map_or(0, |t| t.0.as_second());
-    (created, meta.name.clone().unwrap_or_default())
-}
+pub use super::arrivals::Age;
 
 /// A reconcile's claim to its turn.
 #[derive(Clone)]
@@ -43,14 +31,26 @@ pub struct Ticket {
 /// object was deleted, or its controller is slow to come back).
 const WOKEN_KEEPS_ITS_PLACE: Duration = Duration::from_secs(1);
 
+/// How long a ticket left for an object seen by the watch ([`Turns::expect`]) waits for the
+/// object's reconcile to claim it (it does within milliseconds unless the object went).
+const CLAIMED_WITHIN: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct Line {
     running: usize,
     /// Whether what the holders wait for is short (the line then admits `short` at once).
     short: bool,
-    waiting: BTreeMap<Age, Wake>,
+    waiting: BTreeMap<Age, Waiter>,
+    /// Tickets left by the watch, with when: forgotten from the front once unclaimed too long.
+    expected: VecDeque<(Instant, Age)>,
     /// Tickets woken and not back yet, with when they were woken.
     woken: BTreeMap<Age, Instant>,
+}
+
+struct Waiter {
+    wake: Wake,
+    /// Left by the watch, not by a reconcile turned away.
+    expected: bool,
 }
 
 impl Line {
@@ -66,9 +66,26 @@ impl Line {
         if self.running + self.woken.len() >= places {
             return;
         }
-        if let Some((age, wake)) = self.waiting.pop_first() {
+        if let Some((age, waiter)) = self.waiting.pop_first() {
             self.woken.insert(age, now);
-            wake();
+            (waiter.wake)();
+        }
+    }
+
+    /// Drops what no longer holds a place: woken tickets that did not come back in time, and
+    /// tickets of the watch that no reconcile claimed.
+    fn forget_stale(&mut self, now: Instant) {
+        self.woken
+            .retain(|_, at| now.duration_since(*at) < WOKEN_KEEPS_ITS_PLACE);
+        while let Some((at, _)) = self.expected.front() {
+            if now.duration_since(*at) < CLAIMED_WITHIN {
+                break;
+            }
+            if let Some((_, age)) = self.expected.pop_front()
+                && self.waiting.get(&age).is_some_and(|w| w.expected)
+            {
+                self.waiting.remove(&age);
+            }
         }
     }
 }
@@ -112,8 +129,7 @@ impl Turns {
         let now = Instant::now();
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let line = lines.entry(namespace.to_string()).or_default();
-        line.woken
-            .retain(|_, at| now.duration_since(*at) < WOKEN_KEEPS_ITS_PLACE);
+        line.forget_stale(now);
         if let Some(t) = &ticket {
             line.woken.remove(&t.age);
         }
@@ -134,12 +150,36 @@ impl Turns {
             });
         }
         if let Some(t) = ticket {
-            line.waiting.insert(t.age, t.wake);
+            let waiter = Waiter {
+                wake: t.wake,
+                expected: false,
+            };
+            line.waiting.insert(t.age, waiter);
         }
         // A free place while older tickets wait (a woken one did not come back in time): the
         // next one in line is woken.
         line.wake_oldest(places, now);
         None
+    }
+
+    /// Leaves `ticket` in `key`'s line for an object the watch just saw, before its reconcile
+    /// comes: when hundreds come at once (a start-up, a burst applied), the first reconciles to
+    /// run do not take the places of older objects whose reconciles are still on their way. The
+    /// object's reconcile claims it; unclaimed, it is forgotten after [`CLAIMED_WITHIN`].
+    pub fn expect(&self, key: &str, ticket: Ticket) {
+        let now = Instant::now();
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let line = lines.entry(key.to_string()).or_default();
+        line.forget_stale(now);
+        if line.waiting.contains_key(&ticket.age) || line.woken.contains_key(&ticket.age) {
+            return;
+        }
+        line.expected.push_back((now, ticket.age.clone()));
+        let waiter = Waiter {
+            wake: ticket.wake,
+            expected: true,
+        };
+        line.waiting.insert(ticket.age, waiter);
     }
 }
 
@@ -158,7 +198,9 @@ impl Drop for Share {
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(line) = lines.get_mut(&self.namespace) {
             line.running = line.running.saturating_sub(1);
-            line.wake_oldest(self.places, Instant::now());
+            let now = Instant::now();
+            line.forget_stale(now);
+            line.wake_oldest(self.places, now);
             if line.running == 0 && line.waiting.is_empty() && line.woken.is_empty() {
                 lines.remove(&self.namespace);
             }
@@ -174,7 +216,7 @@ mod tests {
     fn ticket(created: i64, name: &str, woken: &Arc<Mutex<Vec<String>>>) -> Option<Ticket> {
         let (woken, name_) = (woken.clone(), name.to_string());
         Some(Ticket {
-            age: (created, name.to_string()),
+            age: (created, 0, name.to_string()),
             wake: Arc::new(move || woken.lock().unwrap().push(name_.clone())),
         })
     }
@@ -234,7 +276,7 @@ mod tests {
         let running = turns.enter("ns", None).unwrap();
         let count = woken.clone();
         let gone = Some(Ticket {
-            age: (1, "deleted-meanwhile".into()),
+            age: (1, 0, "deleted-meanwhile".into()),
             wake: Arc::new(move || {
                 count.fetch_add(1, Ordering::SeqCst);
             }),
@@ -256,5 +298,39 @@ mod tests {
             }
         }
         assert!(turns.enter("ns", ticket(5, "next", &names)).is_some());
+    }
+    #[test]
+    fn a_ticket_left_by_the_watch_keeps_younger_reconciles_from_going_first() {
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let turns = Turns::new(1);
+        // The watch saw both; the younger one's reconcile happens to run first.
+        turns.expect("ns", ticket(10, "old", &woken).unwrap());
+        turns.expect("ns", ticket(10, "young", &woken).unwrap());
+        assert!(turns.enter("ns", ticket(10, "young", &woken)).is_none());
+        assert_eq!(*woken.lock().unwrap(), ["old"], "the place is the elder's");
+        let old = turns.enter("ns", ticket(10, "old", &woken));
+        assert!(old.is_some());
+        drop(old);
+        assert!(turns.enter("ns", ticket(10, "young", &woken)).is_some());
+    }
+
+    #[test]
+    fn a_ticket_no_reconcile_claims_is_forgotten() {
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let turns = Turns::new(1);
+        let running = turns.enter("ns", None).unwrap();
+        turns.expect(
+            "ns",
+            ticket(1, "deleted-before-its-reconcile", &woken).unwrap(),
+        );
+        assert!(turns.enter("ns", ticket(2, "next", &woken)).is_none());
+        {
+            let mut lines = turns.lines.lock().unwrap();
+            for (at, _) in lines.get_mut("ns").unwrap().expected.iter_mut() {
+                *at -= CLAIMED_WITHIN;
+            }
+        }
+        drop(running);
+        assert_eq!(*woken.lock().unwrap(), ["next"], "not the unclaimed one");
     }
 }

@@ -70,7 +70,7 @@ async fn call_context(
     // When the budget is short, the dispatch of the oldest command goes first, and so does the
     // poll of the oldest (its result is the likeliest to be out).
     Ok(CallContext {
-        order: Some(crate::controllers::turns::age(rc)),
+        order: Some(ctx.arrivals.age(rc)),
         ..call
     })
 }

@@ -36,13 +36,25 @@ pub const CONTROLLER: &str = "remote_command";
 pub type Wakes = futures::channel::mpsc::UnboundedSender<ObjectRef<RemoteCommand>>;
 
 /// `rc`'s place in its namespace's line: older commands are dispatched and polled first.
-fn ticket(rc: &RemoteCommand, wakes: &Wakes) -> Ticket {
+fn ticket(rc: &RemoteCommand, ctx: &Context, wakes: &Wakes) -> Ticket {
     let (wakes, me) = (wakes.clone(), ObjectRef::from_obj(rc));
     Ticket {
-        age: super::turns::age(rc),
+        age: ctx.arrivals.age(rc),
         wake: Arc::new(move || {
             let _ = wakes.unbounded_send(me.clone());
         }),
+    }
+}
+
+/// A command the watch delivers (in the order the API server stored them): numbered on first sight,
+/// and a run about to start stands in its namespace's line before its reconcile comes — at a
+/// start-up or a burst, the reconciles that happen to run first do not take the places of older
+/// commands.
+pub fn arrived(rc: &RemoteCommand, ctx: &Context, wakes: &Wakes) {
+    ctx.arrivals.note(rc);
+    if rc.metadata.deletion_timestamp.is_none() && !is_current_run(rc) {
+        let namespace = rc.namespace().unwrap_or_default();
+        ctx.limits.expect(&namespace, ticket(rc, ctx, wakes));
     }
 }
 
@@ -58,7 +70,7 @@ pub async fn reconcile(
         ctx.journal.abort_session(&rc.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
-    let ticket = ticket(&rc, &wakes);
+    let ticket = ticket(&rc, &ctx, &wakes);
     let Some(_share) = ctx
         .limits
         .enter(&rc.namespace().unwrap_or_default(), Some(ticket.clone()))
