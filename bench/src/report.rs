@@ -66,6 +66,39 @@ fn largest_inversion(r: &BurstResult) -> f64 {
     worst
 }
 
+/// The two parts of A's status lags (`BurstResult::lag_parts`), p50 / p99 of each.
+fn lag_parts(r: &BurstResult) -> String {
+    if r.lag_parts.is_empty() {
+        return "–".into();
+    }
+    let (found, written): (Vec<f64>, Vec<f64>) = r.lag_parts.iter().copied().unzip();
+    format!(
+        "{} / {}; {} / {}",
+        ms(p(&found, 50.0)),
+        ms(p(&found, 99.0)),
+        ms(p(&written, 50.0)),
+        ms(p(&written, 99.0))
+    )
+}
+
+/// Where the slowest 1% of A's status lags went: the mean of each part over them.
+fn lag_tail(r: &BurstResult) -> String {
+    let mut parts = r.lag_parts.clone();
+    if parts.is_empty() {
+        return "–".into();
+    }
+    parts.sort_by(|a, b| (b.0 + b.1).total_cmp(&(a.0 + a.1)));
+    let tail = &parts[..parts.len().div_ceil(100)];
+    let mean = |f: fn(&(f64, f64)) -> f64| tail.iter().map(f).sum::<f64>() / tail.len() as f64;
+    format!(
+        "{} lags of {} or more: {} until the poll that found the result, {} from that poll to the watch",
+        tail.len(),
+        ms(tail.last().map(|(a, b)| a + b)),
+        ms(Some(mean(|t| t.0))),
+        ms(Some(mean(|t| t.1)))
+    )
+}
+
 fn requests_by_kind(r: &BurstResult) -> String {
     r.arm
         .by_kind
@@ -280,6 +313,23 @@ impl Report {
                 ms(p(&r.status_lag, 99.0))
             )
         });
+        row("status lag p90 / p99.9 / max", &|r| {
+            let max = r.status_lag.iter().copied().reduce(f64::max);
+            format!(
+                "{} / {} / {}",
+                ms(p(&r.status_lag, 90.0)),
+                ms(p(&r.status_lag, 99.9)),
+                ms(max)
+            )
+        });
+        row(
+            "status lag in two parts, p50 / p99: result out at ARM → the poll that found it; that poll → the watch saw the terminal status",
+            &lag_parts,
+        );
+        row(
+            "where the slowest 1% of status lags waited (mean of each part)",
+            &lag_tail,
+        );
         row("ARM requests (total)", &|r| {
             r.arm.arm_requests().to_string()
         });

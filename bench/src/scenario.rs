@@ -99,6 +99,8 @@ pub struct ArmView {
     pub dispatches: HashMap<String, f64>,
     /// Accepted runCommand POSTs by command line (duplicates show here).
     pub dispatch_counts: HashMap<String, u64>,
+    /// The first commandResults poll that found the result, by correlation id: its time.
+    pub results: HashMap<String, f64>,
 }
 
 impl ArmView {
@@ -159,6 +161,15 @@ impl ArmView {
             {
                 view.dispatches.entry(corr.to_string()).or_insert(t);
             }
+            if op == "aks.commandResult"
+                && status == 200
+                && let (Some(corr), Some(t)) = (
+                    e["correlationId"].as_str(),
+                    e["time"].as_str().and_then(parse_time),
+                )
+            {
+                view.results.entry(corr.to_string()).or_insert(t);
+            }
         }
         Ok(view)
     }
@@ -195,6 +206,9 @@ pub struct BurstResult {
     pub dispatch_times: Vec<f64>,
     /// Status terminal (A) / `.result()` returned (C) − result available at ARM, seconds.
     pub status_lag: Vec<f64>,
+    /// Where each status lag of A went, in the same order: (until the poll that found the
+    /// result, from that poll until the watch saw the terminal status), seconds.
+    pub lag_parts: Vec<(f64, f64)>,
     pub cpu_seconds: f64,
     pub peak_rss_mib: f64,
     pub arm: ArmView,
@@ -320,7 +334,7 @@ pub async fn burst_through_operator(
         }
         // Correlation ids are GUIDs derived from (uid, generation 1, no runId, attempt); the first
         // accepted attempt is the dispatch.
-        let dispatched = (1..=10)
+        let Some((corr, dispatched)) = (1..=10)
             .map(|attempt| {
                 kubeinvoke::controllers::reason::correlation_id(&[
                     uid.as_str(),
@@ -329,12 +343,17 @@ pub async fn burst_through_operator(
                     &attempt.to_string(),
                 ])
             })
-            .filter_map(|corr| arm.dispatches.get(&corr).copied())
-            .fold(f64::INFINITY, f64::min);
-        if dispatched.is_finite() {
-            result.dispatch_latency.push(dispatched - created_at);
-            result.dispatch_times.push(dispatched);
-            result.status_lag.push(done_at - (dispatched + duration));
+            .filter_map(|corr| arm.dispatches.get(&corr).map(|t| (corr, *t)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+        else {
+            continue;
+        };
+        let available = dispatched + duration;
+        result.dispatch_latency.push(dispatched - created_at);
+        result.dispatch_times.push(dispatched);
+        result.status_lag.push(done_at - available);
+        if let Some(found) = arm.results.get(&corr) {
+            result.lag_parts.push((found - available, done_at - found));
         }
     }
     result.arm = arm;
