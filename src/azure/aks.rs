@@ -130,6 +130,8 @@ pub enum CredentialFormat {
 pub struct AksClient {
     arm: ArmClient,
     api_version: String,
+    /// When each command's result may be polled again.
+    polls: super::polls::Polls,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +246,7 @@ impl AksClient {
         Self {
             arm,
             api_version: api_version.unwrap_or_else(|| DEFAULT_API_VERSION.to_string()),
+            polls: Default::default(),
         }
     }
 
@@ -339,6 +342,8 @@ impl AksClient {
             .join(location)
             .map_err(|e| unreadable(format!("has an unusable Location ({e})")))?;
         let retry_after = lro::retry_after(&resp.headers, SystemTime::now()).unwrap_or(None);
+        self.polls
+            .wait(&format!("{id}/commandResults/{command_id}"), retry_after);
         Ok(RunCommandAccepted {
             command_id,
             location,
@@ -355,15 +360,22 @@ impl AksClient {
     ) -> Result<CommandStatus, ArmError> {
         const OP: &str = "ManagedClusters_GetCommandResult";
         let path = format!("{id}/commandResults/{command_id}");
+        if let Some(left) = self.polls.too_early(&path) {
+            return Ok(CommandStatus::Running {
+                retry_after: Some(left),
+                started_at: None,
+            });
+        }
         let resp = self
             .arm
             .send(
                 ctx,
-                ArmRequest::path(OP, Method::GET, path, &self.api_version),
+                ArmRequest::path(OP, Method::GET, path.clone(), &self.api_version),
             )
             .await?;
         let invalid = |m: String| ArmError::invalid_response(OP, m);
         let retry_after = lro::retry_after(&resp.headers, SystemTime::now()).map_err(invalid)?;
+        self.polls.wait(&path, retry_after);
         if resp.status == 202 {
             // AKS answers in-progress polls with `provisioningState` and, once the pod runs,
             // `startedAt` (azure-cli reads it while it waits); a 202 without a readable body is
@@ -396,6 +408,7 @@ impl AksClient {
             OperationState::Succeeded => true,
             OperationState::Failed | OperationState::Canceled => false,
         };
+        self.polls.done(&path);
         Ok(CommandStatus::Finished(RunCommandResult {
             provisioning_state: state,
             succeeded,

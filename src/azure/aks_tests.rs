@@ -160,7 +160,7 @@ async fn run_command_sends_body_and_parses_location() {
 
 #[tokio::test]
 async fn command_result_running_then_finished() {
-    let (aks, _) = fake(vec![
+    let (aks, fake) = fake(vec![
         (202, Value::Null),
         (200, serde_json::json!({"id":"x","properties":{"provisioningState":"Running"}})),
         (202, serde_json::json!({"id":"x","properties":{"provisioningState":"Running","startedAt":"2021-02-17T00:28:20Z"}})),
@@ -179,6 +179,17 @@ async fn command_result_running_then_finished() {
             started_at: None,
         }
     );
+    // Asked again before ARM's Retry-After, the client answers itself, without a request.
+    let CommandStatus::Running {
+        retry_after: Some(left),
+        ..
+    } = aks.command_result(&c, &id(), &cmd).await.unwrap()
+    else {
+        panic!("not running")
+    };
+    assert!(left > Duration::from_secs(2) && left <= Duration::from_secs(3));
+    assert_eq!(*fake.polls.lock().unwrap(), 1, "one request so far");
+    aks.polls.done(&format!("{}/commandResults/{cmd}", id()));
     assert_eq!(
         aks.command_result(&c, &id(), &cmd).await.unwrap(),
         CommandStatus::Running {

@@ -21,6 +21,7 @@ pub mod error;
 pub mod hybrid;
 pub mod line;
 pub mod lro;
+pub mod polls;
 pub mod resource_id;
 pub mod secret;
 pub mod throttle;
