@@ -323,6 +323,10 @@ impl Journal {
     pub fn accepted(&self, run: &RunKey) -> Option<String> {
         self.answer(run).and_then(|s| s.command_id)
     }
+    /// Whether this process holds an answer or a session of any run of the object `uid`.
+    pub fn holds(&self, uid: &str) -> bool {
+        lock(&self.answers).contains_key(uid) || lock(&self.sessions).contains_key(uid)
+    }
     pub fn forget_answer(&self, uid: &str) {
         lock(&self.answers).remove(uid);
     }

@@ -83,7 +83,7 @@ pub async fn reconcile(
     };
     // Decisions that may send a command (or declare one lost) are taken on the API server's
     // current view, not on a cache that may lag behind our own last status write.
-    let rc = if needs_fresh_read(&rc, &ctx) {
+    let rc = if needs_fresh_read(&rc, &ctx.journal) {
         match api.get_opt(&rc.name_any()).await? {
             Some(fresh) => fresh,
             None => return Ok(Action::await_change()),
@@ -128,18 +128,24 @@ pub async fn reconcile(
 }
 
 /// Whether the cached object could lead to a dispatch or an interruption verdict.
-fn needs_fresh_read(rc: &RemoteCommand, ctx: &Arc<Context>) -> bool {
-    if !is_current_run(rc) {
-        return true;
-    }
+///
+/// A command that has no status at all, and of which this process holds no answer or session,
+/// is decided on the cache: if the cache lags behind a write (its own, a replica's, a person's),
+/// the intent's precondition — the cached resourceVersion — makes the API server refuse it and
+/// nothing is sent (docs/exactly-once.md). That spares a burst one GET per command before its
+/// dispatch. Anything else is read fresh: its decision may also drop what the journal holds.
+fn needs_fresh_read(rc: &RemoteCommand, journal: &dispatch::Journal) -> bool {
     let run = run_key(rc);
+    if !is_current_run(rc) {
+        return rc.status.is_some() || journal.holds(&run.uid);
+    }
     let status = rc.status.as_ref();
     match status.and_then(|s| s.phase) {
         Some(Phase::Pending) => true,
         Some(Phase::Running) if rc.spec.target.aks.is_some() => {
-            status.is_some_and(|s| s.command_id.is_none()) && ctx.journal.accepted(&run).is_none()
+            status.is_some_and(|s| s.command_id.is_none()) && journal.accepted(&run).is_none()
         }
-        Some(Phase::Running) => !ctx.journal.has_session(&run),
+        Some(Phase::Running) => !journal.has_session(&run),
         _ => false,
     }
 }
@@ -336,5 +342,40 @@ fn not_sent_again(rc: &RemoteCommand, attempts: i32) -> String {
     } else {
         "under AtMostOnce it is not sent again (set dispatchPolicy: AtLeastOnce or a new runId to run it)"
             .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::remote_command::RemoteCommandSpec;
+
+    fn new_command() -> RemoteCommand {
+        let spec: RemoteCommandSpec = serde_json::from_value(serde_json::json!({
+            "target": {"aks": {"resourceId": "/subscriptions/x/resourceGroups/r/providers/Microsoft.ContainerService/managedClusters/c"}},
+            "command": "true",
+        }))
+        .unwrap();
+        let mut rc = RemoteCommand::new("x", spec);
+        rc.metadata.generation = Some(1);
+        rc.metadata.uid = Some("uid-1".into());
+        rc
+    }
+
+    #[test]
+    fn only_a_command_untouched_by_anyone_is_decided_on_the_cache() {
+        let journal = dispatch::Journal::default();
+        let rc = new_command();
+        assert!(
+            !needs_fresh_read(&rc, &journal),
+            "new: the intent's fence suffices"
+        );
+        let mut started = rc.clone();
+        started.status = Some(status::dispatching(status::base(&rc), Timestamp::now()));
+        assert!(needs_fresh_read(&started, &journal), "started: read fresh");
+        // The cache may lag behind this process's own intent: what the journal holds of the
+        // object must not be dropped on its word.
+        journal.record_answer(&started, started.status.as_ref().unwrap());
+        assert!(needs_fresh_read(&rc, &journal));
     }
 }
