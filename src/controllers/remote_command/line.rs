@@ -6,11 +6,14 @@
 //! outside with their ticket (oldest first, [`crate::controllers::turns`]) and hold
 //! none of the namespace's places meanwhile, so a subscription whose budget is spent does not
 //! keep the runs of other subscriptions (with budget left) from starting. The line is taken from
-//! the cached object, before any request: a run turned away costs nothing.
+//! the cached object, before any request: a run turned away costs nothing — until it has waited
+//! [`WAIT_SHOWN_AFTER`]: then its status says once why it waits.
 
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use super::status::{self, is_current_run};
@@ -23,11 +26,13 @@ use crate::controllers::limits::{DISPATCH_LINE, DISPATCH_LINE_ROOMY};
 use crate::controllers::limits::{Share, Ticket};
 use crate::controllers::reason::Reason;
 
-/// When a run turned away looks again if its turn did not wake it first. Nothing is written for
-/// a run that waits here: status says `Pending`/`Throttled` once it waits in the line itself
-/// (5 s), and a status write for every run of a burst would cost the API server more than the
-/// burst's own writes.
+/// When a run turned away looks again if its turn did not wake it first.
 const LINE_RETRY: Duration = Duration::from_secs(30);
+
+/// How long a new run waits outside the line before its status says so (`Pending`,
+/// `Throttled`), once. Sooner, a status write for every run of a burst would cost the API server
+/// more than the burst's own writes; never, and a run queued behind hundreds shows nothing at all.
+const WAIT_SHOWN_AFTER: Duration = Duration::from_secs(15);
 
 /// A place in `rc`'s dispatch line when this reconcile may dispatch an AKS run (`Ok(None)` when
 /// it will not dispatch); `Err` with the requeue when the line is full.
@@ -67,4 +72,30 @@ pub fn enter(rc: &RemoteCommand, ctx: &Context, ticket: &Ticket) -> Result<Optio
         Some(place) => Ok(Some(place)),
         None => Err(Action::requeue(LINE_RETRY)),
     }
+}
+
+/// A run turned away from the line: once it has waited [`WAIT_SHOWN_AFTER`] since its creation
+/// with no status of its own run, status says why it waits (a conflict with a newer write is left
+/// to the next look). Then `wait`.
+pub async fn turned_away(api: &Api<RemoteCommand>, rc: &RemoteCommand, wait: Action) -> Action {
+    let created = rc.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let waited = created.map_or(Duration::ZERO, |c| {
+        Duration::try_from(Timestamp::now().duration_since(c)).unwrap_or_default()
+    });
+    if is_current_run(rc) || waited < WAIT_SHOWN_AFTER {
+        return wait;
+    }
+    let message = "waits its turn for the ARM write budget of its subscription: older runs of \
+                   this namespace through the same credential go first";
+    let s = status::progress(
+        status::base(rc),
+        Phase::Pending,
+        Reason::Throttled,
+        message,
+        Timestamp::now(),
+    );
+    if let Err(f) = super::children::write_status(api, rc, &s).await {
+        tracing::debug!(rcmd = %rc.name_any(), reason = %f.reason, "waiting status not written");
+    }
+    wait
 }

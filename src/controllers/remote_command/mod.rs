@@ -79,7 +79,7 @@ pub async fn reconcile(
     };
     let line = match line::enter(&rc, &ctx, &ticket) {
         Ok(place) => place,
-        Err(wait) => return Ok(wait),
+        Err(wait) => return Ok(line::turned_away(&api, &rc, wait).await),
     };
     // Decisions that may send a command (or declare one lost) are taken on the API server's
     // current view, not on a cache that may lag behind our own last status write.
