@@ -82,7 +82,8 @@ pub async fn reconcile(
         Err(wait) => return Ok(line::turned_away(&api, &rc, wait).await),
     };
     // Decisions that may send a command (or declare one lost) are taken on the API server's
-    // current view, not on a cache that may lag behind our own last status write.
+    // current view, not on a cache that may lag behind our own last status write — except for a
+    // command nobody touched yet, whose intent write the cached resourceVersion fences.
     let rc = if needs_fresh_read(&rc, &ctx.journal) {
         match api.get_opt(&rc.name_any()).await? {
             Some(fresh) => fresh,
