@@ -54,11 +54,14 @@ struct Waiter {
 }
 
 impl Line {
-    /// The oldest ticket still in line, woken or not.
-    fn oldest(&self) -> Option<&Age> {
-        let waiting = self.waiting.keys().next();
-        let woken = self.woken.keys().next();
-        waiting.into_iter().chain(woken).min()
+    /// Whether a place is free for `age`: none of the older tickets still waits for its wake, and
+    /// the places free outnumber the older tickets woken and on their way back (each keeps one).
+    /// A younger ticket that finds room beside them goes in: turned away, it would be woken
+    /// again at once, and again, until the elder came back.
+    fn room_for(&self, age: &Age, places: usize) -> bool {
+        let older_waiting = self.waiting.range(..age).next().is_some();
+        let older_woken = self.woken.range(..age).count();
+        !older_waiting && self.running + older_woken < places
     }
 
     /// Wakes the oldest waiting ticket when a place is free for it.
@@ -137,12 +140,12 @@ impl Turns {
         if let Some(t) = &ticket {
             line.woken.remove(&t.age);
         }
-        let first = match (&ticket, line.oldest()) {
-            (Some(t), Some(oldest)) => t.age <= *oldest,
-            _ => true,
-        };
         let places = if line.short { self.short } else { self.places };
-        if line.running < places && first {
+        let admitted = match &ticket {
+            Some(t) => line.room_for(&t.age, places),
+            None => line.running < places,
+        };
+        if admitted {
             if let Some(t) = &ticket {
                 line.waiting.remove(&t.age);
             }
@@ -257,6 +260,24 @@ mod tests {
         drop(old);
         assert_eq!(*woken.lock().unwrap(), ["old", "young"]);
         assert!(turns.enter("ns", ticket(12, "young", &woken)).is_some());
+    }
+
+    #[test]
+    fn a_woken_ticket_back_before_an_elder_goes_in_when_there_is_room_for_both() {
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let turns = Turns::new(2);
+        let running = [turns.enter("ns", None), turns.enter("ns", None)];
+        assert!(turns.enter("ns", ticket(10, "old", &woken)).is_none());
+        assert!(turns.enter("ns", ticket(11, "young", &woken)).is_none());
+        drop(running);
+        assert_eq!(*woken.lock().unwrap(), ["old", "young"]);
+        // The younger one's reconcile comes back first: a place is left for the elder, so it
+        // goes in, instead of being turned away and woken again, over and over.
+        let young = turns.enter("ns", ticket(11, "young", &woken));
+        assert!(young.is_some(), "room for both: the younger goes in");
+        assert_eq!(woken.lock().unwrap().len(), 2, "nobody was woken again");
+        assert!(turns.enter("ns", ticket(12, "newcomer", &woken)).is_none());
+        assert!(turns.enter("ns", ticket(10, "old", &woken)).is_some());
     }
 
     #[test]

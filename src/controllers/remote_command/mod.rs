@@ -75,11 +75,15 @@ pub async fn reconcile(
         .limits
         .enter(&rc.namespace().unwrap_or_default(), Some(ticket.clone()))
     else {
+        tracing::debug!(rcmd = %rc.name_any(), "turned away: the namespace's places are taken");
         return Ok(Action::requeue(super::limits::SHARE_RETRY));
     };
     let line = match line::enter(&rc, &ctx, &ticket) {
         Ok(place) => place,
-        Err(wait) => return Ok(line::turned_away(&api, &rc, wait).await),
+        Err(wait) => {
+            tracing::debug!(rcmd = %rc.name_any(), "turned away: the dispatch line is full");
+            return Ok(line::turned_away(&api, &rc, wait).await);
+        }
     };
     // Decisions that may send a command (or declare one lost) are taken on the API server's
     // current view, not on a cache that may lag behind our own last status write — except for a
