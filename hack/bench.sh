@@ -11,6 +11,8 @@
 #                                  the old ones in bench/RESULTS.md, the other sections stay
 #   hack/bench.sh --smoke          debug build, small N, report in a temp dir (part of make test)
 # Extra arguments go to kubeinvoke-bench (e.g. --client-budget 0.9,1.0, --sdk-concurrency 64).
+# KUBEINVOKE_BENCH_LOG_LEVEL sets the operator's log filter (default info), e.g.
+#   info,kubeinvoke::controllers::remote_command=debug  (why each run was turned away, and when)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$HERE/.."

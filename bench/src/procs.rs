@@ -257,7 +257,7 @@ impl Operator {
                 "--log-format",
                 "json",
                 "--log-level",
-                "info",
+                &std::env::var("KUBEINVOKE_BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
             ])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)

@@ -269,14 +269,19 @@ pub async fn burst_through_operator(
 
     let started = Instant::now();
     let t0 = now_secs();
-    let created: Vec<(String, f64)> = futures::stream::iter(0..n)
+    // Each command's place in the API server's order: the resourceVersion its create returned (an
+    // etcd revision here). With many creates in flight their answers come back in another order,
+    // and creationTimestamp has whole seconds only.
+    let created: Vec<(String, f64, u64)> = futures::stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
             async move {
                 let spec = json!({"target": {"aks": {"resourceId": cluster_id()}}, "command": format!("echo bench-{i}"), "dispatchPolicy": policy});
                 let rc = RemoteCommand::new(&format!("cmd-{i:05}"), serde_json::from_value(spec)?);
                 let rc = api.create(&PostParams::default(), &rc).await?;
-                Ok::<_, Error>((rc.uid().unwrap_or_default(), now_secs()))
+                let stored = rc.resource_version().and_then(|v| v.parse().ok());
+                let stored = stored.ok_or("a create answered without a numeric resourceVersion")?;
+                Ok::<_, Error>((rc.uid().unwrap_or_default(), now_secs(), stored))
             }
         })
         .buffer_unordered(CREATE_CONCURRENCY)
@@ -324,8 +329,8 @@ pub async fn burst_through_operator(
         ..Default::default()
     };
     let mut by_creation = created.clone();
-    by_creation.sort_by(|a, b| a.1.total_cmp(&b.1));
-    for (uid, created_at) in &by_creation {
+    by_creation.sort_by_key(|c| c.2);
+    for (uid, created_at, _) in &by_creation {
         let (done_at, outcome) = terminal.get(uid).cloned().unwrap_or_default();
         if outcome == "Succeeded/Completed" {
             result.succeeded += 1;
