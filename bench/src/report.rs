@@ -178,12 +178,26 @@ impl Report {
             format!("{} (first {} commands)", ms(d99), under.len()),
             d99.is_some_and(|v| v <= 0.25),
         ));
+        let inversion = largest_inversion(a);
+        goals.push((
+            "largest dispatch-order inversion ≤ 1 s".into(),
+            format!("{:.0} ms", inversion * 1000.0),
+            !a.dispatch_times.is_empty() && inversion <= 1.0,
+        ));
         let l99 = p(&a.status_lag, 99.0);
         goals.push((
             "status lag p99 ≤ 1.5 s".into(),
             ms(l99),
             l99.is_some_and(|v| v <= 1.5),
         ));
+        if let Some(c) = &self.c {
+            let c99 = p(&c.status_lag, 99.0);
+            goals.push((
+                "status lag p99 below C's".into(),
+                format!("{} vs {}", ms(l99), ms(c99)),
+                l99.zip(c99).is_some_and(|(a, c)| a < c),
+            ));
+        }
         goals.push((
             "no TLS handshake per command: ≤ 0.01 new ARM connections per command".into(),
             a.arm.connections(a.commands),
