@@ -173,23 +173,13 @@ async fn start(
         }
         return fail(api, rc, ctx, base, late).await;
     }
-    let namespace = rc.namespace().unwrap_or_default();
-    // Someone else's Secret under the output's name would only be noticed after the command ran:
-    // refused before anything is sent (it is checked again when the output is written). Read
-    // beside the credential: in a burst each read waits on a busy API server, and the dispatch
-    // waits for both.
-    let secrets = Api::namespaced(ctx.client.clone(), &namespace);
-    let output = children::output_secret_name(rc);
-    let output_owned = async {
-        super::owned::owned_secret(&secrets, rc, &output, "spec.output.secretName")
-            .await
-            .map(drop)
-    };
-    let (credential, output_owned) = futures::join!(
-        ctx.credential(&namespace, rc.spec.credential_ref.as_ref()),
-        output_owned
-    );
-    let credential = match credential {
+    let credential = match ctx
+        .credential(
+            &rc.namespace().unwrap_or_default(),
+            rc.spec.credential_ref.as_ref(),
+        )
+        .await
+    {
         Ok(c) => c,
         Err(f) => return not_started(api, rc, ctx, base, f).await,
     };
@@ -200,10 +190,16 @@ async fn start(
         aad_token: false,
         run_command: true,
     };
-    if let Err(f) = credential.check_use(&namespace, wanted) {
+    if let Err(f) = credential.check_use(&rc.namespace().unwrap_or_default(), wanted) {
         return not_started(api, rc, ctx, base, f).await;
     }
-    if let Err(f) = output_owned {
+    // Someone else's Secret under the output's name would only be noticed after the command ran:
+    // refused before anything is sent (it is checked again when the output is written).
+    let secrets = Api::namespaced(ctx.client.clone(), &rc.namespace().unwrap_or_default());
+    let output = children::output_secret_name(rc);
+    if let Err(f) =
+        super::owned::owned_secret(&secrets, rc, &output, "spec.output.secretName").await
+    {
         return not_started(api, rc, ctx, base, f).await;
     }
     let result = match (&rc.spec.target.aks, &rc.spec.target.container_instance) {
