@@ -176,6 +176,20 @@ async fn three_hundred_near_limit_objects_cannot_keep_the_operator_from_starting
         rc.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("CredentialNotFound")
     })
     .await;
+    // And every one of them, not only the youngest: a look that finds nothing new writes nothing,
+    // so the runs already waiting do not take the turns of those not looked at yet.
+    support::wait_until(
+        std::time::Duration::from_secs(60),
+        "every bulk run waiting for its credential",
+        || async {
+            let runs = api.list(&Default::default()).await.ok()?;
+            let served = runs.items.iter().filter(|rc| {
+                rc.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("CredentialNotFound")
+            });
+            (served.count() == 300).then_some(())
+        },
+    )
+    .await;
     assert_unharmed(&op, MEMORY_LIMIT).await;
     // Later tests may watch every namespace: the bulk goes.
     delete_namespace(&admin, &bulk).await;

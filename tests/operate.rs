@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::emulator::{Emulator, world};
-use support::operator::Operator;
+use support::operator::{Operator, sample};
 use support::rcmd::{aks, create, outcome, setup, wait_finished};
 use support::wait_until;
 
@@ -33,14 +33,6 @@ async fn get(url: &str) -> (u16, String) {
         resp.status().as_u16(),
         resp.text().await.unwrap_or_default(),
     )
-}
-
-/// The value of the first sample of `series` (a line prefix, labels included) in `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]

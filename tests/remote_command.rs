@@ -336,6 +336,44 @@ async fn missing_credential_secret_is_credential_not_found() {
     assert!(rc.status.unwrap().message.unwrap().contains("not-there"));
 }
 
+/// A run waiting for its credential looks again every few seconds, and each look that finds what
+/// the last one found writes nothing: hundreds of waiting runs would otherwise send their whole
+/// objects through the API server at every look, and keep new runs from their first one.
+#[tokio::test]
+async fn a_run_waiting_for_its_credential_looks_again_without_rewriting_its_status() {
+    let (client, ns) = setup("rc-waits-quietly").await;
+    let (_emulator, operator) = start(&ns, &[]);
+    let mut spec = aks("aks1", "true");
+    spec["credentialRef"] = json!({"name": "later"});
+    create(&client, &ns, "waits", spec).await;
+    let waiting = rcmd::wait_for(&client, &ns, "waits", "waiting for its credential", |rc| {
+        rc.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("CredentialNotFound")
+    })
+    .await;
+    let series = "kubeinvoke_reconciles_total{controller=\"remote_command\"}";
+    let looked = operator.metric(series).await.unwrap_or_default();
+    // The watch's echo of the status write, then at least two looks of the retry (every 3 s).
+    support::wait_until(
+        std::time::Duration::from_secs(30),
+        "the operator to look again",
+        || async {
+            let now = operator.metric(series).await?;
+            (now >= looked + 3.0).then_some(())
+        },
+    )
+    .await;
+    let after = rcmd::get(&client, &ns, "waits").await;
+    assert_eq!(
+        after.metadata.resource_version, waiting.metadata.resource_version,
+        "the status was written again: {:?}",
+        after.status
+    );
+    // What it waits for comes: it runs.
+    support::credential_secret(&client, &ns, "later").await;
+    let rc = wait_finished(&client, &ns, "waits").await;
+    assert_eq!(outcome(&rc), ("Succeeded".into(), "Completed".into()));
+}
+
 /// The operator's own identity is opt-in: by default a namespace without a credential Secret gets
 /// nothing, and nothing reaches ARM.
 #[tokio::test]

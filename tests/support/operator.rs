@@ -156,6 +156,23 @@ impl Operator {
         )
         .await
     }
+
+    /// The value of `series` (a line prefix, labels included) on the operator's /metrics now.
+    #[allow(dead_code)]
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.http_url().await);
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        sample(&text, series)
+    }
+}
+
+/// The value of the first sample of `series` (a line prefix, labels included) in `text`.
+#[allow(dead_code)]
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 impl Drop for Operator {

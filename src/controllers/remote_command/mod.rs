@@ -134,11 +134,13 @@ pub async fn reconcile(
 
 /// Whether the cached object could lead to a dispatch or an interruption verdict.
 ///
-/// A command that has no status at all, and of which this process holds no answer or session,
-/// is decided on the cache: if the cache lags behind a write (its own, a replica's, a person's),
-/// the intent's precondition — the cached resourceVersion — makes the API server refuse it and
+/// A command never dispatched — no status at all, or `Pending` (waiting for a reference, its
+/// turn, a transient failure to pass) — of which this process holds no answer or session, is
+/// decided on the cache: if the cache lags behind a write (its own, a replica's, a person's), the
+/// intent's precondition — the cached resourceVersion — makes the API server refuse it and
 /// nothing is sent (docs/exactly-once.md). That spares a burst one GET per command before its
-/// dispatch. Anything else is read fresh: its decision may also drop what the journal holds.
+/// dispatch, and hundreds of runs waiting for a Secret one GET of their whole object at every
+/// look. Anything else is read fresh: its decision may also drop what the journal holds.
 fn needs_fresh_read(rc: &RemoteCommand, journal: &dispatch::Journal) -> bool {
     let run = run_key(rc);
     if !is_current_run(rc) {
@@ -146,7 +148,7 @@ fn needs_fresh_read(rc: &RemoteCommand, journal: &dispatch::Journal) -> bool {
     }
     let status = rc.status.as_ref();
     match status.and_then(|s| s.phase) {
-        Some(Phase::Pending) => true,
+        Some(Phase::Pending) => journal.holds(&run.uid),
         Some(Phase::Running) if rc.spec.target.aks.is_some() => {
             status.is_some_and(|s| s.command_id.is_none()) && journal.accepted(&run).is_none()
         }
@@ -271,8 +273,12 @@ async fn not_started(
     }
     let starts_waiting = base.reason.as_deref() != Some(failure.reason.as_str());
     let s = status::progress(base, Phase::Pending, failure.reason, &failure.message, now);
-    write_status(api, rc, &s).await?;
-    tracing::info!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, "not dispatched yet; will retry");
+    // A look that finds what the last one found has nothing to tell: no write (each would send the
+    // whole object through the API server, for every waiting run, every few seconds).
+    if rc.status.as_ref() != Some(&s) {
+        write_status(api, rc, &s).await?;
+        tracing::info!(rcmd = %rc.name_any(), namespace = %rc.namespace().unwrap_or_default(), reason = %failure.reason, "not dispatched yet; will retry");
+    }
     if failure.awaits_reference() {
         if starts_waiting {
             warn(ctx, rc, &failure).await;
@@ -382,5 +388,33 @@ mod tests {
         // object must not be dropped on its word.
         journal.record_answer(&started, started.status.as_ref().unwrap());
         assert!(needs_fresh_read(&rc, &journal));
+    }
+
+    #[test]
+    fn a_run_that_waits_undispatched_is_decided_on_the_cache_unless_the_journal_holds_it() {
+        let journal = dispatch::Journal::default();
+        let mut waiting = new_command();
+        let base = status::base(&waiting);
+        waiting.status = Some(status::progress(
+            base,
+            Phase::Pending,
+            Reason::CredentialNotFound,
+            "Secret c not found",
+            Timestamp::now(),
+        ));
+        assert!(
+            !needs_fresh_read(&waiting, &journal),
+            "Pending: the intent's fence suffices"
+        );
+        let mut started = waiting.clone();
+        started.status = Some(status::dispatching(
+            waiting.status.clone().unwrap(),
+            Timestamp::now(),
+        ));
+        journal.record_answer(&started, started.status.as_ref().unwrap());
+        assert!(
+            needs_fresh_read(&waiting, &journal),
+            "the cache lags behind an intent this process wrote: read fresh"
+        );
     }
 }
