@@ -91,6 +91,7 @@ def main() -> int:
                 "seconds": seconds,
                 "succeeded": sum(1 for c in calls if c["ok"]),
                 "cpuSeconds": usage.ru_utime + usage.ru_stime,
+                "systemCpuSeconds": usage.ru_stime,
                 "peakRssMiB": usage.ru_maxrss / 1024.0,
                 "resubmits": resubmits,
                 "python": sys.version.split()[0],

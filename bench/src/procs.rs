@@ -12,13 +12,22 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// CPU seconds (user + system) a process has used so far.
 pub fn cpu_seconds(pid: u32) -> Result<f64, Error> {
+    let (user, system) = cpu_split(pid)?;
+    Ok(user + system)
+}
+
+/// CPU seconds a process has used so far: (in user space, in the kernel on its behalf).
+pub fn cpu_split(pid: u32) -> Result<(f64, f64), Error> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces; the fields after its closing ')' are fixed.
     let rest = stat.rsplit_once(')').ok_or("malformed /proc/<pid>/stat")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After ')': state is field 3, so utime (14) and stime (15) are at indexes 11 and 12.
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / clock_ticks_per_second())
+    let ticks = clock_ticks_per_second();
+    Ok((
+        fields[11].parse::<f64>()? / ticks,
+        fields[12].parse::<f64>()? / ticks,
+    ))
 }
 
 /// CPU seconds so far of every process whose command name is `comm` (e.g. `kube-apiserver`).

@@ -396,6 +396,13 @@ impl Report {
                 r.cpu_seconds * 1000.0 / r.commands as f64
             )
         });
+        row("of which in the kernel (system calls, network)", &|r| {
+            format!(
+                "{:.2} s ({:.0}%)",
+                r.system_cpu_seconds,
+                100.0 * r.system_cpu_seconds / r.cpu_seconds.max(f64::EPSILON)
+            )
+        });
         row("peak RSS", &|r| format!("{:.1} MiB", r.peak_rss_mib));
         row("notes", &|r| r.note.clone());
 

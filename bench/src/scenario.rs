@@ -15,7 +15,7 @@ use kubeinvoke::api::{KubeconfigExport, RemoteCommand};
 use serde_json::{Value, json};
 
 use crate::follow::follow;
-use crate::procs::{Emulator, Error, Operator, cpu_seconds, peak_rss_mib};
+use crate::procs::{Emulator, Error, Operator, cpu_seconds, cpu_split, peak_rss_mib};
 use crate::stats::Budget;
 
 pub const TENANT: &str = "00000000-0000-0000-0000-000000000001";
@@ -210,6 +210,8 @@ pub struct BurstResult {
     /// result, from that poll until the watch saw the terminal status), seconds.
     pub lag_parts: Vec<(f64, f64)>,
     pub cpu_seconds: f64,
+    /// Of `cpu_seconds`, those spent in the kernel (system calls, the network stack).
+    pub system_cpu_seconds: f64,
     pub peak_rss_mib: f64,
     pub arm: ArmView,
     pub client_budget: Option<Budget>,
@@ -242,7 +244,7 @@ pub async fn burst_through_operator(
     emulator.reset().await?;
     let operator =
         Operator::ready(operator_bin, kubeconfig, emulator, &ns, &flags, work_dir).await?;
-    let cpu_before = cpu_seconds(operator.pid())?;
+    let cpu_before = cpu_split(operator.pid())?;
 
     let api: Api<RemoteCommand> = Api::namespaced(client.clone(), &ns);
     let terminal: Arc<Mutex<HashMap<String, (f64, String)>>> = Default::default();
@@ -301,7 +303,7 @@ pub async fn burst_through_operator(
     }
     watch.abort();
     let log_file = operator.log_file.clone();
-    let cpu = cpu_seconds(operator.pid())? - cpu_before;
+    let cpu_after = cpu_split(operator.pid())?;
     let rss = peak_rss_mib(operator.pid())?;
     drop(operator);
     let arm = ArmView::read(emulator).await?;
@@ -315,7 +317,8 @@ pub async fn burst_through_operator(
         ),
         commands: n,
         seconds: last - t0,
-        cpu_seconds: cpu,
+        cpu_seconds: (cpu_after.0 + cpu_after.1) - (cpu_before.0 + cpu_before.1),
+        system_cpu_seconds: cpu_after.1 - cpu_before.1,
         peak_rss_mib: rss,
         client_budget: Some(budget),
         // The file name only: the scratch directory is the machine's (`--scratch`).
@@ -425,6 +428,7 @@ pub async fn burst_through_sdk(
         seconds: report["seconds"].as_f64().unwrap_or_default(),
         succeeded: report["succeeded"].as_u64().unwrap_or_default() as usize,
         cpu_seconds: report["cpuSeconds"].as_f64().unwrap_or_default(),
+        system_cpu_seconds: report["systemCpuSeconds"].as_f64().unwrap_or_default(),
         peak_rss_mib: report["peakRssMiB"].as_f64().unwrap_or_default(),
         ..Default::default()
     };
